@@ -1,0 +1,57 @@
+/* util.h — small shared helpers: branch hints, fatal errors, checked-build asserts.
+ *
+ * Assert levels:
+ *   cgc_check(c)  — always on: cheap checks at the public boundary.
+ *   cgc_assert(c) — only in checked builds (CGC_CHECKED=1): internal invariants.
+ */
+#ifndef CGC_UTIL_H
+#define CGC_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define cgc_likely(x)   __builtin_expect(!!(x), 1)
+#define cgc_unlikely(x) __builtin_expect(!!(x), 0)
+#define CGC_NOINLINE    __attribute__((noinline))
+#define CGC_COLD        __attribute__((cold, noinline))
+#define CGC_HIDDEN      __attribute__((visibility("hidden")))
+#define CGC_ALWAYS_INLINE inline __attribute__((always_inline))
+#define CGC_UNUSED      __attribute__((unused))
+
+#ifndef CGC_CHECKED
+#define CGC_CHECKED 0
+#endif
+
+/* Print "cgc: <message>" to stderr (async-signal-safe formatting, no malloc) and abort. */
+_Noreturn void _cgc_fatal(const char *fmt, ...) CGC_HIDDEN __attribute__((format(printf, 1, 2), cold));
+/* Print "cgc: <message>" to stderr and continue. */
+void _cgc_warn(const char *fmt, ...) CGC_HIDDEN __attribute__((format(printf, 1, 2), cold));
+/* Format into buf like snprintf but async-signal-safe (supports %s %d %u %ld %lu %lld %llu %zu %zd %p %x %lx %llx %c %%). */
+int _cgc_vformat(char *buf, size_t size, const char *fmt, va_list ap) CGC_HIDDEN;
+int _cgc_format(char *buf, size_t size, const char *fmt, ...) CGC_HIDDEN __attribute__((format(printf, 3, 4)));
+/* Write a whole buffer to a file descriptor, retrying on EINTR. */
+void _cgc_write_all(int fd, const char *buf, size_t len) CGC_HIDDEN;
+
+#define cgc_check(cond, ...)                                                   \
+  do {                                                                         \
+    if (cgc_unlikely(!(cond))) _cgc_fatal(__VA_ARGS__);                        \
+  } while (0)
+
+#if CGC_CHECKED
+#define cgc_assert(cond)                                                       \
+  do {                                                                         \
+    if (cgc_unlikely(!(cond)))                                                 \
+      _cgc_fatal("internal error: %s:%d: assertion failed: %s", __FILE__,      \
+                 __LINE__, #cond);                                             \
+  } while (0)
+#else
+#define cgc_assert(cond) ((void)0)
+#endif
+
+#define CGC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CGC_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CGC_ALIGN_UP(x, a) (((x) + ((a) - 1)) & ~((uintptr_t)(a) - 1))
+#define CGC_ALIGN_DOWN(x, a) ((x) & ~((uintptr_t)(a) - 1))
+
+#endif

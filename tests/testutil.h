@@ -1,0 +1,60 @@
+/* Small test harness shared by the tests: checks that fail loudly, a seeded RNG
+   whose seed is printed (CGC_TEST_SEED overrides it), and helpers. */
+#ifndef CGC_TESTUTIL_H
+#define CGC_TESTUTIL_H
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);      \
+      abort();                                                                      \
+    }                                                                               \
+  } while (0)
+
+#define CHECKF(cond, ...)                                                           \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);      \
+      fprintf(stderr, __VA_ARGS__);                                                 \
+      fputc('\n', stderr);                                                          \
+      abort();                                                                      \
+    }                                                                               \
+  } while (0)
+
+/* xorshift64*: deterministic per seed. */
+static uint64_t test_rng_state;
+static inline uint64_t test_seed(void) {
+  const char *s = getenv("CGC_TEST_SEED");
+  uint64_t seed = s ? strtoull(s, NULL, 0)
+                    : ((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32));
+  if (seed == 0) seed = 1;
+  fprintf(stderr, "seed: CGC_TEST_SEED=%llu\n", (unsigned long long)seed);
+  test_rng_state = seed;
+  return seed;
+}
+static inline uint64_t rng_next(uint64_t *st) {
+  uint64_t x = *st;
+  x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+  *st = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+static inline uint64_t test_rand(void) { return rng_next(&test_rng_state); }
+
+/* Hide a pointer from the conservative scanner (and undo it). */
+static inline uintptr_t hide_ptr(const void *p) { return ~(uintptr_t)p; }
+static inline void *reveal_ptr(uintptr_t h) { return (void *)~h; }
+
+/* Clobber a region of the stack below the caller so stale pointers left by
+   earlier calls do not keep objects alive conservatively. */
+static __attribute__((noinline)) void clear_stack(void) {
+  volatile char buf[16384];
+  memset((char *)buf, 0, sizeof buf);
+  __asm__ volatile("" ::"r"(buf) : "memory");
+}
+#endif
