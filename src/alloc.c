@@ -1,0 +1,403 @@
+/* alloc.c — allocation and explicit free (see docs/heap.md, docs/free.md).
+ *
+ * Fast path: pop the thread's free list for the span class: no lock, no
+ * atomic read-modify-write.  Slow path (_cgc_alloc_slow): sweep the owned
+ * span, or take a span from the central lists (partial, then unswept, which it
+ * sweeps), or carve a new span from the page heap.
+ *
+ * Free: push onto the calling thread's list for the object's span class (LIFO,
+ * cache-warm).  Any thread may free any object: a thread list may hold slots
+ * of any span of its class, which is safe because every collection marks every
+ * slot on every thread list (invariant I4).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+__thread cgc_tcache_t *_cgc_tc = &_cgc_empty_tcache;
+cgc_tcache_t _cgc_empty_tcache;
+
+/* ---- fast paths ------------------------------------------------------------ */
+
+static CGC_ALWAYS_INLINE void *pop_free(cgc_tcache_t *tc, unsigned sc, size_t csize) {
+  void *p = tc->free[sc];
+  tc->free[sc] = _cgc_decode(*(uintptr_t *)p);
+  cgc_compiler_barrier(); /* unlink before clearing: the list stays walkable (I4) */
+  *(uintptr_t *)p = 0;
+  tc->alloc_bytes += csize;
+  tc->alloc_objects++;
+  return p;
+}
+
+static CGC_ALWAYS_INLINE void *alloc_inline(size_t size, int noscan) {
+  if (cgc_likely(size <= 1024)) {
+    uint32_t e = _cgc_lut8[(size + 7) >> 3];
+    cgc_tcache_t *tc = _cgc_tc;
+    unsigned sc = ((e & 0xff) << 1) | (unsigned)noscan;
+    if (cgc_likely(tc->free[sc] != NULL)) return pop_free(tc, sc, e >> 8);
+  }
+  return _cgc_alloc_slow(size, noscan);
+}
+
+void *cgc_alloc(size_t size) { return alloc_inline(size, 0); }
+void *cgc_alloc_noscan(size_t size) { return alloc_inline(size, 1); }
+
+void *cgc_calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_inline(total, 0);
+}
+
+char *cgc_strdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = alloc_inline(n, 1);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
+/* ---- thread caches ---------------------------------------------------------- */
+
+cgc_tcache_t *_cgc_tcache_init(void) {
+  _cgc_ensure_init();
+  cgc_thread_t *t = _cgc_self;
+  if (!t) t = _cgc_thread_register_self(false);
+  return t ? t->tc : NULL;
+}
+
+/* Hand the free slots of s (swept, claimed by the caller) to tc.  Must hold
+   the central lock: the sweep must belong to the current cycle, or a
+   collection ran in between and the span has to be swept again. */
+static bool take_locked(cgc_tcache_t *tc, unsigned sc, cgc_span_t *s) {
+  if (s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed)) return false;
+  cgc_assert(tc->free[sc] == NULL);
+  s->owner = tc;
+  tc->span[sc] = s;
+  tc->free[sc] = s->freelist;
+  atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)s->nfree * (int64_t)s->elemsize,
+                            memory_order_relaxed);
+  s->freelist = NULL;
+  s->nfree = 0;
+  return true;
+}
+
+static void release_owned(cgc_tcache_t *tc, unsigned sc) {
+  cgc_span_t *s = tc->span[sc];
+  cgc_central_t *c = &_cgc_g.central[sc];
+  pthread_mutex_lock(&c->lock);
+  s->owner = NULL;
+  tc->span[sc] = NULL;
+  if (s->sweepgen == atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed))
+    _cgc_list_push(s->nfree ? &c->partial : &c->full, s, s->nfree ? CGC_LIST_PARTIAL : CGC_LIST_FULL);
+  else
+    _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
+  pthread_mutex_unlock(&c->lock);
+}
+
+/* A new span for span class sc from the page heap, swept for the current
+   cycle and not on any list.  NULL when out of memory. */
+static cgc_span_t *new_small_span(unsigned sc) {
+  unsigned cls = sc >> 1;
+  size_t npages = _cgc_class_npages[cls];
+  _cgc_before_grow(npages * CGC_PAGE_SIZE);
+  _cgc_heap_lock();
+  cgc_span_t *s = _cgc_page_alloc_locked(npages);
+  _cgc_heap_unlock();
+  if (!s) return NULL;
+  _cgc_span_zero(s);
+  s->elemsize = _cgc_class_size[cls];
+  s->nelems = _cgc_class_nelems[cls];
+  s->divmul = _cgc_class_divmul[cls];
+  s->spanclass = (uint16_t)sc;
+  s->noscan = sc & 1;
+  s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
+  /* Build the free list in address order (the memory is zero). */
+  void *head = NULL;
+  for (uint32_t i = s->nelems; i-- > 0;) {
+    uintptr_t *slot = (uintptr_t *)_cgc_slot_base(s, i);
+    *slot = _cgc_encode(head);
+    head = slot;
+  }
+  s->freelist = head;
+  s->nfree = s->nelems;
+  _cgc_heap_lock();
+  _cgc_span_publish(s, CGC_SPAN_SMALL);
+  _cgc_heap_unlock();
+  return s;
+}
+
+/* Refill tc's list for sc.  Returns false when out of memory. */
+static bool refill(cgc_tcache_t *tc, unsigned sc) {
+  cgc_central_t *c = &_cgc_g.central[sc];
+  cgc_span_t *s = tc->span[sc];
+  if (s) {
+    /* The owned span first: a collection may have found garbage in it. */
+    if (s->sweepgen != atomic_load(&_cgc_g.gc_cycle) && _cgc_sweep_begin()) {
+      uint32_t n = _cgc_sweep_span(s);
+      _cgc_sweep_end();
+      if (n) {
+        pthread_mutex_lock(&c->lock);
+        bool ok = take_locked(tc, sc, s);
+        pthread_mutex_unlock(&c->lock);
+        if (ok) return true;
+      }
+    }
+    release_owned(tc, sc);
+  }
+
+  pthread_mutex_lock(&c->lock);
+  for (;;) {
+    s = _cgc_list_pop(&c->partial);
+    if (s) {
+      if (take_locked(tc, sc, s)) break;
+      _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
+      continue;
+    }
+    s = _cgc_list_pop(&c->unswept);
+    if (!s) break;
+    pthread_mutex_unlock(&c->lock);
+    if (!_cgc_sweep_begin()) { /* a collection is starting: use fresh memory */
+      pthread_mutex_lock(&c->lock);
+      _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
+      s = NULL;
+      break;
+    }
+    uint32_t n = _cgc_sweep_span(s);
+    _cgc_sweep_end();
+    pthread_mutex_lock(&c->lock);
+    if (n && take_locked(tc, sc, s)) break;
+    pthread_mutex_unlock(&c->lock);
+    _cgc_span_put_swept(s);
+    pthread_mutex_lock(&c->lock);
+  }
+  pthread_mutex_unlock(&c->lock);
+  if (s) return true;
+
+  s = new_small_span(sc);
+  if (!s) return false;
+  pthread_mutex_lock(&c->lock);
+  s->sweepgen = atomic_load(&_cgc_g.gc_cycle);
+  take_locked(tc, sc, s);
+  pthread_mutex_unlock(&c->lock);
+  return true;
+}
+
+CGC_NOINLINE void *_cgc_alloc_slow(size_t size, int noscan) {
+  _cgc_ensure_init();
+  if (size > CGC_MAX_SMALL) return _cgc_alloc_large(size, noscan);
+  cgc_tcache_t *tc = _cgc_tc;
+  if (tc == &_cgc_empty_tcache) {
+    tc = _cgc_tcache_init();
+    if (!tc) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  unsigned cls = _cgc_size_to_class(size);
+  unsigned sc = (cls << 1) | (unsigned)noscan;
+  size_t csize = _cgc_class_size[cls];
+  if (tc->free[sc]) return pop_free(tc, sc, csize);
+  for (int attempt = 0;; attempt++) {
+    _cgc_pacing_check(tc);
+    if (refill(tc, sc)) return pop_free(tc, sc, csize);
+    if (attempt > 0) break;
+    _cgc_collect(CGC_GC_OOM, 0); /* out of memory: collect once more, then give up */
+  }
+  errno = ENOMEM;
+  return NULL;
+}
+
+void *_cgc_alloc_large(size_t size, int noscan) {
+  if (size > ((size_t)1 << (CGC_ADDR_BITS - 1))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t npages = (size + CGC_PAGE_SIZE - 1) >> CGC_PAGE_SHIFT;
+  size_t bytes = npages * CGC_PAGE_SIZE;
+  cgc_tcache_t *tc = _cgc_tc;
+  if (tc == &_cgc_empty_tcache) tc = _cgc_tcache_init();
+  if (!tc) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  cgc_span_t *s = NULL;
+  for (int attempt = 0; attempt < 2 && !s; attempt++) {
+    if (attempt) _cgc_collect(CGC_GC_OOM, 0);
+    _cgc_pacing_check(tc);
+    _cgc_before_grow(bytes);
+    _cgc_heap_lock();
+    if (_cgc_g.large_unswept && _cgc_sweep_begin()) {
+      _cgc_sweep_large_locked();
+      _cgc_sweep_end();
+    }
+    s = _cgc_page_alloc_locked(npages);
+    _cgc_heap_unlock();
+  }
+  if (!s) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  _cgc_span_zero(s);
+  s->elemsize = bytes;
+  s->nelems = 1;
+  s->divmul = 0;
+  s->spanclass = (uint16_t)noscan;
+  s->noscan = (uint8_t)noscan;
+  s->limit = s->base + bytes;
+  _cgc_heap_lock();
+  s->sweepgen = atomic_load(&_cgc_g.gc_cycle);
+  _cgc_span_publish(s, CGC_SPAN_LARGE);
+  _cgc_list_push(&_cgc_g.large, s, CGC_LIST_LARGE);
+  _cgc_heap_unlock();
+  atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&_cgc_g.large_alloc_bytes, bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&_cgc_g.large_alloc_objects, 1, memory_order_relaxed);
+  return (void *)s->base;
+}
+
+void _cgc_tcache_release(cgc_tcache_t *tc) {
+  for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
+    /* Slots on the list are dropped: unreachable and unmarked, the next
+       sweep of their spans frees them. */
+    tc->free[sc] = NULL;
+    if (tc->span[sc]) release_owned(tc, sc);
+  }
+  atomic_fetch_add(&_cgc_g.exited_alloc_bytes, tc->alloc_bytes);
+  atomic_fetch_add(&_cgc_g.exited_alloc_objects, tc->alloc_objects);
+  atomic_fetch_add(&_cgc_g.exited_free_bytes, tc->free_bytes);
+  atomic_fetch_add(&_cgc_g.exited_free_objects, tc->free_objects);
+  tc->alloc_bytes = tc->alloc_objects = tc->free_bytes = tc->free_objects = 0;
+}
+
+/* ---- object lookup and validation ------------------------------------------ */
+
+/* A free slot is zero except a link word that decodes to NULL or to a slot
+   start of the same span class (I3).  A live object matching that by chance
+   would need its first word to equal a random 64-bit key XOR an address. */
+static bool slot_looks_free(const cgc_span_t *s, uintptr_t base) {
+  void *next = _cgc_decode(*(uintptr_t *)base);
+  if (s->elemsize >= 16 && ((uintptr_t *)base)[1] != 0) return false;
+  if (!next) return true;
+  cgc_span_t *ns = _cgc_span_of((uintptr_t)next);
+  return ns && ns->spanclass == s->spanclass && _cgc_slot_base(ns, _cgc_slot_index(ns, (uintptr_t)next)) == (uintptr_t)next;
+}
+
+typedef struct {
+  cgc_span_t *span;
+  uint32_t idx;
+} obj_ref_t;
+
+/* Resolve p as the base of a live object for public call fn, or die. */
+static obj_ref_t resolve_base(const char *fn, const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  cgc_span_t *s = _cgc_span_of_any(a);
+  uint8_t st = s ? atomic_load_explicit(&s->state, memory_order_acquire) : CGC_SPAN_DEAD;
+  if (st == CGC_SPAN_ARENA) _cgc_fatal("%s: %p points into an arena (arena memory is released with cgc_arena_free)", fn, p);
+  s = _cgc_span_of(a);
+  if (!s) {
+    if (st == CGC_SPAN_FREE || st == CGC_SPAN_BUSY)
+      _cgc_fatal("%s: %p is not an allocated object (freed already?)", fn, p);
+    _cgc_fatal("%s: %p is not a pointer into the collected heap", fn, p);
+  }
+  obj_ref_t r = {s, _cgc_slot_index(s, a)};
+  uintptr_t base = _cgc_slot_base(s, r.idx);
+  if (base != a) _cgc_fatal("%s: %p is an interior pointer (object starts at %p)", fn, p, (void *)base);
+  if (s->nelems > 1 && slot_looks_free(s, base))
+    _cgc_fatal("%s: %p is not an allocated object (double free?)", fn, p);
+  return r;
+}
+
+size_t cgc_usable_size(const void *p) {
+  if (!p) return 0;
+  return resolve_base("cgc_usable_size", p).span->elemsize;
+}
+
+void *cgc_base(const void *p) {
+  cgc_span_t *s = _cgc_span_of((uintptr_t)p);
+  if (!s) return NULL;
+  uintptr_t base = _cgc_slot_base(s, _cgc_slot_index(s, (uintptr_t)p));
+  if (s->nelems > 1 && slot_looks_free(s, base)) return NULL;
+  return (void *)base;
+}
+
+int cgc_is_heap_ptr(const void *p) {
+  return _cgc_span_of((uintptr_t)p) != NULL;
+}
+
+/* ---- explicit free ----------------------------------------------------------- */
+
+/* Quarantine hook for checkfree mode (checkfree.c).  Returns true if taken. */
+bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) CGC_HIDDEN;
+
+static void free_small(cgc_span_t *s, uintptr_t base) {
+  if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_take(s, base)) return;
+  memset((void *)base, 0, s->elemsize);
+  cgc_tcache_t *tc = _cgc_tc;
+  if (cgc_unlikely(tc == &_cgc_empty_tcache)) {
+    tc = _cgc_tcache_init();
+    if (!tc) return; /* cannot register: leave it to the collector */
+  }
+  unsigned sc = s->spanclass;
+  *(uintptr_t *)base = _cgc_encode(tc->free[sc]);
+  cgc_compiler_barrier();
+  tc->free[sc] = (void *)base;
+  tc->free_bytes += s->elemsize;
+  tc->free_objects++;
+}
+
+static void free_large(cgc_span_t *s, const void *p) {
+  if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_take(s, s->base)) return;
+  size_t bytes = s->elemsize;
+  _cgc_heap_lock();
+  if (atomic_load(&s->state) != CGC_SPAN_LARGE || s->base != (uintptr_t)p) {
+    _cgc_heap_unlock();
+    _cgc_fatal("cgc_free: %p is not an allocated object (double free?)", p);
+  }
+  _cgc_page_free_locked(s, false);
+  _cgc_heap_unlock();
+  atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)bytes, memory_order_relaxed);
+  cgc_tcache_t *tc = _cgc_tc;
+  if (tc != &_cgc_empty_tcache) {
+    tc->free_bytes += bytes;
+    tc->free_objects++;
+  } else {
+    atomic_fetch_add(&_cgc_g.exited_free_bytes, bytes);
+    atomic_fetch_add(&_cgc_g.exited_free_objects, 1);
+  }
+}
+
+void cgc_free(void *p) {
+  if (!p) return;
+  obj_ref_t r = resolve_base("cgc_free", p);
+  if (cgc_unlikely(r.span->specials != NULL)) _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p);
+  if (r.span->nelems == 1 && atomic_load(&r.span->state) == CGC_SPAN_LARGE) free_large(r.span, p);
+  else free_small(r.span, (uintptr_t)p);
+}
+
+void *cgc_realloc(void *p, size_t size) {
+  if (!p) return cgc_alloc(size);
+  obj_ref_t r = resolve_base("cgc_realloc", p);
+  cgc_span_t *s = r.span;
+  size_t old = s->elemsize;
+  int noscan = s->noscan;
+  if (size == 0) {
+    cgc_free(p);
+    return NULL;
+  }
+  /* In place when the current slot fits and is not more than twice too big. */
+  size_t fit;
+  if (size <= CGC_MAX_SMALL) fit = _cgc_class_size[_cgc_size_to_class(size)];
+  else fit = CGC_ALIGN_UP(size, CGC_PAGE_SIZE);
+  if (size <= old && fit * 2 > old) {
+    memset((char *)p + size, 0, old - size); /* grown bytes read as zero later */
+    return p;
+  }
+  void *n = noscan ? cgc_alloc_noscan(size) : cgc_alloc(size);
+  if (!n) return NULL;
+  memcpy(n, p, CGC_MIN(old, size));
+  cgc_free(p);
+  return n;
+}

@@ -1,0 +1,387 @@
+/* collect.c — the collection cycle, pacing and statistics (see docs/pacing.md).
+ *
+ * A collection:
+ *   1. takes gc_lock, sets gc_pending and waits for running sweeps (I5);
+ *   2. snapshots the loaded objects, starts the mark helpers;
+ *   3. takes every allocator lock (so no stopped thread holds one) and stops
+ *      the world; retries from 2 if a dlopen/dlclose raced with the snapshot;
+ *   4. marks in parallel, runs checkmark if asked, processes finalizers, weak
+ *      handles and cleanups, advances the cycle and makes every span
+ *      "unswept";
+ *   5. sets the next goal, restarts the world and releases the locks.
+ * Sweeping happens afterwards, lazily and in the background.
+ *
+ * Pacing (Go's GOGC): the next collection starts when heap_live reaches
+ *   goal = max(4 MiB, live * (1 + gc_percent/100)),
+ * lowered towards the memory limit when one is set.  heap_live counts the
+ * bytes marked by the last collection plus spans handed to thread caches and
+ * large objects since.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+cgc_globals_t _cgc_g;
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int limit_gc_cycle = -1; /* cycle of the last memory-limit collection */
+
+void _cgc_specials_init(void) CGC_HIDDEN;
+void _cgc_mark_prepare(void) CGC_HIDDEN;
+void _cgc_after_sweep(void) CGC_HIDDEN;
+
+/* ---- init ---------------------------------------------------------------------- */
+
+static void mutex_init(pthread_mutex_t *m) { pthread_mutex_init(m, NULL); }
+
+void _cgc_init_slow(void) {
+  pthread_mutex_lock(&init_lock);
+  if (atomic_load(&_cgc_g.initialized)) {
+    pthread_mutex_unlock(&init_lock);
+    return;
+  }
+  mutex_init(&_cgc_g.heap_lock);
+  mutex_init(&_cgc_g.gc_lock);
+  mutex_init(&_cgc_g.threads_lock);
+  mutex_init(&_cgc_g.roots_lock);
+  mutex_init(&_cgc_g.meta_lock);
+  for (unsigned i = 0; i < CGC_NUM_SPAN_CLASSES; i++) mutex_init(&_cgc_g.central[i].lock);
+  _cgc_g.start_ns = _cgc_os_now_ns();
+  _cgc_g.ncpus = _cgc_os_ncpus();
+  _cgc_g.key = _cgc_os_random() | 0xFFFF000000000000ull;
+  if (!_cgc_g.suspend_signal) _cgc_g.suspend_signal = _cgc_os_default_suspend_signal();
+  atomic_store(&_cgc_g.gc_percent, 100);
+  atomic_store(&_cgc_g.memory_limit, INT64_MAX);
+  _cgc_options_init();
+  _cgc_sizeclass_init();
+  _cgc_g.tls_ok = _cgc_os_tls_init();
+#if defined(__x86_64__) || defined(__aarch64__)
+  _cgc_g.grow_hint = (uintptr_t)0xc0 << 32; /* a dense heap away from other mappings */
+#endif
+  atomic_store(&_cgc_g.mark_epoch, 1);
+  _cgc_threads_init();
+  _cgc_specials_init();
+  _cgc_update_goal();
+  atomic_store_explicit(&_cgc_g.initialized, 1, memory_order_release);
+  pthread_mutex_unlock(&init_lock);
+  _cgc_thread_register_self(false);
+}
+
+void cgc_init(void) { _cgc_ensure_init(); }
+
+__attribute__((constructor)) static void cgc_constructor(void) { _cgc_ensure_init(); }
+
+/* ---- locks ----------------------------------------------------------------------- */
+
+void _cgc_specials_lock(void) CGC_HIDDEN;
+void _cgc_specials_unlock(void) CGC_HIDDEN;
+
+/* Every lock a mutator may hold while it could be stopped, in order. */
+void _cgc_collect_lock_all(void) CGC_HIDDEN;
+void _cgc_collect_lock_all(void) {
+  pthread_mutex_lock(&_cgc_g.roots_lock);
+  _cgc_specials_lock();
+  for (unsigned i = 0; i < CGC_NUM_SPAN_CLASSES; i++) pthread_mutex_lock(&_cgc_g.central[i].lock);
+  pthread_mutex_lock(&_cgc_g.heap_lock);
+  pthread_mutex_lock(&_cgc_g.meta_lock);
+  pthread_mutex_lock(&_cgc_g.threads_lock);
+}
+
+void _cgc_collect_unlock_all(void) CGC_HIDDEN;
+void _cgc_collect_unlock_all(void) {
+  pthread_mutex_unlock(&_cgc_g.threads_lock);
+  pthread_mutex_unlock(&_cgc_g.meta_lock);
+  pthread_mutex_unlock(&_cgc_g.heap_lock);
+  for (unsigned i = CGC_NUM_SPAN_CLASSES; i-- > 0;) pthread_mutex_unlock(&_cgc_g.central[i].lock);
+  _cgc_specials_unlock();
+  pthread_mutex_unlock(&_cgc_g.roots_lock);
+}
+
+/* ---- pacing ------------------------------------------------------------------------- */
+
+void _cgc_update_goal(void) {
+  int pct = atomic_load(&_cgc_g.gc_percent);
+  int64_t lim = atomic_load(&_cgc_g.memory_limit);
+  uint64_t live = _cgc_g.marked_bytes + _cgc_g.premarked_bytes;
+  uint64_t goal = UINT64_MAX;
+  if (pct >= 0) goal = CGC_MAX(CGC_HEAP_MIN, live + live / 100 * (uint64_t)pct);
+  if (lim != INT64_MAX) {
+    uint64_t meta = atomic_load(&_cgc_g.metadata_bytes);
+    uint64_t room = (uint64_t)lim / 20 * 19;
+    room = room > meta ? room - meta : 0;
+    /* Never closer than live + 1/16 (plus a little): collecting more often
+       than that would use all the time and free next to nothing. */
+    uint64_t floor = live + live / 16 + ((uint64_t)1 << 20);
+    goal = CGC_MIN(goal, CGC_MAX(room, floor));
+  }
+  atomic_store(&_cgc_g.heap_goal, goal);
+}
+
+void _cgc_pacing_check(cgc_tcache_t *tc) {
+  (void)tc;
+  uint64_t goal = atomic_load_explicit(&_cgc_g.heap_goal, memory_order_relaxed);
+  int64_t live = atomic_load_explicit(&_cgc_g.heap_live, memory_order_relaxed);
+  if (live >= 0 && (uint64_t)live >= goal) _cgc_collect(CGC_GC_PACED, atomic_load(&_cgc_g.gc_cycle));
+}
+
+void _cgc_before_grow(size_t bytes) {
+  int64_t lim = atomic_load_explicit(&_cgc_g.memory_limit, memory_order_relaxed);
+  if (lim == INT64_MAX) return;
+  uint64_t mapped = atomic_load(&_cgc_g.mapped_bytes);
+  if (mapped + bytes <= (uint64_t)lim) return;
+  /* Over the limit: first give back free pages, then collect (at most once per
+     cycle of growth, so a live heap above the limit does not thrash). */
+  _cgc_scavenge((uint64_t)lim > bytes ? (uint64_t)lim - bytes : 0);
+  if (atomic_load(&_cgc_g.mapped_bytes) + bytes <= (uint64_t)lim) return;
+  uint32_t cycle = atomic_load(&_cgc_g.gc_cycle);
+  if (atomic_load(&limit_gc_cycle) == (int)cycle) return;
+  atomic_store(&limit_gc_cycle, (int)cycle + 1);
+  _cgc_collect(CGC_GC_LIMIT, cycle);
+  _cgc_sweep_all();
+  _cgc_scavenge((uint64_t)lim > bytes ? (uint64_t)lim - bytes : 0);
+}
+
+/* Scavenge after a complete sweep: keep at most 10% over the goal mapped. */
+void _cgc_after_sweep(void) {
+  if (!_cgc_g.opt.scavenge) return;
+  uint64_t goal = atomic_load(&_cgc_g.heap_goal);
+  int64_t live = atomic_load(&_cgc_g.heap_live);
+  uint64_t target = goal == UINT64_MAX ? (uint64_t)CGC_MAX(live, 0) * 2 : goal + goal / 10;
+  target = CGC_MAX(target, (uint64_t)CGC_MAX(live, 0) + ((uint64_t)1 << 20));
+  int64_t lim = atomic_load(&_cgc_g.memory_limit);
+  if (lim != INT64_MAX) target = CGC_MIN(target, (uint64_t)lim / 10 * 9);
+  _cgc_scavenge(target);
+}
+
+/* ---- the collection ------------------------------------------------------------------- */
+
+static void trace_line(uint64_t n, int reason, uint64_t stop_ns, uint64_t mark_ns, uint64_t fin_ns, uint64_t before,
+                       uint64_t after, uint64_t goal, int workers, size_t threads) {
+  char buf[512];
+  uint64_t now = _cgc_os_now_ns() - _cgc_g.start_ns;
+  uint64_t pct = now ? _cgc_g.pause_total_ns * 100 / now : 0;
+  static const char *const why[] = {"", " (forced)", " (out of memory)", " (memory limit)"};
+  int len = _cgc_format(buf, sizeof buf,
+                        "gc %llu @%llu.%03llus %llu%%: %llu.%03llu+%llu.%03llu+%llu.%03llu ms clock, "
+                        "%llu->%llu MB, %llu MB goal, %llu MB mapped, %zu threads, %d P%s\n",
+                        (unsigned long long)n, (unsigned long long)(now / 1000000000u),
+                        (unsigned long long)(now / 1000000u % 1000u), (unsigned long long)pct,
+                        (unsigned long long)(stop_ns / 1000000u), (unsigned long long)(stop_ns / 1000u % 1000u),
+                        (unsigned long long)(mark_ns / 1000000u), (unsigned long long)(mark_ns / 1000u % 1000u),
+                        (unsigned long long)(fin_ns / 1000000u), (unsigned long long)(fin_ns / 1000u % 1000u),
+                        (unsigned long long)(before >> 20), (unsigned long long)(after >> 20),
+                        (unsigned long long)(goal == UINT64_MAX ? 0 : goal >> 20),
+                        (unsigned long long)(atomic_load(&_cgc_g.mapped_bytes) >> 20), threads, workers,
+                        why[reason]);
+  _cgc_write_all(2, buf, (size_t)len);
+}
+
+static void totals_locked(uint64_t *alloc, uint64_t *freed);
+
+/* Save the callee-saved registers on the stack, then run the marking. */
+static CGC_NOINLINE void mark_with_registers(cgc_mark_result_t *res) {
+  jmp_buf regs;
+  setjmp(regs);
+  __asm__ volatile("" ::"r"(&regs) : "memory");
+  if (_cgc_self) _cgc_self->stop_sp = (uintptr_t)__builtin_frame_address(0);
+  _cgc_mark(res);
+  __asm__ volatile("" ::"r"(&regs) : "memory");
+}
+
+void _cgc_collect(int reason, uint32_t expect_cycle) {
+  _cgc_ensure_init();
+  if (!_cgc_self && !_cgc_thread_register_self(false)) return;
+  cgc_mark_result_t res;
+  uint64_t t_stop, t_marked, t_end;
+  uint64_t before = (uint64_t)CGC_MAX(atomic_load(&_cgc_g.heap_live), 0);
+
+  for (;;) {
+    pthread_mutex_lock(&_cgc_g.gc_lock);
+    if (reason != CGC_GC_FORCED && reason != CGC_GC_OOM && atomic_load(&_cgc_g.gc_cycle) != expect_cycle) {
+      pthread_mutex_unlock(&_cgc_g.gc_lock);
+      return; /* another thread collected meanwhile */
+    }
+    atomic_store(&_cgc_g.gc_pending, 1);
+    while (atomic_load(&_cgc_g.active_sweeps)) _cgc_os_yield();
+    _cgc_mark_prepare();
+    _cgc_roots_prepare();
+    t_stop = _cgc_os_now_ns();
+    _cgc_collect_lock_all();
+    _cgc_stop_world();
+    if (!_cgc_roots_stale()) break;
+    /* A library was loaded or unloaded under us: let it finish and retry. */
+    _cgc_start_world();
+    _cgc_collect_unlock_all();
+    atomic_store(&_cgc_g.gc_pending, 0);
+    pthread_mutex_unlock(&_cgc_g.gc_lock);
+    _cgc_os_yield();
+  }
+
+  uint64_t t_stopped = _cgc_os_now_ns();
+  mark_with_registers(&res);
+  _cgc_g.marked_bytes = res.marked_bytes;
+  if (_cgc_g.opt.checkmark || CGC_CHECKED) _cgc_checkmark();
+  t_marked = _cgc_os_now_ns();
+  _cgc_specials_process_stw();
+  _cgc_checkfree_stw();
+  _cgc_arenas_after_mark_stw();
+
+  atomic_fetch_add(&_cgc_g.gc_cycle, 1);
+  _cgc_sweep_prepare_stw();
+  _cgc_g.premarked_bytes = res.premarked_bytes;
+  atomic_store(&_cgc_g.heap_live, (int64_t)(_cgc_g.marked_bytes + _cgc_g.premarked_bytes));
+  totals_locked(&_cgc_g.alloc_bytes_at_gc, &_cgc_g.free_bytes_at_gc);
+  _cgc_update_goal();
+  size_t nthreads = _cgc_g.nthreads;
+
+  _cgc_start_world();
+  t_end = _cgc_os_now_ns();
+  uint64_t pause = t_end - t_stop;
+  _cgc_g.pause_total_ns += pause;
+  _cgc_g.last_pause_ns = pause;
+  if (pause > _cgc_g.pause_max_ns) _cgc_g.pause_max_ns = pause;
+  _cgc_g.mark_total_ns += t_marked - t_stopped;
+  if (reason == CGC_GC_FORCED) _cgc_g.num_forced++;
+  _cgc_collect_unlock_all();
+  atomic_store(&_cgc_g.gc_pending, 0);
+  uint64_t n = atomic_load(&_cgc_g.gc_cycle);
+  uint64_t goal = atomic_load(&_cgc_g.heap_goal);
+  pthread_mutex_unlock(&_cgc_g.gc_lock);
+
+  _cgc_specials_after_gc();
+  _cgc_checkfree_after_gc();
+  _cgc_arenas_after_gc();
+  _cgc_sweeper_start();
+  _cgc_sweeper_wake();
+  if (_cgc_g.opt.gctrace)
+    trace_line(n, reason, t_stopped - t_stop, t_marked - t_stopped, t_end - t_marked, before,
+               _cgc_g.marked_bytes + _cgc_g.premarked_bytes, goal, res.workers, nthreads);
+}
+
+void cgc_collect(void) {
+  _cgc_collect(CGC_GC_FORCED, 0);
+  /* Like Go's runtime.GC: return with the heap swept. */
+  _cgc_sweep_all();
+  _cgc_after_sweep();
+}
+
+void cgc_release_memory(void) {
+  _cgc_ensure_init();
+  _cgc_sweep_all();
+  _cgc_scavenge(0);
+}
+
+/* ---- parameters ------------------------------------------------------------------------ */
+
+int cgc_set_gc_percent(int percent) {
+  _cgc_ensure_init();
+  if (percent < 0) percent = -1;
+  int old = atomic_exchange(&_cgc_g.gc_percent, percent);
+  _cgc_update_goal();
+  return old;
+}
+
+int64_t cgc_set_memory_limit(int64_t bytes) {
+  _cgc_ensure_init();
+  if (bytes < 0) return atomic_load(&_cgc_g.memory_limit);
+  int64_t old = atomic_exchange(&_cgc_g.memory_limit, bytes);
+  _cgc_update_goal();
+  return old;
+}
+
+void cgc_keep_alive(const void *p) { __asm__ volatile("" ::"r"(p) : "memory"); }
+
+int cgc_set_suspend_signal(int sig) {
+  if (atomic_load(&_cgc_g.initialized)) return -1;
+  char buf[16];
+  _cgc_format(buf, sizeof buf, "%d", sig);
+  if (_cgc_os_parse_signal(buf) < 0) return -1;
+  _cgc_g.suspend_signal = sig;
+  return 0;
+}
+
+int cgc_suspend_signal(void) {
+  _cgc_ensure_init();
+  return _cgc_g.suspend_signal;
+}
+
+uint64_t cgc_gc_count(void) { return atomic_load(&_cgc_g.gc_cycle); }
+
+/* ---- statistics ---------------------------------------------------------------------- */
+
+struct tot {
+  uint64_t ab, ao, fb, fo;
+};
+
+static void tot_thread(cgc_thread_t *t, void *ctx) {
+  struct tot *c = ctx;
+  cgc_tcache_t *tc = t->tc;
+  c->ab += __atomic_load_n(&tc->alloc_bytes, __ATOMIC_RELAXED);
+  c->ao += __atomic_load_n(&tc->alloc_objects, __ATOMIC_RELAXED);
+  c->fb += __atomic_load_n(&tc->free_bytes, __ATOMIC_RELAXED);
+  c->fo += __atomic_load_n(&tc->free_objects, __ATOMIC_RELAXED);
+}
+
+/* threads_lock held. */
+static void totals_of(struct tot *c) {
+  memset(c, 0, sizeof *c);
+  _cgc_threads_for_each(tot_thread, c);
+  c->ab += atomic_load(&_cgc_g.exited_alloc_bytes) + atomic_load(&_cgc_g.large_alloc_bytes);
+  c->ao += atomic_load(&_cgc_g.exited_alloc_objects) + atomic_load(&_cgc_g.large_alloc_objects);
+  c->fb += atomic_load(&_cgc_g.exited_free_bytes);
+  c->fo += atomic_load(&_cgc_g.exited_free_objects);
+}
+
+static void totals_locked(uint64_t *alloc, uint64_t *freed) {
+  struct tot c;
+  totals_of(&c);
+  *alloc = c.ab;
+  *freed = c.fb;
+}
+
+uint64_t _cgc_total_alloc_bytes(uint64_t *objects) {
+  struct tot c;
+  pthread_mutex_lock(&_cgc_g.threads_lock);
+  totals_of(&c);
+  pthread_mutex_unlock(&_cgc_g.threads_lock);
+  if (objects) *objects = c.ao;
+  return c.ab;
+}
+
+uint64_t _cgc_stats_specials(cgc_stats_t *out) CGC_HIDDEN;
+uint64_t _cgc_arena_stats_bytes(void) CGC_HIDDEN;
+
+void cgc_read_stats(cgc_stats_t *out) {
+  _cgc_ensure_init();
+  memset(out, 0, sizeof *out);
+  struct tot c;
+  pthread_mutex_lock(&_cgc_g.gc_lock);
+  pthread_mutex_lock(&_cgc_g.threads_lock);
+  totals_of(&c);
+  out->num_threads = _cgc_g.nthreads;
+  pthread_mutex_unlock(&_cgc_g.threads_lock);
+  out->num_gc = atomic_load(&_cgc_g.gc_cycle);
+  uint64_t since_alloc = c.ab - _cgc_g.alloc_bytes_at_gc, since_free = c.fb - _cgc_g.free_bytes_at_gc;
+  int64_t live = (int64_t)_cgc_g.marked_bytes + (int64_t)since_alloc - (int64_t)since_free;
+  out->live_bytes = live > 0 ? (uint64_t)live : 0;
+  out->last_live_bytes = _cgc_g.marked_bytes;
+  out->pause_total_ns = _cgc_g.pause_total_ns;
+  out->pause_max_ns = _cgc_g.pause_max_ns;
+  out->last_pause_ns = _cgc_g.last_pause_ns;
+  out->mark_total_ns = _cgc_g.mark_total_ns;
+  out->num_forced_gc = _cgc_g.num_forced;
+  pthread_mutex_unlock(&_cgc_g.gc_lock);
+  out->mapped_bytes = atomic_load(&_cgc_g.mapped_bytes);
+  out->total_alloc_bytes = c.ab;
+  out->total_alloc_objects = c.ao;
+  out->total_free_bytes = c.fb;
+  out->total_free_objects = c.fo;
+  out->heap_goal_bytes = atomic_load(&_cgc_g.heap_goal);
+  out->released_bytes = atomic_load(&_cgc_g.released_total);
+  int w = _cgc_g.opt.markworkers > 0 ? _cgc_g.opt.markworkers : _cgc_g.ncpus;
+  out->mark_workers = (uint64_t)w;
+  _cgc_stats_specials(out);
+  out->arena_bytes = _cgc_arena_stats_bytes();
+}

@@ -1,0 +1,479 @@
+/* internal.h — the collector's shared data structures (see docs/heap.md).
+ *
+ * Names: public cgc_* in include/, cross-file _cgc_*, everything else static.
+ *
+ * Layout of the heap
+ *   The heap is made of 8 KiB pages.  A span is a run of pages that is either
+ *   free (owned by the page heap), a small-object span (one size class, at most
+ *   CGC_MAX_SPAN_OBJS equal slots), or a large-object span (one object).  Every
+ *   page of an in-use span maps to its span through the page map
+ *   (_cgc_g.arena_l1 -> cgc_arena_meta_t.spans), so any word can be resolved to
+ *   a span in four dependent loads with no lock.
+ *
+ * Free slots
+ *   A free slot is all zero except its first word, which holds the next free
+ *   slot's address XOR _cgc_g.key (the key has its top 16 bits set, so a link
+ *   never looks like a heap pointer to the scanner).  Free slots live on
+ *     - a thread's list tc->free[sc] (any span of that span class), or
+ *     - an unowned span's own list span->freelist.
+ *
+ * Invariants (checked by _cgc_span_is_valid in checked builds)
+ *   I1  state is published last (release) when a span is created and cleared
+ *       first when it is freed; readers check state before other fields.
+ *   I2  span->owner != NULL  =>  span->freelist == NULL.
+ *   I3  every slot on any list is zero except word 0.
+ *   I4  a collection marks every reachable object and every slot on every
+ *       thread list; a sweep frees exactly the unmarked slots that are not
+ *       already on span->freelist.
+ *   I5  sweeps never run while the world is stopped or a collection is pending
+ *       (_cgc_sweep_begin/_cgc_sweep_end fence them).
+ */
+#ifndef CGC_INTERNAL_H
+#define CGC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cgc.h"
+#include "platform.h"
+#include "util.h"
+
+/* ---- geometry ------------------------------------------------------------- */
+
+#define CGC_PAGE_SHIFT 13
+#define CGC_PAGE_SIZE ((size_t)1 << CGC_PAGE_SHIFT)
+#define CGC_ARENA_SHIFT 26 /* page-map granule: 64 MiB */
+#define CGC_ARENA_SIZE ((size_t)1 << CGC_ARENA_SHIFT)
+#define CGC_PAGES_PER_ARENA (CGC_ARENA_SIZE / CGC_PAGE_SIZE)
+#define CGC_ADDR_BITS 48
+#define CGC_L2_BITS 12
+#define CGC_L1_BITS (CGC_ADDR_BITS - CGC_ARENA_SHIFT - CGC_L2_BITS)
+#define CGC_MAX_SMALL 32768
+#define CGC_NUM_CLASSES 81 /* class 0 is unused: 1..80 */
+#define CGC_NUM_SPAN_CLASSES (CGC_NUM_CLASSES * 2)
+#define CGC_MAX_SPAN_OBJS 1024
+#define CGC_MARK_WORDS (CGC_MAX_SPAN_OBJS / 64)
+#define CGC_HEAP_MIN ((size_t)4 << 20)
+
+_Static_assert(CGC_L1_BITS == 10, "address split");
+_Static_assert(CGC_PAGES_PER_ARENA == 8192, "pages per arena");
+_Static_assert((CGC_MAX_SPAN_OBJS % 64) == 0, "mark words");
+
+/* ---- spans ---------------------------------------------------------------- */
+
+enum {
+  CGC_SPAN_DEAD = 0,  /* span struct not in use */
+  CGC_SPAN_FREE,      /* free pages owned by the page heap */
+  CGC_SPAN_BUSY,      /* allocated pages being set up or torn down */
+  CGC_SPAN_SMALL,     /* small-object span */
+  CGC_SPAN_LARGE,     /* one large object */
+  CGC_SPAN_ARENA,     /* a chunk of a cgc_arena_t */
+};
+
+struct cgc_tcache;
+struct cgc_specials;
+
+typedef struct cgc_span {
+  /* Set before the span is published; immutable while state is SMALL/LARGE. */
+  uintptr_t base;
+  uintptr_t limit;        /* end of the last slot (small) or of the pages (large) */
+  size_t npages;
+  size_t elemsize;        /* slot size; for large spans npages * CGC_PAGE_SIZE */
+  uint32_t nelems;
+  uint32_t divmul;        /* slot index = (offset * divmul) >> 32 */
+  uint16_t spanclass;     /* (class << 1) | noscan; 0 or 1 for large */
+  uint8_t noscan;
+  _Atomic uint8_t state;  /* I1 */
+
+  /* Allocation state: protected by _cgc_g.central[spanclass].lock while the
+     span is unowned; by the owner thread while owned (owner itself changes only
+     under the central lock). */
+  struct cgc_tcache *owner;
+  void *freelist;         /* decoded head; links inside are encoded */
+  uint32_t nfree;
+  uint32_t sweepgen;      /* collection cycle this span was last swept in */
+  uint32_t arena_id;      /* CGC_SPAN_ARENA: owning arena's serial */
+  _Atomic uint32_t mark_epoch; /* marks are valid iff == _cgc_g.mark_epoch (see mark.c) */
+
+  /* List links: page-heap free lists (heap lock), central lists (central
+     lock), the large list (heap lock). */
+  struct cgc_span *next, *prev;
+  uint8_t on_list;
+
+  /* Cleanups, finalizers, weak handles: see specials.c.  Protected by
+     _cgc_g.specials_lock; read during the stop-the-world phase. */
+  struct cgc_specials *specials;
+
+  _Atomic uint64_t mark[CGC_MARK_WORDS];
+} cgc_span_t;
+
+/* A 64 MiB granule of address space that holds heap pages. */
+typedef struct cgc_arena_meta {
+  cgc_span_t *spans[CGC_PAGES_PER_ARENA];         /* page -> span (in-use: every page; free: first and last) */
+  uint64_t zeroed[CGC_PAGES_PER_ARENA / 64];       /* free page known to be zero; heap lock */
+  uint64_t released[CGC_PAGES_PER_ARENA / 64];     /* free page given back to the OS; heap lock */
+} cgc_arena_meta_t;
+
+/* ---- thread caches -------------------------------------------------------- */
+
+typedef struct cgc_tcache {
+  void *free[CGC_NUM_SPAN_CLASSES];           /* owner only; walked while the world is stopped */
+  cgc_span_t *span[CGC_NUM_SPAN_CLASSES];     /* owned span per class; owner only */
+  uint64_t alloc_bytes, alloc_objects;        /* owner writes; others read racily (stats) */
+  uint64_t free_bytes, free_objects;
+  uint64_t flushed_alloc, flushed_free;       /* owner only: what pacing has seen */
+  struct cgc_thread *thread;
+} cgc_tcache_t;
+
+/* The calling thread's cache; the static empty cache (all lists NULL) sends an
+   unregistered thread into the slow path. */
+extern __thread cgc_tcache_t *_cgc_tc CGC_HIDDEN;
+extern cgc_tcache_t _cgc_empty_tcache CGC_HIDDEN;
+
+/* ---- threads -------------------------------------------------------------- */
+
+typedef struct cgc_thread {
+  uintptr_t pthread;          /* pthread_t */
+  pid_t tid;
+  uintptr_t stack_lo, stack_hi;
+  uintptr_t tp;               /* thread pointer, for TLS blocks */
+  uintptr_t stop_sp;          /* written by the thread in the stop handler */
+  _Atomic uint32_t stopped;   /* stop epoch acknowledged */
+  cgc_tcache_t *tc;
+  struct cgc_thread *next, *prev; /* registry list: _cgc_g.threads_lock */
+  bool explicit_reg;          /* cgc_register_thread */
+  bool is_main;
+  int in_dlopen;              /* owner only */
+  void *defer_chain;          /* defer/panic subsystem (owner only) */
+} cgc_thread_t;
+
+extern __thread cgc_thread_t *_cgc_self CGC_HIDDEN;
+
+/* ---- central lists -------------------------------------------------------- */
+
+typedef struct {
+  cgc_span_t *head, *tail;
+  size_t count;
+} cgc_span_list_t;
+
+enum { CGC_LIST_NONE = 0, CGC_LIST_PARTIAL, CGC_LIST_FULL, CGC_LIST_UNSWEPT, CGC_LIST_FREE, CGC_LIST_LARGE };
+
+typedef struct {
+  pthread_mutex_t lock;
+  cgc_span_list_t partial;  /* swept this cycle, unowned, nfree > 0 */
+  cgc_span_list_t full;     /* swept this cycle, unowned, nfree == 0 */
+  cgc_span_list_t unswept;  /* unowned, not swept this cycle */
+  char pad[64];
+} cgc_central_t;
+
+/* ---- options (CGC_DEBUG) -------------------------------------------------- */
+
+typedef struct {
+  int gctrace;
+  int checkmark;
+  int checkfree;
+  int checkfinalizers;
+  int cleanups_manual;
+  int markworkers;       /* 0: one per CPU */
+  int bgsweep;
+  int scavenge;
+  int invalidptr;        /* abort on bad pointers given to public calls */
+} cgc_options_t;
+
+/* ---- the global state ----------------------------------------------------- */
+
+typedef struct {
+  /* Set once at init. */
+  _Atomic int initialized;
+  uint64_t key;                 /* free-list link key (top 16 bits set) */
+  uint64_t start_ns;
+  int ncpus;
+  int suspend_signal;
+  cgc_options_t opt;
+  int tls_ok;
+
+  /* Page map: written under heap_lock, read lock-free. */
+  _Atomic(cgc_arena_meta_t **) arena_l1[1 << CGC_L1_BITS];
+  _Atomic uintptr_t heap_lo, heap_hi;  /* bounds of all heap mappings */
+
+  /* Page heap: heap_lock. */
+  pthread_mutex_t heap_lock;
+  cgc_span_list_t free_small[129];     /* free spans by npages (1..128) */
+  cgc_span_list_t free_large;          /* free spans of more than 128 pages */
+  size_t free_pages;                   /* pages in free spans */
+  uintptr_t grow_hint;                 /* where the heap grows next */
+  cgc_span_list_t large;               /* in-use large spans */
+  bool large_unswept;                  /* large spans need a sweep pass */
+  cgc_span_t *span_pool;               /* recycled span structs */
+
+  cgc_central_t central[CGC_NUM_SPAN_CLASSES];
+
+  /* Accounting (atomics unless noted). */
+  _Atomic uint64_t mapped_bytes;       /* heap pages mapped and not released */
+  _Atomic uint64_t released_total;
+  _Atomic int64_t heap_live;           /* pacing: marked + spans handed out + large - frees */
+  _Atomic uint64_t heap_goal;
+  uint64_t marked_bytes;               /* last cycle: reachable bytes (gc_lock) */
+  uint64_t premarked_bytes;            /* last cycle: slots on thread lists */
+  _Atomic uint64_t large_alloc_bytes, large_alloc_objects; /* cumulative */
+  _Atomic uint64_t exited_alloc_bytes, exited_alloc_objects; /* from exited threads */
+  _Atomic uint64_t exited_free_bytes, exited_free_objects;
+  uint64_t alloc_bytes_at_gc;          /* total allocated at the end of the last cycle */
+  uint64_t free_bytes_at_gc;
+  _Atomic uint64_t metadata_bytes;
+
+  /* Pacing parameters. */
+  _Atomic int gc_percent;
+  _Atomic int64_t memory_limit;
+
+  /* Collection state. */
+  pthread_mutex_t gc_lock;             /* one collection at a time */
+  _Atomic uint32_t gc_cycle;           /* completed collections; spans with sweepgen != this need sweeping */
+  _Atomic uint32_t mark_epoch;         /* changes every marking */
+  _Atomic int gc_pending;              /* set from just before stop until restart (I5) */
+  _Atomic int active_sweeps;
+  _Atomic uint32_t world_epoch;        /* odd while the world is stopped */
+  uint64_t pause_total_ns, pause_max_ns, last_pause_ns, mark_total_ns; /* gc_lock */
+  uint64_t num_forced;
+  _Atomic int sweep_done;              /* all spans swept this cycle */
+
+  /* Threads: threads_lock. */
+  pthread_mutex_t threads_lock;
+  cgc_thread_t *threads;
+  size_t nthreads;
+  cgc_sem_t ack;
+
+  /* Roots registered with cgc_add_roots: roots_lock. */
+  pthread_mutex_t roots_lock;
+  struct cgc_root *roots;
+  size_t nroots, roots_cap;
+
+  /* Loader activity (dlopen/dlclose through cgc). */
+  _Atomic uint32_t dl_generation;
+  _Atomic int dl_inflight;
+
+  /* Internal metadata allocator: meta_lock. */
+  pthread_mutex_t meta_lock;
+} cgc_globals_t;
+
+struct cgc_root {
+  uintptr_t lo, hi;
+};
+
+extern cgc_globals_t _cgc_g CGC_HIDDEN;
+
+/* ---- size classes (sizeclass.c) ------------------------------------------- */
+
+extern uint32_t _cgc_class_size[CGC_NUM_CLASSES] CGC_HIDDEN;
+extern uint16_t _cgc_class_npages[CGC_NUM_CLASSES] CGC_HIDDEN;
+extern uint16_t _cgc_class_nelems[CGC_NUM_CLASSES] CGC_HIDDEN;
+extern uint32_t _cgc_class_divmul[CGC_NUM_CLASSES] CGC_HIDDEN;
+/* For size <= 1024: entry (size+7)>>3 = class | (class size << 8). */
+extern uint32_t _cgc_lut8[129] CGC_HIDDEN;
+/* For 1024 < size <= 32768: entry (size+127)>>7 = class. */
+extern uint8_t _cgc_lut128[257] CGC_HIDDEN;
+void _cgc_sizeclass_init(void) CGC_HIDDEN;
+
+static inline unsigned _cgc_size_to_class(size_t size) {
+  if (size <= 1024) return _cgc_lut8[(size + 7) >> 3] & 0xff;
+  return _cgc_lut128[(size + 127) >> 7];
+}
+
+/* ---- page map ------------------------------------------------------------- */
+
+static inline cgc_arena_meta_t *_cgc_arena_of(uintptr_t a) {
+  if (a >> CGC_ADDR_BITS) return NULL;
+  cgc_arena_meta_t **l2 = atomic_load_explicit(&_cgc_g.arena_l1[a >> (CGC_ARENA_SHIFT + CGC_L2_BITS)],
+                                               memory_order_acquire);
+  if (!l2) return NULL;
+  return __atomic_load_n(&l2[(a >> CGC_ARENA_SHIFT) & ((1u << CGC_L2_BITS) - 1)], __ATOMIC_ACQUIRE);
+}
+
+static inline size_t _cgc_page_index(uintptr_t a) {
+  return (a >> CGC_PAGE_SHIFT) & (CGC_PAGES_PER_ARENA - 1);
+}
+
+/* The span whose pages contain a, whatever its state, or NULL. */
+static inline cgc_span_t *_cgc_span_of_any(uintptr_t a) {
+  cgc_arena_meta_t *m = _cgc_arena_of(a);
+  if (!m) return NULL;
+  return __atomic_load_n(&m->spans[_cgc_page_index(a)], __ATOMIC_ACQUIRE);
+}
+
+/* The small or large span containing a, or NULL. */
+static inline cgc_span_t *_cgc_span_of(uintptr_t a) {
+  if (a - atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed) >=
+      atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed) -
+          atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed))
+    return NULL;
+  cgc_span_t *s = _cgc_span_of_any(a);
+  if (!s) return NULL;
+  uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+  if (st != CGC_SPAN_SMALL && st != CGC_SPAN_LARGE) return NULL;
+  if (a < s->base || a >= s->limit) return NULL;
+  return s;
+}
+
+static inline uint32_t _cgc_slot_index(const cgc_span_t *s, uintptr_t a) {
+  return (uint32_t)(((uint64_t)(a - s->base) * s->divmul) >> 32);
+}
+
+static inline uintptr_t _cgc_slot_base(const cgc_span_t *s, uint32_t idx) {
+  return s->base + (uintptr_t)idx * s->elemsize;
+}
+
+/* Free-list link encoding. */
+static inline uintptr_t _cgc_encode(void *next) { return (uintptr_t)next ^ _cgc_g.key; }
+static inline void *_cgc_decode(uintptr_t w) { return (void *)(w ^ _cgc_g.key); }
+
+#define cgc_compiler_barrier() __asm__ volatile("" ::: "memory")
+
+/* ---- page heap (pageheap.c) ----------------------------------------------- */
+
+/* Allocate npages contiguous pages as a span in state BUSY; NULL on failure
+   (errno ENOMEM).  *dirty_out receives whether any page may be non-zero
+   (callers that need zeroed memory then call _cgc_span_zero).  heap_lock must
+   be held. */
+cgc_span_t *_cgc_page_alloc_locked(size_t npages) CGC_HIDDEN;
+/* Zero the pages of a BUSY span that are not known to be zero. */
+void _cgc_span_zero(cgc_span_t *s) CGC_HIDDEN;
+/* Record which pages of a freshly allocated span were dirty (kept in the span
+   until _cgc_span_zero). heap_lock must be held for alloc/free. */
+void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) CGC_HIDDEN;
+/* Publish a BUSY span as SMALL/LARGE/ARENA: fills the page map and stores state. */
+void _cgc_span_publish(cgc_span_t *s, uint8_t state) CGC_HIDDEN;
+/* Release free pages to the OS until mapped_bytes <= target_mapped (or no
+   free page is left mapped).  Returns bytes released.  Takes heap_lock. */
+size_t _cgc_scavenge(size_t target_mapped) CGC_HIDDEN;
+void _cgc_heap_lock(void) CGC_HIDDEN;
+void _cgc_heap_unlock(void) CGC_HIDDEN;
+size_t _cgc_heap_free_bytes(void) CGC_HIDDEN;
+/* Metadata allocation (never freed to the OS; zeroed). */
+void *_cgc_meta_alloc(size_t size) CGC_HIDDEN;
+cgc_span_t *_cgc_span_struct_alloc_locked(void) CGC_HIDDEN;
+void _cgc_span_struct_free_locked(cgc_span_t *s) CGC_HIDDEN;
+
+void _cgc_list_push(cgc_span_list_t *l, cgc_span_t *s, uint8_t which) CGC_HIDDEN;
+void _cgc_list_remove(cgc_span_list_t *l, cgc_span_t *s) CGC_HIDDEN;
+cgc_span_t *_cgc_list_pop(cgc_span_list_t *l) CGC_HIDDEN;
+void _cgc_list_splice(cgc_span_list_t *dst, cgc_span_list_t *src, uint8_t which) CGC_HIDDEN;
+
+/* ---- allocation (alloc.c) ------------------------------------------------- */
+
+void *_cgc_alloc_slow(size_t size, int noscan) CGC_HIDDEN;
+void *_cgc_alloc_large(size_t size, int noscan) CGC_HIDDEN;
+cgc_tcache_t *_cgc_tcache_init(void) CGC_HIDDEN;
+/* Give back the thread's cache (thread exit).  The world may not be stopped. */
+void _cgc_tcache_release(cgc_tcache_t *tc) CGC_HIDDEN;
+/* Flush pacing counters and maybe start a collection. */
+void _cgc_pacing_check(cgc_tcache_t *tc) CGC_HIDDEN;
+uint64_t _cgc_total_alloc_bytes(uint64_t *objects) CGC_HIDDEN;
+
+/* ---- sweeping (sweep.c) --------------------------------------------------- */
+
+bool _cgc_sweep_begin(void) CGC_HIDDEN;
+void _cgc_sweep_end(void) CGC_HIDDEN;
+/* Sweep a span claimed by the caller (not on any list, unowned or owned by the
+   caller).  Returns the number of free slots; the list goes to s->freelist. */
+uint32_t _cgc_sweep_span(cgc_span_t *s) CGC_HIDDEN;
+/* Put a swept, unowned small span where it belongs (or free its pages). */
+void _cgc_span_put_swept(cgc_span_t *s) CGC_HIDDEN;
+/* Sweep until no unswept span remains.  Returns true if everything is swept. */
+bool _cgc_sweep_all(void) CGC_HIDDEN;
+void _cgc_sweep_large_locked(void) CGC_HIDDEN;
+void _cgc_sweeper_wake(void) CGC_HIDDEN;
+void _cgc_sweeper_start(void) CGC_HIDDEN;
+/* Called while the world is stopped at the end of marking. */
+void _cgc_sweep_prepare_stw(void) CGC_HIDDEN;
+
+/* ---- marking (mark.c) ----------------------------------------------------- */
+
+typedef struct cgc_mark_result {
+  uint64_t marked_bytes;
+  uint64_t premarked_bytes;
+  uint64_t marked_objects;
+  int workers;
+} cgc_mark_result_t;
+
+/* Mark everything reachable from the roots (world stopped, locks held). */
+void _cgc_mark(cgc_mark_result_t *res) CGC_HIDDEN;
+/* Single-threaded mark into check bits and compare (checkmark mode). */
+void _cgc_checkmark(void) CGC_HIDDEN;
+/* During the stop-the-world phase (after _cgc_mark), for specials: mark the
+   object containing p (if unmarked) and everything reachable from it. */
+void _cgc_mark_from(uintptr_t p) CGC_HIDDEN;
+bool _cgc_is_marked(uintptr_t base) CGC_HIDDEN;
+bool _cgc_span_marks_valid(const cgc_span_t *s) CGC_HIDDEN;
+bool _cgc_slot_marked(cgc_span_t *s, uint32_t idx) CGC_HIDDEN;
+void _cgc_mark_workers_reset(void) CGC_HIDDEN; /* in a forked child */
+/* Scan a root range (callers: roots.c during marking). */
+void _cgc_mark_root_range(uintptr_t lo, uintptr_t hi) CGC_HIDDEN;
+
+/* ---- threads (threads.c) -------------------------------------------------- */
+
+void _cgc_threads_init(void) CGC_HIDDEN;
+cgc_thread_t *_cgc_thread_register_self(bool explicit_reg) CGC_HIDDEN;
+/* Stop every registered thread but the caller.  threads_lock held. */
+void _cgc_stop_world(void) CGC_HIDDEN;
+void _cgc_start_world(void) CGC_HIDDEN;
+/* Call fn for every registered thread; threads_lock must be held. */
+void _cgc_threads_for_each(void (*fn)(cgc_thread_t *, void *), void *ctx) CGC_HIDDEN;
+
+/* ---- roots (roots.c) ------------------------------------------------------ */
+
+/* Collect the data segments and TLS modules (before stopping the world). */
+void _cgc_roots_prepare(void) CGC_HIDDEN;
+/* Enumerate all root ranges (world stopped).  fn is called per range. */
+void _cgc_roots_enumerate(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx) CGC_HIDDEN;
+/* True if the set of loaded objects changed since _cgc_roots_prepare. */
+bool _cgc_roots_stale(void) CGC_HIDDEN;
+
+/* ---- collection (collect.c) ----------------------------------------------- */
+
+enum { CGC_GC_PACED = 0, CGC_GC_FORCED, CGC_GC_OOM, CGC_GC_LIMIT };
+/* Run a collection.  For PACED, skipped if another thread collected meanwhile
+   (cycle != expect_cycle). */
+void _cgc_collect(int reason, uint32_t expect_cycle) CGC_HIDDEN;
+void _cgc_init_slow(void) CGC_HIDDEN;
+static inline void _cgc_ensure_init(void) {
+  if (cgc_unlikely(!atomic_load_explicit(&_cgc_g.initialized, memory_order_acquire))) _cgc_init_slow();
+}
+void _cgc_update_goal(void) CGC_HIDDEN;
+/* Called when the heap wants to grow by bytes; may collect (memory limit). */
+void _cgc_before_grow(size_t bytes) CGC_HIDDEN;
+void _cgc_fork_child_collect(void) CGC_HIDDEN;
+
+/* ---- options (options.c) -------------------------------------------------- */
+
+void _cgc_options_init(void) CGC_HIDDEN;
+/* Parse "512MiB", "1g", "off" ...  Returns -1 for off, -2 for invalid. */
+int64_t _cgc_parse_bytes(const char *s) CGC_HIDDEN;
+
+/* ---- specials hooks (specials.c) ------------------------------------------ */
+
+/* Called with the world stopped after marking: finalizer ordering, weak
+   clearing, cleanup queueing.  May mark more objects. */
+void _cgc_specials_process_stw(void) CGC_HIDDEN;
+/* After the world restarts: hand queued work to the runner. */
+void _cgc_specials_after_gc(void) CGC_HIDDEN;
+/* Explicit free of an object that has specials (cgc_free). */
+void _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base) CGC_HIDDEN;
+void _cgc_specials_fork_child(void) CGC_HIDDEN;
+
+/* ---- free / arenas hooks -------------------------------------------------- */
+/* checkfree quarantine: verify and release after marking (world stopped). */
+void _cgc_checkfree_stw(void) CGC_HIDDEN;
+void _cgc_checkfree_after_gc(void) CGC_HIDDEN;
+/* Arenas: roots while alive; quarantine ranges until proven unreferenced. */
+void _cgc_arenas_enumerate_roots(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx) CGC_HIDDEN;
+void _cgc_arenas_after_mark_stw(void) CGC_HIDDEN;
+void _cgc_arenas_after_gc(void) CGC_HIDDEN;
+/* Conservative hit on an arena chunk span (during marking). */
+void _cgc_arena_note_hit(cgc_span_t *s) CGC_HIDDEN;
+/* Defer subsystem: scan records of a thread (if any). */
+
+#endif

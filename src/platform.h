@@ -1,0 +1,117 @@
+/* platform.h — every operating-system call cgc makes goes through this layer.
+ *
+ * Contract: functions here are thin, have no knowledge of the collector's data
+ * structures, and report failure by return value (never abort, except where
+ * documented).  The only implementation is platform_linux.c (Linux + glibc,
+ * x86_64 and aarch64).  Logic files contain no platform #ifdefs.
+ */
+#ifndef CGC_PLATFORM_H
+#define CGC_PLATFORM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+/* ---- memory -------------------------------------------------------------- */
+
+/* Map size bytes of zeroed read-write memory exactly at addr (which must be free
+   address space); NULL if that is impossible (occupied, or out of memory; errno
+   set: EEXIST for occupied, ENOMEM for no memory). */
+void *_cgc_os_map_at(void *addr, size_t size) CGC_HIDDEN;
+/* Map size bytes of zeroed read-write memory anywhere, aligned to align (a power
+   of two >= the OS page size); NULL with errno on failure. */
+void *_cgc_os_map_aligned(size_t size, size_t align) CGC_HIDDEN;
+/* Map size bytes anywhere (OS page aligned).  NULL on failure. */
+void *_cgc_os_map(size_t size) CGC_HIDDEN;
+void _cgc_os_unmap(void *p, size_t size) CGC_HIDDEN;
+/* Give the physical memory behind [p, p+size) back to the OS; the range stays
+   mapped and reads as zero afterwards.  Returns 0 on success. */
+int _cgc_os_release(void *p, size_t size) CGC_HIDDEN;
+/* Make [p, p+size) inaccessible (any access faults) and drop its contents. */
+int _cgc_os_protect_none(void *p, size_t size) CGC_HIDDEN;
+/* Make [p, p+size) read-write zeroed memory again. */
+int _cgc_os_protect_rw(void *p, size_t size) CGC_HIDDEN;
+size_t _cgc_os_page_size(void) CGC_HIDDEN;
+
+/* ---- time, CPUs, environment -------------------------------------------- */
+
+uint64_t _cgc_os_now_ns(void) CGC_HIDDEN;       /* monotonic */
+int _cgc_os_ncpus(void) CGC_HIDDEN;             /* CPUs this process may run on */
+const char *_cgc_os_getenv(const char *name) CGC_HIDDEN;
+uint64_t _cgc_os_random(void) CGC_HIDDEN;       /* 64 random bits (not cryptographic) */
+int _cgc_os_rlimit_as_set(void) CGC_HIDDEN;     /* 1 if RLIMIT_AS is finite */
+
+/* ---- futex-style waiting -------------------------------------------------- */
+
+/* Sleep while *addr == val (may return spuriously).  Async-signal-safe. */
+void _cgc_os_wait(_Atomic uint32_t *addr, uint32_t val) CGC_HIDDEN;
+/* Wake every waiter on addr.  Async-signal-safe. */
+void _cgc_os_wake_all(_Atomic uint32_t *addr) CGC_HIDDEN;
+void _cgc_os_yield(void) CGC_HIDDEN;
+static inline void _cgc_os_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
+
+/* ---- threads -------------------------------------------------------------- */
+
+pid_t _cgc_os_gettid(void) CGC_HIDDEN;
+/* Bounds of the calling thread's stack: [*lo, *hi).  0 on success. */
+int _cgc_os_thread_stack(uintptr_t *lo, uintptr_t *hi) CGC_HIDDEN;
+/* The calling thread's thread pointer (TLS base). */
+uintptr_t _cgc_os_thread_pointer(void) CGC_HIDDEN;
+void _cgc_os_set_thread_name(const char *name) CGC_HIDDEN;
+/* Create an internal thread (not registered with the collector, all signals
+   blocked).  Bypasses cgc's own pthread_create.  0 on success. */
+int _cgc_os_thread_create(void *(*fn)(void *), void *arg) CGC_HIDDEN;
+/* The real pthread_create (the next definition after cgc's). */
+typedef int (*_cgc_pthread_create_fn)(void *, const void *, void *(*)(void *), void *);
+_cgc_pthread_create_fn _cgc_os_real_pthread_create(void) CGC_HIDDEN;
+void *_cgc_os_real_symbol(const char *name) CGC_HIDDEN;
+
+/* Install handler for sig (SA_SIGINFO|SA_RESTART, all signals blocked while it runs). */
+int _cgc_os_install_handler(int sig, void (*handler)(int, void *, void *)) CGC_HIDDEN;
+/* Send sig to a thread; 0 on success, else an errno value. */
+int _cgc_os_signal_thread(uintptr_t pthread_id, int sig) CGC_HIDDEN;
+/* Parse a signal number or name ("SIGPWR", "PWR", "30", "SIGRTMIN+3"); -1 if invalid. */
+int _cgc_os_parse_signal(const char *s) CGC_HIDDEN;
+int _cgc_os_default_suspend_signal(void) CGC_HIDDEN;
+
+/* Counting semaphore usable from a signal handler (post). */
+typedef struct { _Atomic uint32_t count; } cgc_sem_t;
+void _cgc_sem_post(cgc_sem_t *s) CGC_HIDDEN;                       /* async-signal-safe */
+/* Wait for one post; returns 0, or -1 after timeout_ns with no post. */
+int _cgc_sem_wait(cgc_sem_t *s, uint64_t timeout_ns) CGC_HIDDEN;
+
+/* ---- loaded objects ------------------------------------------------------- */
+
+/* Calls fn for every writable loaded segment of the executable and of every
+   shared object: [lo, hi). */
+void _cgc_os_for_each_data_segment(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx) CGC_HIDDEN;
+
+/* A module with a TLS segment. */
+typedef struct {
+  size_t modid;    /* TLS module id (index into each thread's DTV) */
+  size_t size;     /* size of each thread's block (p_memsz) */
+} cgc_tls_module_t;
+/* Fill up to max modules; returns the number of TLS modules (may exceed max). */
+size_t _cgc_os_tls_modules(cgc_tls_module_t *out, size_t max) CGC_HIDDEN;
+/* The address of module modid's TLS block for the thread whose thread pointer is
+   tp, or 0 if that thread has not allocated it.  Reads the thread's dynamic
+   thread vector; only call while that thread cannot change it (stopped, or self).
+   _cgc_os_tls_init must have returned 1. */
+uintptr_t _cgc_os_tls_block(uintptr_t tp, size_t modid) CGC_HIDDEN;
+/* Check that _cgc_os_tls_block agrees with the loader for the calling thread.
+   Returns 1 if thread-local storage of other threads can be found. */
+int _cgc_os_tls_init(void) CGC_HIDDEN;
+
+/* ---- process --------------------------------------------------------------- */
+int _cgc_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) CGC_HIDDEN;
+
+#endif

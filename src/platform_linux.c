@@ -1,0 +1,336 @@
+/* platform_linux.c — the Linux/glibc implementation of platform.h. */
+#include "platform.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+
+static const int map_prot = PROT_READ | PROT_WRITE;
+static const int map_flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+
+void *_cgc_os_map_at(void *addr, size_t size) {
+  void *p = mmap(addr, size, map_prot, map_flags | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (p != addr) { /* a kernel that ignores MAP_FIXED_NOREPLACE */
+    munmap(p, size);
+    errno = EEXIST;
+    return NULL;
+  }
+  return p;
+}
+
+void *_cgc_os_map(size_t size) {
+  void *p = mmap(NULL, size, map_prot, map_flags, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void *_cgc_os_map_aligned(size_t size, size_t align) {
+  size_t os = _cgc_os_page_size();
+  if (align <= os) return _cgc_os_map(size);
+  size_t over = size + align - os;
+  char *p = mmap(NULL, over, map_prot, map_flags, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  uintptr_t a = CGC_ALIGN_UP((uintptr_t)p, align);
+  size_t head = a - (uintptr_t)p, tail = over - head - size;
+  if (head) munmap(p, head);
+  if (tail) munmap((char *)a + size, tail);
+  return (void *)a;
+}
+
+void _cgc_os_unmap(void *p, size_t size) { munmap(p, size); }
+
+int _cgc_os_release(void *p, size_t size) { return madvise(p, size, MADV_DONTNEED); }
+
+int _cgc_os_protect_none(void *p, size_t size) {
+  /* Replace the range by a fresh inaccessible mapping: drops the pages too. */
+  void *q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  return q == MAP_FAILED ? -1 : 0;
+}
+
+int _cgc_os_protect_rw(void *p, size_t size) {
+  void *q = mmap(p, size, map_prot, map_flags | MAP_FIXED, -1, 0);
+  return q == MAP_FAILED ? -1 : 0;
+}
+
+size_t _cgc_os_page_size(void) {
+  static size_t ps;
+  if (!ps) ps = (size_t)sysconf(_SC_PAGESIZE);
+  return ps;
+}
+
+uint64_t _cgc_os_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int _cgc_os_ncpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+const char *_cgc_os_getenv(const char *name) { return getenv(name); }
+
+uint64_t _cgc_os_random(void) {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+    r = _cgc_os_now_ns() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid() << 17;
+  return r;
+}
+
+int _cgc_os_rlimit_as_set(void) {
+  struct rlimit rl;
+  return getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+}
+
+void _cgc_os_wait(_Atomic uint32_t *addr, uint32_t val) {
+  syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+void _cgc_os_wake_all(_Atomic uint32_t *addr) {
+  syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+void _cgc_os_yield(void) { sched_yield(); }
+
+pid_t _cgc_os_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+int _cgc_os_thread_stack(uintptr_t *lo, uintptr_t *hi) {
+  pthread_attr_t attr;
+  void *addr;
+  size_t size;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return -1;
+  int rc = pthread_attr_getstack(&attr, &addr, &size);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return -1;
+  *lo = (uintptr_t)addr;
+  *hi = (uintptr_t)addr + size;
+  return 0;
+}
+
+uintptr_t _cgc_os_thread_pointer(void) { return (uintptr_t)__builtin_thread_pointer(); }
+
+void _cgc_os_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+void *_cgc_os_real_symbol(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+_cgc_pthread_create_fn _cgc_os_real_pthread_create(void) {
+  static _Atomic(_cgc_pthread_create_fn) real;
+  _cgc_pthread_create_fn f = atomic_load_explicit(&real, memory_order_acquire);
+  if (!f) {
+    f = (_cgc_pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    if (!f) f = (_cgc_pthread_create_fn)dlsym(RTLD_DEFAULT, "pthread_create");
+    if (!f) _cgc_fatal("cannot find the system's pthread_create: %s", dlerror());
+    atomic_store_explicit(&real, f, memory_order_release);
+  }
+  return f;
+}
+
+int _cgc_os_thread_create(void *(*fn)(void *), void *arg) {
+  pthread_t t;
+  pthread_attr_t attr;
+  sigset_t all, old;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread inherits "all blocked" */
+  int rc = _cgc_os_real_pthread_create()(&t, &attr, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  return rc;
+}
+
+int _cgc_os_install_handler(int sig, void (*handler)(int, void *, void *)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = (void (*)(int, siginfo_t *, void *))(void *)handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  return sigaction(sig, &sa, NULL);
+}
+
+int _cgc_os_signal_thread(uintptr_t pthread_id, int sig) {
+  return pthread_kill((pthread_t)pthread_id, sig);
+}
+
+static const struct { const char *name; int num; } signal_names[] = {
+  {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
+  {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},
+  {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU}, {"URG", SIGURG}, {"XCPU", SIGXCPU},
+  {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
+  {"IO", SIGIO}, {"PWR", SIGPWR}, {"SYS", SIGSYS},
+};
+
+int _cgc_os_parse_signal(const char *s) {
+  if (!s || !*s) return -1;
+  char *end;
+  long n = strtol(s, &end, 10);
+  if (*end == 0) return (n > 0 && n < NSIG && n != SIGKILL && n != SIGSTOP) ? (int)n : -1;
+  if (strncmp(s, "SIG", 3) == 0) s += 3;
+  if (strncmp(s, "RTMIN", 5) == 0) {
+    long off = 0;
+    if (s[5] == '+') off = strtol(s + 6, &end, 10);
+    else if (s[5] == 0) end = (char *)s + 5;
+    else return -1;
+    if (*end || SIGRTMIN + off > SIGRTMAX) return -1;
+    return SIGRTMIN + (int)off;
+  }
+  for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
+    if (strcmp(s, signal_names[i].name) == 0) return signal_names[i].num;
+  return -1;
+}
+
+int _cgc_os_default_suspend_signal(void) { return SIGPWR; }
+
+void _cgc_sem_post(cgc_sem_t *s) {
+  atomic_fetch_add_explicit(&s->count, 1, memory_order_release);
+  syscall(SYS_futex, (uint32_t *)&s->count, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+int _cgc_sem_wait(cgc_sem_t *s, uint64_t timeout_ns) {
+  uint64_t deadline = _cgc_os_now_ns() + timeout_ns;
+  for (;;) {
+    uint32_t c = atomic_load_explicit(&s->count, memory_order_acquire);
+    while (c > 0) {
+      if (atomic_compare_exchange_weak_explicit(&s->count, &c, c - 1, memory_order_acquire,
+                                                memory_order_relaxed))
+        return 0;
+    }
+    uint64_t now = _cgc_os_now_ns();
+    if (now >= deadline) return -1;
+    uint64_t left = deadline - now;
+    struct timespec ts = {(time_t)(left / 1000000000u), (long)(left % 1000000000u)};
+    syscall(SYS_futex, (uint32_t *)&s->count, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+  }
+}
+
+/* ---- loaded objects ------------------------------------------------------- */
+
+struct seg_ctx {
+  void (*fn)(void *, uintptr_t, uintptr_t);
+  void *ctx;
+};
+
+static int seg_cb(struct dl_phdr_info *info, size_t size, void *data) {
+  struct seg_ctx *c = data;
+  (void)size;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    uintptr_t hi = lo + ph->p_memsz;
+    c->fn(c->ctx, lo, hi);
+  }
+  return 0;
+}
+
+void _cgc_os_for_each_data_segment(void (*fn)(void *, uintptr_t, uintptr_t), void *ctx) {
+  struct seg_ctx c = {fn, ctx};
+  dl_iterate_phdr(seg_cb, &c);
+}
+
+struct tls_ctx {
+  cgc_tls_module_t *out;
+  size_t max, n;
+  int check, ok;
+};
+
+static int tls_cb(struct dl_phdr_info *info, size_t size, void *data) {
+  struct tls_ctx *c = data;
+  if (size < offsetof(struct dl_phdr_info, dlpi_tls_data) + sizeof(void *)) return 0;
+  if (info->dlpi_tls_modid == 0) return 0;
+  size_t memsz = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++)
+    if (info->dlpi_phdr[i].p_type == PT_TLS) memsz = info->dlpi_phdr[i].p_memsz;
+  if (memsz == 0) return 0;
+  if (c->check) {
+    /* The loader's answer for this thread must match the DTV walk. */
+    if (info->dlpi_tls_data &&
+        (uintptr_t)info->dlpi_tls_data != _cgc_os_tls_block(_cgc_os_thread_pointer(), info->dlpi_tls_modid))
+      c->ok = 0;
+    return 0;
+  }
+  if (c->n < c->max) {
+    c->out[c->n].modid = info->dlpi_tls_modid;
+    c->out[c->n].size = memsz;
+  }
+  c->n++;
+  return 0;
+}
+
+size_t _cgc_os_tls_modules(cgc_tls_module_t *out, size_t max) {
+  struct tls_ctx c = {out, max, 0, 0, 1};
+  dl_iterate_phdr(tls_cb, &c);
+  return c.n;
+}
+
+/* glibc's dynamic thread vector: an array of 16-byte entries; entry -1 holds
+   the number of slots, entry i (i >= 1) the block of module i or -1 when not
+   yet allocated.  The TCB holds the DTV pointer: on x86_64 at tp+8 (tp points
+   at the TCB, which starts with a self pointer), on aarch64 at tp+0. */
+typedef union {
+  size_t counter;
+  struct {
+    void *val;
+    void *to_free;
+  } pointer;
+} glibc_dtv_t;
+
+static int tls_dtv_ok;
+
+static glibc_dtv_t *dtv_of(uintptr_t tp) {
+#if defined(__x86_64__)
+  return *(glibc_dtv_t **)(tp + sizeof(void *));
+#elif defined(__aarch64__)
+  return *(glibc_dtv_t **)tp;
+#else
+  (void)tp;
+  return NULL;
+#endif
+}
+
+uintptr_t _cgc_os_tls_block(uintptr_t tp, size_t modid) {
+  glibc_dtv_t *dtv = dtv_of(tp);
+  if (!dtv) return 0;
+  size_t slots = dtv[-1].counter;
+  if (modid > slots) return 0;
+  uintptr_t v = (uintptr_t)dtv[modid].pointer.val;
+  if (v == (uintptr_t)-1) return 0;
+  return v;
+}
+
+int _cgc_os_tls_init(void) {
+  struct tls_ctx c = {NULL, 0, 0, 1, 1};
+  if (!dtv_of(_cgc_os_thread_pointer())) return tls_dtv_ok = 0;
+  dl_iterate_phdr(tls_cb, &c);
+  return tls_dtv_ok = c.ok;
+}
+
+int _cgc_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+  return pthread_atfork(prepare, parent, child);
+}

@@ -1,0 +1,187 @@
+/* roots.c — where the collector looks for pointers (see docs/roots.md).
+ *
+ * Roots are:
+ *   - the writable segments (data, bss) of the executable and every loaded
+ *     shared object, found with the loader's list before the world stops;
+ *     cgc's own state (_cgc_g) is excluded;
+ *   - each registered thread's stack from its stopped stack pointer to the
+ *     top (the interrupted registers are saved in the signal frame, inside
+ *     that range; the collecting thread saves its own with setjmp);
+ *   - each registered thread's thread-local blocks, for every module with a
+ *     TLS segment (static and dlopen'ed), found through the thread's dynamic
+ *     thread vector;
+ *   - ranges registered with cgc_add_roots, live arenas, and cleanup
+ *     arguments (specials.c).
+ * Memory from malloc or mmap is not scanned unless registered.
+ *
+ * dlopen/dlclose: cgc defines both (calling the next definitions) to bump
+ * dl_generation around the call.  A collection snapshots the segment list,
+ * stops the world, and retries if a load or unload completed or was in flight
+ * meanwhile, so a library's data is never missed or read after unmapping.
+ */
+#include <dlfcn.h>
+
+#include "internal.h"
+
+#define MAX_SEGS 4096
+#define MAX_TLS 1024
+
+static struct cgc_root segs[MAX_SEGS];
+static size_t nsegs;
+static cgc_tls_module_t tls_mods[MAX_TLS];
+static size_t ntls;
+static uint32_t prepared_generation;
+
+static void seg_cb(void *ctx, uintptr_t lo, uintptr_t hi) {
+  (void)ctx;
+  /* Leave out cgc's own state: it holds heap addresses (bounds, free lists)
+     that must not keep anything alive. */
+  uintptr_t xlo = (uintptr_t)&_cgc_g, xhi = xlo + sizeof _cgc_g;
+  if (xlo < hi && xhi > lo) {
+    if (lo < xlo) seg_cb(ctx, lo, xlo);
+    if (xhi < hi) seg_cb(ctx, xhi, hi);
+    return;
+  }
+  if (nsegs < MAX_SEGS) segs[nsegs++] = (struct cgc_root){lo, hi};
+  else _cgc_warn("more than %d writable segments: some are not scanned", MAX_SEGS);
+}
+
+void _cgc_roots_prepare(void) {
+  /* Wait out loads in flight (unless this thread is the one loading: its
+     library is already on the loader's list when constructors run). */
+  int mine = _cgc_self ? _cgc_self->in_dlopen : 0;
+  while (atomic_load(&_cgc_g.dl_inflight) > mine) _cgc_os_yield();
+  prepared_generation = atomic_load(&_cgc_g.dl_generation);
+  nsegs = 0;
+  _cgc_os_for_each_data_segment(seg_cb, NULL);
+  ntls = _cgc_g.tls_ok ? _cgc_os_tls_modules(tls_mods, MAX_TLS) : 0;
+  if (ntls > MAX_TLS) ntls = MAX_TLS;
+}
+
+bool _cgc_roots_stale(void) {
+  int mine = _cgc_self ? _cgc_self->in_dlopen : 0;
+  return atomic_load(&_cgc_g.dl_generation) != prepared_generation || atomic_load(&_cgc_g.dl_inflight) > mine;
+}
+
+struct enum_ctx {
+  void (*fn)(void *, uintptr_t, uintptr_t);
+  void *ctx;
+};
+
+static void thread_roots(cgc_thread_t *t, void *arg) {
+  struct enum_ctx *e = arg;
+  uintptr_t sp = t->stop_sp;
+  if (sp) {
+    if (sp >= t->stack_lo && sp < t->stack_hi) {
+      e->fn(e->ctx, sp, t->stack_hi);
+    } else {
+      /* Running on another stack (a signal stack or a coroutine): scan from
+         there to the end of the page and the whole primary stack top. */
+      e->fn(e->ctx, sp, CGC_ALIGN_UP(sp + 1, 4096));
+      e->fn(e->ctx, t->stack_lo, t->stack_hi);
+    }
+  }
+  for (size_t i = 0; i < ntls; i++) {
+    uintptr_t b = _cgc_os_tls_block(t->tp, tls_mods[i].modid);
+    if (!b) continue;
+    if (b >= sp && b < t->stack_hi) continue; /* already covered by the stack scan */
+    e->fn(e->ctx, b, b + tls_mods[i].size);
+  }
+}
+
+void _cgc_specials_enumerate_roots(void (*fn)(void *, uintptr_t, uintptr_t), void *ctx) CGC_HIDDEN;
+
+void _cgc_roots_enumerate(void (*fn)(void *, uintptr_t, uintptr_t), void *ctx) {
+  for (size_t i = 0; i < nsegs; i++) fn(ctx, segs[i].lo, segs[i].hi);
+  struct enum_ctx e = {fn, ctx};
+  _cgc_threads_for_each(thread_roots, &e);
+  for (size_t i = 0; i < _cgc_g.nroots; i++) fn(ctx, _cgc_g.roots[i].lo, _cgc_g.roots[i].hi);
+  _cgc_arenas_enumerate_roots(fn, ctx);
+  _cgc_specials_enumerate_roots(fn, ctx);
+}
+
+/* ---- cgc_add_roots / cgc_remove_roots ----------------------------------------------- */
+
+void cgc_add_roots(const void *start, size_t size) {
+  _cgc_ensure_init();
+  if (!start || size == 0) return;
+  uintptr_t lo = (uintptr_t)start;
+  if (lo + size < lo) _cgc_fatal("cgc_add_roots: range %p + %zu wraps around", start, size);
+  pthread_mutex_lock(&_cgc_g.roots_lock);
+  for (size_t i = 0; i < _cgc_g.nroots; i++)
+    if (_cgc_g.roots[i].lo == lo) { /* re-registering a start replaces its size */
+      _cgc_g.roots[i].hi = lo + size;
+      pthread_mutex_unlock(&_cgc_g.roots_lock);
+      return;
+    }
+  if (_cgc_g.nroots == _cgc_g.roots_cap) {
+    size_t ncap = _cgc_g.roots_cap ? _cgc_g.roots_cap * 2 : 64;
+    struct cgc_root *n = _cgc_meta_alloc(ncap * sizeof *n);
+    if (!n) _cgc_fatal("cgc_add_roots: out of memory");
+    if (_cgc_g.roots) memcpy(n, _cgc_g.roots, _cgc_g.nroots * sizeof *n);
+    _cgc_g.roots = n; /* the old array is metadata: not reused, harmless */
+    _cgc_g.roots_cap = ncap;
+  }
+  _cgc_g.roots[_cgc_g.nroots++] = (struct cgc_root){lo, lo + size};
+  pthread_mutex_unlock(&_cgc_g.roots_lock);
+}
+
+void cgc_remove_roots(const void *start) {
+  _cgc_ensure_init();
+  uintptr_t lo = (uintptr_t)start;
+  pthread_mutex_lock(&_cgc_g.roots_lock);
+  for (size_t i = 0; i < _cgc_g.nroots; i++)
+    if (_cgc_g.roots[i].lo == lo) {
+      _cgc_g.roots[i] = _cgc_g.roots[--_cgc_g.nroots];
+      pthread_mutex_unlock(&_cgc_g.roots_lock);
+      return;
+    }
+  pthread_mutex_unlock(&_cgc_g.roots_lock);
+  _cgc_fatal("cgc_remove_roots: %p is not the start of a range registered with cgc_add_roots", start);
+}
+
+/* ---- dlopen / dlclose ------------------------------------------------------------------ */
+
+typedef void *(*dlopen_fn)(const char *, int);
+typedef int (*dlclose_fn)(void *);
+
+static void dl_enter(void) {
+  atomic_fetch_add(&_cgc_g.dl_inflight, 1);
+  if (_cgc_self) _cgc_self->in_dlopen++;
+}
+
+static void dl_leave(void) {
+  if (_cgc_self) _cgc_self->in_dlopen--;
+  atomic_fetch_add(&_cgc_g.dl_generation, 1);
+  atomic_fetch_sub(&_cgc_g.dl_inflight, 1);
+}
+
+CGC_API void *dlopen(const char *file, int mode);
+void *dlopen(const char *file, int mode) {
+  static _Atomic(dlopen_fn) real;
+  dlopen_fn f = atomic_load(&real);
+  if (!f) {
+    f = (dlopen_fn)_cgc_os_real_symbol("dlopen");
+    if (!f) return NULL;
+    atomic_store(&real, f);
+  }
+  dl_enter();
+  void *h = f(file, mode);
+  dl_leave();
+  return h;
+}
+
+CGC_API int dlclose(void *handle);
+int dlclose(void *handle) {
+  static _Atomic(dlclose_fn) real;
+  dlclose_fn f = atomic_load(&real);
+  if (!f) {
+    f = (dlclose_fn)_cgc_os_real_symbol("dlclose");
+    if (!f) return -1;
+    atomic_store(&real, f);
+  }
+  dl_enter();
+  int rc = f(handle);
+  dl_leave();
+  return rc;
+}

@@ -1,0 +1,292 @@
+/* threads.c — the thread registry and stopping the world (see docs/threads.md).
+ *
+ * Threads created with pthread_create are registered automatically: cgc
+ * defines pthread_create, which wraps the start routine and calls the next
+ * definition (the C library's).  Other threads register on their first
+ * allocation or with cgc_register_thread.  A registered thread is
+ * unregistered by a thread-specific-data destructor at exit.
+ *
+ * Stopping the world: the collector (holding threads_lock) sends the suspend
+ * signal (SIGPWR by default; CGC_SIGNAL or cgc_set_suspend_signal move it) to
+ * every other registered thread.  The handler records the stack pointer (its
+ * own frame lies below the interrupted one, with the interrupted registers in
+ * the signal frame above it), acknowledges on a semaphore and sleeps on the
+ * world epoch until the collector restarts the world.  The handler is
+ * installed with SA_RESTART, so interrupted system calls that can be
+ * restarted are.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+__thread cgc_thread_t *_cgc_self;
+
+static pthread_key_t exit_key;
+static cgc_thread_t *free_threads; /* recycled structs: threads_lock */
+
+#define STOP_TIMEOUT_NS (5ull * 1000000000ull)
+
+/* ---- registry ------------------------------------------------------------------- */
+
+void _cgc_threads_for_each(void (*fn)(cgc_thread_t *, void *), void *ctx) {
+  for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next) fn(t, ctx);
+}
+
+static void thread_exit_destructor(void *arg);
+
+static cgc_thread_t *thread_struct_alloc(void) {
+  pthread_mutex_lock(&_cgc_g.threads_lock);
+  cgc_thread_t *t = free_threads;
+  if (t) free_threads = t->next;
+  pthread_mutex_unlock(&_cgc_g.threads_lock);
+  if (t) {
+    cgc_tcache_t *tc = t->tc;
+    memset(tc, 0, sizeof *tc);
+    memset(t, 0, sizeof *t);
+    t->tc = tc;
+    return t;
+  }
+  t = _cgc_meta_alloc(sizeof *t);
+  if (!t) return NULL;
+  t->tc = _cgc_meta_alloc(sizeof *t->tc);
+  if (!t->tc) return NULL;
+  return t;
+}
+
+cgc_thread_t *_cgc_thread_register_self(bool explicit_reg) {
+  if (_cgc_self) return _cgc_self;
+  cgc_thread_t *t = thread_struct_alloc();
+  if (!t) return NULL;
+  t->pthread = (uintptr_t)pthread_self();
+  t->tid = _cgc_os_gettid();
+  t->tp = _cgc_os_thread_pointer();
+  t->explicit_reg = explicit_reg;
+  t->is_main = t->tid == getpid();
+  if (_cgc_os_thread_stack(&t->stack_lo, &t->stack_hi) != 0) {
+    /* Fall back to the current frame: scan a generous window above it. */
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    t->stack_lo = here - (64 << 10);
+    t->stack_hi = CGC_ALIGN_UP(here, 1 << 20);
+  }
+  t->tc->thread = t;
+  /* Publish to this thread first so a stop signal finds it, then to the list. */
+  _cgc_self = t;
+  _cgc_tc = t->tc;
+  pthread_mutex_lock(&_cgc_g.threads_lock);
+  t->next = _cgc_g.threads;
+  t->prev = NULL;
+  if (_cgc_g.threads) _cgc_g.threads->prev = t;
+  _cgc_g.threads = t;
+  _cgc_g.nthreads++;
+  pthread_mutex_unlock(&_cgc_g.threads_lock);
+  pthread_setspecific(exit_key, t);
+  return t;
+}
+
+static void thread_unregister(cgc_thread_t *t) {
+  _cgc_tcache_release(t->tc);
+  pthread_mutex_lock(&_cgc_g.threads_lock);
+  if (t->prev) t->prev->next = t->next;
+  else _cgc_g.threads = t->next;
+  if (t->next) t->next->prev = t->prev;
+  _cgc_g.nthreads--;
+  t->next = free_threads;
+  free_threads = t;
+  pthread_mutex_unlock(&_cgc_g.threads_lock);
+  _cgc_tc = &_cgc_empty_tcache;
+  _cgc_self = NULL;
+}
+
+static void thread_exit_destructor(void *arg) {
+  cgc_thread_t *t = arg;
+  if (t && t == _cgc_self) thread_unregister(t);
+}
+
+int cgc_register_thread(void) {
+  _cgc_ensure_init();
+  if (_cgc_self) {
+    _cgc_self->explicit_reg = true;
+    return 0;
+  }
+  return _cgc_thread_register_self(true) ? 0 : -1;
+}
+
+void cgc_unregister_thread(void) {
+  cgc_thread_t *t = _cgc_self;
+  if (!t) _cgc_fatal("cgc_unregister_thread: thread %ld is not registered", (long)_cgc_os_gettid());
+  pthread_setspecific(exit_key, NULL);
+  thread_unregister(t);
+}
+
+/* ---- pthread_create ---------------------------------------------------------------- */
+
+/* A thread's start routine and argument are kept in a collected object that is
+   linked from `pending_starts` (a scanned global) until the new thread has
+   registered and holds them on its own stack. */
+typedef struct start_info {
+  void *(*fn)(void *);
+  void *arg;
+  struct start_info *next, *prev;
+} start_info_t;
+
+static start_info_t *pending_starts; /* scanned as part of cgc's data segment */
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void pending_remove(start_info_t *si) {
+  pthread_mutex_lock(&pending_lock);
+  if (si->prev) si->prev->next = si->next;
+  else pending_starts = si->next;
+  if (si->next) si->next->prev = si->prev;
+  pthread_mutex_unlock(&pending_lock);
+}
+
+static void *start_trampoline(void *p) {
+  start_info_t *si = p;
+  _cgc_thread_register_self(false);
+  void *(*fn)(void *) = si->fn;
+  void *arg = si->arg;
+  pending_remove(si);
+  si = NULL;
+  return fn(arg);
+}
+
+CGC_API int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+  _cgc_ensure_init();
+  start_info_t *si = cgc_alloc(sizeof *si);
+  if (!si) return EAGAIN;
+  si->fn = fn;
+  si->arg = arg;
+  pthread_mutex_lock(&pending_lock);
+  si->next = pending_starts;
+  if (pending_starts) pending_starts->prev = si;
+  pending_starts = si;
+  pthread_mutex_unlock(&pending_lock);
+  int rc = _cgc_os_real_pthread_create()(thread, attr, start_trampoline, si);
+  if (rc != 0) pending_remove(si);
+  return rc;
+}
+
+/* ---- stopping the world ----------------------------------------------------------------- */
+
+static void suspend_handler(int sig, void *info, void *uctx) {
+  (void)sig;
+  (void)info;
+  (void)uctx;
+  int saved_errno = errno;
+  cgc_thread_t *t = _cgc_self;
+  uint32_t epoch = atomic_load_explicit(&_cgc_g.world_epoch, memory_order_acquire);
+  if (!t || !(epoch & 1)) { /* not ours to stop (unregistered, or a stray signal) */
+    errno = saved_errno;
+    return;
+  }
+  volatile uintptr_t marker = 0;
+  t->stop_sp = (uintptr_t)&marker;
+  atomic_store_explicit(&t->stopped, epoch, memory_order_release);
+  _cgc_sem_post(&_cgc_g.ack);
+  while (atomic_load_explicit(&_cgc_g.world_epoch, memory_order_acquire) == epoch)
+    _cgc_os_wait(&_cgc_g.world_epoch, epoch);
+  errno = saved_errno;
+}
+
+void _cgc_stop_world(void) {
+  cgc_thread_t *self = _cgc_self;
+  uint32_t epoch = atomic_fetch_add(&_cgc_g.world_epoch, 1) + 1;
+  cgc_assert(epoch & 1);
+  size_t sent = 0;
+  for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next) {
+    if (t == self) continue;
+    int rc = _cgc_os_signal_thread(t->pthread, _cgc_g.suspend_signal);
+    if (rc == 0) sent++;
+    else t->stop_sp = 0; /* already gone: nothing of it to scan */
+  }
+  while (sent) {
+    if (_cgc_sem_wait(&_cgc_g.ack, STOP_TIMEOUT_NS) == 0) {
+      sent--;
+      continue;
+    }
+    size_t missing = 0;
+    for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next)
+      if (t != self && atomic_load(&t->stopped) != epoch) {
+        missing++;
+        _cgc_warn("waiting for thread %d to stop (does it block signal %d?)", (int)t->tid, _cgc_g.suspend_signal);
+      }
+    if (!missing) break;
+  }
+  if (self) self->stop_sp = (uintptr_t)__builtin_frame_address(0);
+}
+
+void _cgc_start_world(void) {
+  atomic_fetch_add_explicit(&_cgc_g.world_epoch, 1, memory_order_release);
+  _cgc_os_wake_all(&_cgc_g.world_epoch);
+}
+
+/* ---- fork --------------------------------------------------------------------------------- */
+
+void _cgc_collect_lock_all(void) CGC_HIDDEN;   /* collect.c */
+void _cgc_collect_unlock_all(void) CGC_HIDDEN; /* collect.c */
+void _cgc_sweeper_fork_child(void) CGC_HIDDEN; /* sweep.c */
+
+static void fork_prepare(void) {
+  if (!atomic_load(&_cgc_g.initialized)) return;
+  pthread_mutex_lock(&pending_lock);
+  _cgc_collect_lock_all();
+}
+
+static void fork_parent(void) {
+  if (!atomic_load(&_cgc_g.initialized)) return;
+  _cgc_collect_unlock_all();
+  pthread_mutex_unlock(&pending_lock);
+}
+
+static void fork_child(void) {
+  if (!atomic_load(&_cgc_g.initialized)) return;
+  /* Only this thread survives: drop the others (their cached spans go back to
+     the central lists) and forget the helper threads. */
+  cgc_thread_t *self = _cgc_self, *next;
+  for (cgc_thread_t *t = _cgc_g.threads; t; t = next) {
+    next = t->next;
+    if (t == self) continue;
+    for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
+      cgc_span_t *s = t->tc->span[sc];
+      t->tc->free[sc] = NULL;
+      if (!s) continue;
+      s->owner = NULL;
+      t->tc->span[sc] = NULL;
+      _cgc_list_push(&_cgc_g.central[sc].unswept, s, CGC_LIST_UNSWEPT);
+    }
+    atomic_fetch_add(&_cgc_g.exited_alloc_bytes, t->tc->alloc_bytes);
+    atomic_fetch_add(&_cgc_g.exited_alloc_objects, t->tc->alloc_objects);
+    atomic_fetch_add(&_cgc_g.exited_free_bytes, t->tc->free_bytes);
+    atomic_fetch_add(&_cgc_g.exited_free_objects, t->tc->free_objects);
+    t->next = free_threads;
+    free_threads = t;
+  }
+  _cgc_g.threads = NULL;
+  _cgc_g.nthreads = 0;
+  if (self) {
+    self->next = self->prev = NULL;
+    self->pthread = (uintptr_t)pthread_self();
+    self->tid = _cgc_os_gettid();
+    _cgc_g.threads = self;
+    _cgc_g.nthreads = 1;
+  }
+  atomic_store(&_cgc_g.ack.count, 0);
+  atomic_store(&_cgc_g.active_sweeps, 0);
+  _cgc_mark_workers_reset();
+  _cgc_sweeper_fork_child();
+  _cgc_specials_fork_child();
+  _cgc_collect_unlock_all();
+  pthread_mutex_unlock(&pending_lock);
+}
+
+/* ---- init ------------------------------------------------------------------------------ */
+
+void _cgc_threads_init(void) {
+  pthread_key_create(&exit_key, thread_exit_destructor);
+  if (_cgc_os_install_handler(_cgc_g.suspend_signal, suspend_handler) != 0)
+    _cgc_fatal("cannot install the handler for signal %d", _cgc_g.suspend_signal);
+  _cgc_os_atfork(fork_prepare, fork_parent, fork_child);
+}
