@@ -158,14 +158,15 @@ void _cgc_after_sweep(void) {
 /* ---- the collection ------------------------------------------------------------------- */
 
 static void trace_line(uint64_t n, int reason, uint64_t stop_ns, uint64_t mark_ns, uint64_t fin_ns, uint64_t before,
-                       uint64_t after, uint64_t goal, int workers, size_t threads) {
+                       uint64_t after, uint64_t goal, const cgc_mark_result_t *res, size_t threads) {
+  int workers = res->workers;
   char buf[512];
   uint64_t now = _cgc_os_now_ns() - _cgc_g.start_ns;
   uint64_t pct = now ? _cgc_g.pause_total_ns * 100 / now : 0;
   static const char *const why[] = {"", " (forced)", " (out of memory)", " (memory limit)"};
   int len = _cgc_format(buf, sizeof buf,
                         "gc %llu @%llu.%03llus %llu%%: %llu.%03llu+%llu.%03llu+%llu.%03llu ms clock, "
-                        "%llu->%llu MB, %llu MB goal, %llu MB mapped, %zu threads, %d P%s\n",
+                        "%llu->%llu MB, %llu MB goal, %llu MB mapped, %llu KB roots, %llu objects, %zu threads, %d P%s\n",
                         (unsigned long long)n, (unsigned long long)(now / 1000000000u),
                         (unsigned long long)(now / 1000000u % 1000u), (unsigned long long)pct,
                         (unsigned long long)(stop_ns / 1000000u), (unsigned long long)(stop_ns / 1000u % 1000u),
@@ -173,26 +174,24 @@ static void trace_line(uint64_t n, int reason, uint64_t stop_ns, uint64_t mark_n
                         (unsigned long long)(fin_ns / 1000000u), (unsigned long long)(fin_ns / 1000u % 1000u),
                         (unsigned long long)(before >> 20), (unsigned long long)(after >> 20),
                         (unsigned long long)(goal == UINT64_MAX ? 0 : goal >> 20),
-                        (unsigned long long)(atomic_load(&_cgc_g.mapped_bytes) >> 20), threads, workers,
+                        (unsigned long long)(atomic_load(&_cgc_g.mapped_bytes) >> 20),
+                        (unsigned long long)(res->root_bytes >> 10), (unsigned long long)res->marked_objects, threads, workers,
                         why[reason]);
   _cgc_write_all(2, buf, (size_t)len);
 }
 
 static void totals_locked(uint64_t *alloc, uint64_t *freed);
 
-/* Save the callee-saved registers on the stack, then run the marking. */
-static CGC_NOINLINE void mark_with_registers(cgc_mark_result_t *res) {
+void _cgc_collect(int reason, uint32_t expect_cycle) {
+  /* The collecting thread's roots: its registers, saved here, and its stack
+     from this frame up.  Frames below (the collector's own) are not scanned,
+     so stale words left there by earlier calls retain nothing. */
   jmp_buf regs;
   setjmp(regs);
   __asm__ volatile("" ::"r"(&regs) : "memory");
-  if (_cgc_self) _cgc_self->stop_sp = (uintptr_t)__builtin_frame_address(0);
-  _cgc_mark(res);
-  __asm__ volatile("" ::"r"(&regs) : "memory");
-}
-
-void _cgc_collect(int reason, uint32_t expect_cycle) {
   _cgc_ensure_init();
   if (!_cgc_self && !_cgc_thread_register_self(false)) return;
+  uintptr_t my_sp = (uintptr_t)&regs;
   cgc_mark_result_t res;
   uint64_t t_stop, t_marked, t_end;
   uint64_t before = (uint64_t)CGC_MAX(atomic_load(&_cgc_g.heap_live), 0);
@@ -220,7 +219,9 @@ void _cgc_collect(int reason, uint32_t expect_cycle) {
   }
 
   uint64_t t_stopped = _cgc_os_now_ns();
-  mark_with_registers(&res);
+  _cgc_self->stop_sp = my_sp;
+  _cgc_mark(&res);
+  __asm__ volatile("" ::"r"(&regs) : "memory");
   _cgc_g.marked_bytes = res.marked_bytes;
   if (_cgc_g.opt.checkmark || CGC_CHECKED) _cgc_checkmark();
   t_marked = _cgc_os_now_ns();
@@ -257,7 +258,7 @@ void _cgc_collect(int reason, uint32_t expect_cycle) {
   _cgc_sweeper_wake();
   if (_cgc_g.opt.gctrace)
     trace_line(n, reason, t_stopped - t_stop, t_marked - t_stopped, t_end - t_marked, before,
-               _cgc_g.marked_bytes + _cgc_g.premarked_bytes, goal, res.workers, nthreads);
+               _cgc_g.marked_bytes + _cgc_g.premarked_bytes, goal, &res, nthreads);
 }
 
 void cgc_collect(void) {

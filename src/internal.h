@@ -25,6 +25,8 @@
  *   I4  a collection marks every reachable object and every slot on every
  *       thread list; a sweep frees exactly the unmarked slots that are not
  *       already on span->freelist.
+ *   I6  no scanned memory of cgc's own holds a heap address: such state lives
+ *       in _cgc_g (excluded from the roots) or in mapped metadata.
  *   I5  sweeps never run while the world is stopped or a collection is pending
  *       (_cgc_sweep_begin/_cgc_sweep_end fence them).
  */
@@ -199,6 +201,7 @@ typedef struct {
   /* Page map: written under heap_lock, read lock-free. */
   _Atomic(cgc_arena_meta_t **) arena_l1[1 << CGC_L1_BITS];
   _Atomic uintptr_t heap_lo, heap_hi;  /* bounds of all heap mappings */
+  uintptr_t mark_lo, mark_range;       /* the bounds used by the current marking */
 
   /* Page heap: heap_lock. */
   pthread_mutex_t heap_lock;
@@ -396,6 +399,7 @@ typedef struct cgc_mark_result {
   uint64_t marked_bytes;
   uint64_t premarked_bytes;
   uint64_t marked_objects;
+  uint64_t root_bytes;
   int workers;
 } cgc_mark_result_t;
 

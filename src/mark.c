@@ -67,10 +67,21 @@ static inline bool mark_bit(cgc_span_t *s, uint32_t idx, uint32_t epoch) {
 
 /* ---- work-stealing deque ---------------------------------------------------------- */
 
+/* A unit of marking work: a range of words to scan. */
+typedef struct {
+  uintptr_t lo, hi;
+} item_t;
+
 typedef struct {
   size_t cap; /* power of two */
-  _Atomic uintptr_t items[];
+  item_t items[];
 } dq_buf_t;
+
+/* The private mark stack: no synchronisation at all. */
+typedef struct {
+  item_t *items;
+  size_t n, cap;
+} pstack_t;
 
 typedef struct {
   _Atomic int64_t top;
@@ -80,39 +91,42 @@ typedef struct {
   _Atomic(dq_buf_t *) buf;
   dq_buf_t *retired[32]; /* grown-out buffers, unmapped after marking */
   int nretired;
+  pstack_t priv;
+  uintptr_t cache_key;           /* arena index of the last lookup */
+  cgc_arena_meta_t *cache_meta;
   uint64_t marked_bytes, marked_objects;
   uint32_t epoch;
+  bool parallel;
   uint32_t seen_phase; /* helpers: the phase they last worked in */
   char pad2[64];
 } worker_t;
 
 static dq_buf_t *dq_buf_new(size_t cap) {
-  dq_buf_t *b = _cgc_os_map(sizeof(dq_buf_t) + cap * sizeof(uintptr_t));
+  dq_buf_t *b = _cgc_os_map(sizeof(dq_buf_t) + cap * sizeof(item_t));
   if (!b) _cgc_fatal("out of memory for the mark stack (%zu entries)", cap);
   b->cap = cap;
   return b;
 }
 
-static void dq_push(worker_t *w, uintptr_t x) {
+/* Slots of a deque buffer are only rewritten after the buffer grows, so a
+   stealer's plain read of an item is validated by its CAS on top. */
+static void dq_push(worker_t *w, item_t x) {
   int64_t b = atomic_load_explicit(&w->bottom, memory_order_relaxed);
   int64_t t = atomic_load_explicit(&w->top, memory_order_acquire);
   dq_buf_t *buf = atomic_load_explicit(&w->buf, memory_order_relaxed);
   if (cgc_unlikely(b - t >= (int64_t)buf->cap - 1)) {
     dq_buf_t *nb = dq_buf_new(buf->cap * 2);
-    for (int64_t i = t; i < b; i++)
-      atomic_store_explicit(&nb->items[i & (nb->cap - 1)],
-                            atomic_load_explicit(&buf->items[i & (buf->cap - 1)], memory_order_relaxed),
-                            memory_order_relaxed);
+    for (int64_t i = t; i < b; i++) nb->items[i & (nb->cap - 1)] = buf->items[i & (buf->cap - 1)];
     if (w->nretired < 32) w->retired[w->nretired++] = buf;
     atomic_store_explicit(&w->buf, nb, memory_order_release);
     buf = nb;
   }
-  atomic_store_explicit(&buf->items[b & (buf->cap - 1)], x, memory_order_relaxed);
+  buf->items[b & (buf->cap - 1)] = x;
   atomic_thread_fence(memory_order_release);
   atomic_store_explicit(&w->bottom, b + 1, memory_order_relaxed);
 }
 
-static uintptr_t dq_pop(worker_t *w) {
+static bool dq_pop(worker_t *w, item_t *out) {
   int64_t b = atomic_load_explicit(&w->bottom, memory_order_relaxed) - 1;
   dq_buf_t *buf = atomic_load_explicit(&w->buf, memory_order_relaxed);
   atomic_store_explicit(&w->bottom, b, memory_order_relaxed);
@@ -120,27 +134,28 @@ static uintptr_t dq_pop(worker_t *w) {
   int64_t t = atomic_load_explicit(&w->top, memory_order_relaxed);
   if (t > b) {
     atomic_store_explicit(&w->bottom, b + 1, memory_order_relaxed);
-    return 0;
+    return false;
   }
-  uintptr_t x = atomic_load_explicit(&buf->items[b & (buf->cap - 1)], memory_order_relaxed);
+  *out = buf->items[b & (buf->cap - 1)];
+  bool ok = true;
   if (t == b) {
-    if (!atomic_compare_exchange_strong_explicit(&w->top, &t, t + 1, memory_order_seq_cst, memory_order_relaxed))
-      x = 0;
+    ok = atomic_compare_exchange_strong_explicit(&w->top, &t, t + 1, memory_order_seq_cst, memory_order_relaxed);
     atomic_store_explicit(&w->bottom, b + 1, memory_order_relaxed);
   }
-  return x;
+  return ok;
 }
 
-static uintptr_t dq_steal(worker_t *w) {
+NO_SANITIZE static bool dq_steal(worker_t *w, item_t *out) {
   int64_t t = atomic_load_explicit(&w->top, memory_order_acquire);
   atomic_thread_fence(memory_order_seq_cst);
   int64_t b = atomic_load_explicit(&w->bottom, memory_order_acquire);
-  if (t >= b) return 0;
-  dq_buf_t *buf = atomic_load_explicit(&w->buf, memory_order_consume);
-  uintptr_t x = atomic_load_explicit(&buf->items[t & (buf->cap - 1)], memory_order_relaxed);
+  if (t >= b) return false;
+  dq_buf_t *buf = atomic_load_explicit(&w->buf, memory_order_acquire);
+  item_t x = buf->items[t & (buf->cap - 1)];
   if (!atomic_compare_exchange_strong_explicit(&w->top, &t, t + 1, memory_order_seq_cst, memory_order_relaxed))
-    return 0;
-  return x;
+    return false;
+  *out = x;
+  return true;
 }
 
 static bool dq_nonempty(worker_t *w) {
@@ -165,7 +180,8 @@ static _Atomic size_t next_job;
 static _Atomic int active;
 static _Atomic uint32_t phase;       /* bumped to start a marking */
 static _Atomic int helpers_running;  /* helpers still marking */
-static uintptr_t heap_lo, heap_range;
+/* Heap bounds for this marking: in _cgc_g, which is not scanned (a heap
+   address in a scanned static would keep that object alive). */
 
 static void add_job(uintptr_t lo, uintptr_t hi) {
   lo = CGC_ALIGN_UP(lo, sizeof(uintptr_t));
@@ -196,23 +212,77 @@ void _cgc_mark_root_range(uintptr_t lo, uintptr_t hi) { add_job(lo, hi); }
 
 /* ---- scanning ---------------------------------------------------------------------- */
 
+static _Atomic int idle_workers; /* workers looking for work: a hint to share */
+
+static void pstack_grow(pstack_t *ps) {
+  size_t ncap = ps->cap ? ps->cap * 2 : 1 << 16;
+  item_t *n = _cgc_os_map(ncap * sizeof(item_t));
+  if (!n) _cgc_fatal("out of memory for the mark stack (%zu entries)", ncap);
+  if (ps->items) {
+    memcpy(n, ps->items, ps->n * sizeof(item_t));
+    _cgc_os_unmap(ps->items, ps->cap * sizeof(item_t));
+  }
+  ps->items = n;
+  ps->cap = ncap;
+}
+
+static inline void push_work(worker_t *w, uintptr_t lo, uintptr_t hi) {
+  pstack_t *ps = &w->priv;
+  if (cgc_unlikely(ps->n == ps->cap)) pstack_grow(ps);
+  ps->items[ps->n++] = (item_t){lo, hi};
+}
+
+/* Give the older half of the private stack to the shared deque. */
+static CGC_NOINLINE void share_work(worker_t *w) {
+  pstack_t *ps = &w->priv;
+  size_t k = ps->n / 2;
+  for (size_t i = 0; i < k; i++) dq_push(w, ps->items[i]);
+  memmove(ps->items, ps->items + k, (ps->n - k) * sizeof(item_t));
+  ps->n -= k;
+}
+
+static inline cgc_span_t *lookup(worker_t *w, uintptr_t v) {
+  uintptr_t key = v >> CGC_ARENA_SHIFT;
+  cgc_arena_meta_t *m = w->cache_meta;
+  if (cgc_unlikely(key != w->cache_key || !m)) {
+    m = _cgc_arena_of(v);
+    if (!m) return NULL;
+    w->cache_key = key;
+    w->cache_meta = m;
+  }
+  return m->spans[_cgc_page_index(v)];
+}
+
+static inline bool set_mark(worker_t *w, cgc_span_t *s, uint32_t idx) {
+  if (cgc_likely(w->parallel)) return mark_bit(s, idx, w->epoch);
+  marks_prepare(s, w->epoch);
+  uint64_t bit = 1ull << (idx % 64);
+  uint64_t old = atomic_load_explicit(&s->mark[idx / 64], memory_order_relaxed);
+  if (old & bit) return false;
+  atomic_store_explicit(&s->mark[idx / 64], old | bit, memory_order_relaxed);
+  return true;
+}
+
 static inline void mark_word(worker_t *w, uintptr_t v) {
-  if (v - heap_lo >= heap_range) return;
-  cgc_span_t *s = _cgc_span_of_any(v);
+  if (v - _cgc_g.mark_lo >= _cgc_g.mark_range) return;
+  cgc_span_t *s = lookup(w, v);
   if (!s) return;
   uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
   if (st == CGC_SPAN_SMALL) {
     if (v >= s->limit) return;
     uint32_t idx = _cgc_slot_index(s, v);
-    if (!mark_bit(s, idx, w->epoch)) return;
+    if (!set_mark(w, s, idx)) return;
     w->marked_bytes += s->elemsize;
     w->marked_objects++;
-    if (!s->noscan) dq_push(w, _cgc_slot_base(s, idx));
+    if (!s->noscan) {
+      uintptr_t base = _cgc_slot_base(s, idx);
+      push_work(w, base, base + s->elemsize);
+    }
   } else if (st == CGC_SPAN_LARGE) {
-    if (!mark_bit(s, 0, w->epoch)) return;
+    if (v >= s->limit || !set_mark(w, s, 0)) return;
     w->marked_bytes += s->elemsize;
     w->marked_objects++;
-    if (!s->noscan) dq_push(w, s->base);
+    if (!s->noscan) push_work(w, s->base, s->limit);
   } else if (st == CGC_SPAN_ARENA) {
     _cgc_arena_note_hit(s);
   }
@@ -220,38 +290,62 @@ static inline void mark_word(worker_t *w, uintptr_t v) {
 
 NO_SANITIZE static void scan_range(worker_t *w, uintptr_t lo, uintptr_t hi) {
   const uintptr_t *p = (const uintptr_t *)lo, *end = (const uintptr_t *)hi;
-  uintptr_t hl = heap_lo, hr = heap_range;
+  uintptr_t hl = _cgc_g.mark_lo, hr = _cgc_g.mark_range;
   for (; p < end; p++) {
     uintptr_t v = *p;
     if (v - hl < hr) mark_word(w, v);
   }
 }
 
-/* Scan one work item: an object start, or a chunk of a large object. */
-static void scan_item(worker_t *w, uintptr_t a) {
-  cgc_span_t *s = _cgc_span_of_any(a);
-  if (cgc_likely(atomic_load_explicit(&s->state, memory_order_relaxed) == CGC_SPAN_SMALL)) {
-    scan_range(w, a, a + s->elemsize);
-    return;
+/* Scan one item; a long range is split so that others can take the rest. */
+static inline void scan_item(worker_t *w, item_t it) {
+  if (it.hi - it.lo > LARGE_CHUNK) {
+    push_work(w, it.lo + LARGE_CHUNK, it.hi);
+    it.hi = it.lo + LARGE_CHUNK;
   }
-  uintptr_t end = a + LARGE_CHUNK;
-  if (end < s->limit) dq_push(w, end);
-  else end = s->limit;
-  scan_range(w, a, end);
+  scan_range(w, it.lo, it.hi);
 }
 
+/* Items pass through a small FIFO before they are scanned, so the object's
+   memory has been prefetched by the time the scan reads it. */
+#define RING 8
+
 static void drain(worker_t *w) {
-  uintptr_t a;
-  while ((a = dq_pop(w)) != 0) scan_item(w, a);
+  pstack_t *ps = &w->priv;
+  item_t ring[RING];
+  unsigned head = 0, count = 0, k = 0;
+  for (;;) {
+    while (count < RING && ps->n) {
+      item_t it = ps->items[--ps->n];
+      __builtin_prefetch((const void *)it.lo);
+      ring[(head + count++) % RING] = it;
+    }
+    if (count == 0) {
+      item_t it;
+      if (!dq_pop(w, &it)) return;
+      scan_item(w, it);
+      continue;
+    }
+    item_t it = ring[head];
+    head = (head + 1) % RING;
+    count--;
+    scan_item(w, it);
+    if (cgc_unlikely(++k == 64)) {
+      k = 0;
+      if (w->parallel && ps->n > 1 && atomic_load_explicit(&idle_workers, memory_order_relaxed) > 0 &&
+          !dq_nonempty(w))
+        share_work(w);
+    }
+  }
 }
 
 static bool steal_some(worker_t *self) {
   int me = (int)(self - workers);
   for (int k = 1; k < nworkers; k++) {
     worker_t *v = &workers[(me + k) % nworkers];
-    uintptr_t a = dq_steal(v);
-    if (a) {
-      scan_item(self, a);
+    item_t it;
+    if (dq_steal(v, &it)) {
+      scan_item(self, it);
       return true;
     }
   }
@@ -274,13 +368,18 @@ static void mark_loop(worker_t *w) {
     }
     drain(w);
     if (steal_some(w)) continue;
+    atomic_fetch_add(&idle_workers, 1);
     atomic_fetch_sub(&active, 1);
     for (unsigned spins = 0;; spins++) {
       if (work_visible()) {
         atomic_fetch_add(&active, 1);
+        atomic_fetch_sub(&idle_workers, 1);
         break;
       }
-      if (atomic_load(&active) == 0) return;
+      if (atomic_load(&active) == 0) {
+        atomic_fetch_sub(&idle_workers, 1);
+        return;
+      }
       if (spins < 64) _cgc_os_cpu_relax();
       else _cgc_os_yield();
     }
@@ -347,11 +446,14 @@ static void start_marking(void) {
   uint32_t e = atomic_load(&_cgc_g.mark_epoch) + 1;
   if (e == 0 || e == EPOCH_CLEARING) e = 1;
   atomic_store(&_cgc_g.mark_epoch, e);
-  heap_lo = atomic_load(&_cgc_g.heap_lo);
-  heap_range = atomic_load(&_cgc_g.heap_hi) - heap_lo;
+  _cgc_g.mark_lo = atomic_load(&_cgc_g.heap_lo);
+  _cgc_g.mark_range = atomic_load(&_cgc_g.heap_hi) - _cgc_g.mark_lo;
   for (int i = 0; i < MAX_WORKERS; i++) {
     workers[i].epoch = e;
     workers[i].marked_bytes = workers[i].marked_objects = 0;
+    workers[i].parallel = nworkers > 1;
+    workers[i].cache_meta = NULL;
+    workers[i].cache_key = 0;
   }
 }
 
@@ -378,16 +480,23 @@ void _cgc_mark(cgc_mark_result_t *res) {
     res->marked_bytes += workers[i].marked_bytes;
     res->marked_objects += workers[i].marked_objects;
     for (int k = 0; k < workers[i].nretired; k++)
-      _cgc_os_unmap(workers[i].retired[k], sizeof(dq_buf_t) + workers[i].retired[k]->cap * sizeof(uintptr_t));
+      _cgc_os_unmap(workers[i].retired[k], sizeof(dq_buf_t) + workers[i].retired[k]->cap * sizeof(item_t));
     workers[i].nretired = 0;
   }
   res->premarked_bytes = _cgc_g.premarked_bytes;
   res->workers = nworkers;
+  res->root_bytes = 0;
+  for (size_t j = 0; j < njobs; j++) res->root_bytes += jobs[j].hi - jobs[j].lo;
+  if (_cgc_g.opt.gctrace >= 2) {
+    for (size_t j = 0; j < njobs; j++)
+      if (jobs[j].hi - jobs[j].lo >= ROOT_JOB_BYTES / 2) _cgc_warn("gctrace: root job %p-%p", (void *)jobs[j].lo, (void *)jobs[j].hi);
+  }
 }
 
 void _cgc_mark_from(uintptr_t p) {
   worker_t *w = &workers[0];
   uint64_t before = w->marked_bytes;
+  w->parallel = false;
   mark_word(w, p);
   drain(w);
   _cgc_g.marked_bytes += w->marked_bytes - before;
@@ -440,7 +549,7 @@ static void check_visit(check_t *c, uintptr_t v) {
 
 NO_SANITIZE static void check_scan(check_t *c, uintptr_t lo, uintptr_t hi) {
   for (const uintptr_t *p = (const uintptr_t *)CGC_ALIGN_UP(lo, sizeof(uintptr_t)); (uintptr_t)(p + 1) <= hi; p++)
-    if (*p - heap_lo < heap_range) check_visit(c, *p);
+    if (*p - _cgc_g.mark_lo < _cgc_g.mark_range) check_visit(c, *p);
 }
 
 void _cgc_checkmark(void) {

@@ -215,7 +215,6 @@ void _cgc_stop_world(void) {
       }
     if (!missing) break;
   }
-  if (self) self->stop_sp = (uintptr_t)__builtin_frame_address(0);
 }
 
 void _cgc_start_world(void) {
