@@ -66,7 +66,8 @@ struct cgc__chunk {
 };
 
 #define CHUNK_FIRST 32
-#define CHUNK_MAX 8192
+#define CHUNK_LEVELS 9 /* capacities 32 << 0 ... 32 << 8 = 8192 records */
+#define CHUNK_MAX (CHUNK_FIRST << (CHUNK_LEVELS - 1))
 #define BACKTRACE_MAX 64
 #define ABORTED_MAX 8
 #define INST_INLINE 3
@@ -122,6 +123,12 @@ struct protect {
   struct panic rec;          /* the panic that unwinds to here */
 };
 
+/* Spill chunks given back by frames, one per capacity, for the next frame
+   that spills: no allocation (and no zeroing) when a thread repeatedly runs
+   functions with many dynamic defers.  Reachable from here, so kept; their
+   records' arguments were cleared when popped, so they hold nothing alive. */
+static __thread struct cgc__chunk *spare[CHUNK_LEVELS];
+
 static __thread struct {
   struct protect *protect;
   struct panic *panic;
@@ -137,22 +144,43 @@ static inline cgc__rec_t *seg_base(cgc__frame_t *f) {
   return f->chunk ? f->chunk->recs : (cgc__rec_t *)(f + 1);
 }
 
+static inline unsigned chunk_level(size_t cap) {
+  return (unsigned)__builtin_ctzl(cap / CHUNK_FIRST);
+}
+
 cgc__rec_t *cgc__frame_grow(cgc__frame_t *f) {
   cgc_assert(f->top == f->limit);
-  size_t cap = f->chunk ? f->chunk->cap * 2 : CHUNK_FIRST;
-  if (cap > CHUNK_MAX) cap = CHUNK_MAX;
-  /* Scanned memory: a pointer held only by a pending record stays visible.
-     The chunk is reachable from the frame on the stack, and earlier chunks
-     from later ones. */
-  struct cgc__chunk *c = cgc_alloc(sizeof *c + cap * sizeof(cgc__rec_t));
-  if (cgc_unlikely(!c)) _cgc_fatal("CGC_DEFER_DYN: out of memory for %zu defer records", cap);
+  unsigned level = f->chunk ? chunk_level(f->chunk->cap) + 1 : 0;
+  if (level >= CHUNK_LEVELS) level = CHUNK_LEVELS - 1;
+  struct cgc__chunk *c = spare[level];
+  if (c) {
+    spare[level] = NULL;
+  } else {
+    /* Scanned memory: a pointer held only by a pending record stays visible.
+       The chunk is reachable from the frame on the stack, and earlier chunks
+       from later ones. */
+    size_t cap = (size_t)CHUNK_FIRST << level;
+    c = cgc_alloc(sizeof *c + cap * sizeof(cgc__rec_t));
+    if (cgc_unlikely(!c)) _cgc_fatal("CGC_DEFER_DYN: out of memory for %zu defer records", cap);
+    c->cap = cap;
+  }
   c->prev = f->chunk;
   c->prev_limit = f->limit;
-  c->cap = cap;
   f->chunk = c;
-  f->limit = c->recs + cap;
+  f->limit = c->recs + c->cap;
   f->top = c->recs;
   return c->recs;
+}
+
+/* A chunk whose records all ran (their arguments cleared). */
+static void chunk_release(cgc__frame_t *f, struct cgc__chunk *c) {
+  f->chunk = c->prev;
+  f->top = f->limit = c->prev_limit;
+  unsigned level = chunk_level(c->cap);
+  if (!spare[level])
+    spare[level] = c;
+  else
+    cgc_free(c);
 }
 
 static CGC_COLD _Noreturn void null_defer(void) {
@@ -168,34 +196,42 @@ static inline int pop_record(cgc__frame_t *f, cgc__rec_t *out) {
     if (cgc_likely(top != seg_base(f))) {
       f->top = --top;
       *out = *top;
+      top->arg = NULL;
       if (cgc_unlikely(!out->fn)) null_defer();
       return 1;
     }
     struct cgc__chunk *c = f->chunk;
     if (!c) return 0;
-    f->chunk = c->prev;
-    f->top = f->limit = c->prev_limit;
-    cgc_free(c);
+    chunk_release(f, c);
   }
 }
 
 /* Normal exit: run the records newest first. */
 static CGC_NOINLINE void run_normal(cgc__frame_t *f) {
-  for (;;) {
-    cgc__rec_t *base = seg_base(f), *top = f->top;
+  /* Chunk segments: clear each argument, the chunk may be kept as a spare. */
+  struct cgc__chunk *c;
+  while ((c = f->chunk) != NULL) {
+    cgc__rec_t *base = c->recs, *top = f->top;
     while (top != base) {
       --top;
       void (*fn)(void *) = top->fn;
       void *arg = top->arg;
+      top->arg = NULL;
       f->top = top;
       if (cgc_unlikely(!fn)) null_defer();
       fn(arg);
     }
-    struct cgc__chunk *c = f->chunk;
-    if (!c) return;
-    f->chunk = c->prev;
-    f->top = f->limit = c->prev_limit;
-    cgc_free(c);
+    chunk_release(f, c);
+  }
+  /* The inline records, in the frame on the stack. */
+  cgc__rec_t *base = (cgc__rec_t *)(f + 1), *top = f->top;
+  while (top != base) {
+    --top;
+    void (*fn)(void *) = top->fn;
+    void *arg = top->arg;
+    f->top = top;
+    if (cgc_unlikely(!fn)) null_defer();
+    fn(arg);
   }
 }
 

@@ -410,6 +410,8 @@ void _cgc_checkmark(void) CGC_HIDDEN;
 /* During the stop-the-world phase (after _cgc_mark), for specials: mark the
    object containing p (if unmarked) and everything reachable from it. */
 void _cgc_mark_from(uintptr_t p) CGC_HIDDEN;
+/* Same, for everything reachable from the object at base but not the object. */
+void _cgc_mark_children(uintptr_t base) CGC_HIDDEN;
 bool _cgc_is_marked(uintptr_t base) CGC_HIDDEN;
 bool _cgc_span_marks_valid(const cgc_span_t *s) CGC_HIDDEN;
 bool _cgc_slot_marked(cgc_span_t *s, uint32_t idx) CGC_HIDDEN;

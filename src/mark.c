@@ -502,6 +502,17 @@ void _cgc_mark_from(uintptr_t p) {
   _cgc_g.marked_bytes += w->marked_bytes - before;
 }
 
+void _cgc_mark_children(uintptr_t base) {
+  cgc_span_t *s = _cgc_span_of(base);
+  if (!s || s->noscan) return;
+  worker_t *w = &workers[0];
+  uint64_t before = w->marked_bytes;
+  w->parallel = false;
+  push_work(w, base, base + s->elemsize);
+  drain(w);
+  _cgc_g.marked_bytes += w->marked_bytes - before;
+}
+
 bool _cgc_is_marked(uintptr_t a) {
   cgc_span_t *s = _cgc_span_of(a);
   if (!s) return true; /* not in the heap: never collected */

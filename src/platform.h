@@ -111,6 +111,10 @@ uintptr_t _cgc_os_tls_block(uintptr_t tp, size_t modid) CGC_HIDDEN;
    Returns 1 if thread-local storage of other threads can be found. */
 int _cgc_os_tls_init(void) CGC_HIDDEN;
 
+/* 1 if p lies inside the image of the executable or of a loaded shared
+   object (code, constants, data, bss): static storage that never dies. */
+int _cgc_os_is_static(const void *p) CGC_HIDDEN;
+
 /* ---- process --------------------------------------------------------------- */
 int _cgc_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) CGC_HIDDEN;
 

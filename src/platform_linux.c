@@ -331,6 +331,32 @@ int _cgc_os_tls_init(void) {
   return tls_dtv_ok = c.ok;
 }
 
+struct static_ctx {
+  uintptr_t p;
+  int found;
+};
+
+static int static_cb(struct dl_phdr_info *info, size_t size, void *data) {
+  struct static_ctx *c = data;
+  (void)size;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    if (c->p >= lo && c->p < lo + ph->p_memsz) {
+      c->found = 1;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int _cgc_os_is_static(const void *p) {
+  struct static_ctx c = {(uintptr_t)p, 0};
+  dl_iterate_phdr(static_cb, &c);
+  return c.found;
+}
+
 int _cgc_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
   return pthread_atfork(prepare, parent, child);
 }

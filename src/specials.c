@@ -1,0 +1,823 @@
+/* specials.c — cleanups, finalizers and weak handles (see docs/specials.md).
+ *
+ * Lookup is O(1): a span that has objects with specials points to an array
+ * with one entry per slot; an entry is the object's record (obj_rec_t) with
+ * its cleanups (a doubly linked list: add and stop are O(1)), its finalizer
+ * and its weak handles.  Nothing is sorted and nothing is walked on insert.
+ *
+ * Locking: records live in one of NSTRIPES stripes chosen by span address;
+ * a stripe's mutex protects its records, its list of records and its free
+ * lists.  The collector takes every stripe (and the queue lock) before it
+ * stops the world, so records are consistent while it processes them.
+ *
+ * At a collection, with the world stopped and after marking (Go's order):
+ *   1. everything reachable from an unmarked object with a finalizer is
+ *      marked (not the object itself): if A reaches B, only A is finalized now;
+ *   2. weak handles of unmarked objects are cleared (before any finalizer can
+ *      resurrect them), and records of weak handles that died are dropped;
+ *   3. unmarked objects with a finalizer are queued and resurrected (marked);
+ *   4. cleanups of objects still unmarked are queued and their records dropped.
+ * Cleanup arguments are roots while their cleanup is registered or queued
+ * (the record slabs and the queue are scanned), so `arg` stays alive.
+ * Queued work runs on the cleanup thread, or in cgc_run_cleanups when
+ * CGC_DEBUG=cleanups=manual.
+ */
+#include <errno.h>
+#include <pthread.h>
+
+#include "internal.h"
+
+#define NSTRIPES 64
+#define SLAB_BYTES ((size_t)64 << 10)
+#define QCHUNK_ITEMS 4096
+
+/* ---- records ---------------------------------------------------------------------- */
+
+typedef struct cleanup_rec {
+  void *arg;                 /* the only heap reference here: slabs are scanned */
+  void (*fn)(void *);
+  uint64_t id;               /* 0 when free */
+  struct cleanup_rec *next, *prev;
+  struct obj_rec *obj;
+} cleanup_rec_t;
+
+typedef struct weak_node {
+  struct cgc_weak *handle;   /* a collected object: held weakly (metadata is not scanned) */
+  uintptr_t key;             /* the exact pointer the handle was made for, XOR key */
+  struct weak_node *next;
+} weak_node_t;
+
+typedef struct obj_rec {
+  cgc_span_t *span;
+  uint32_t idx;
+  uint32_t stripe;
+  cleanup_rec_t *cleanups;
+  void (*finalizer)(void *);
+  weak_node_t *weaks;
+  struct obj_rec *next, *prev; /* the stripe's list */
+} obj_rec_t;
+
+typedef struct cgc_specials {
+  uint32_t count;             /* records in use */
+  uint32_t n;
+  struct cgc_specials *next_free;
+  obj_rec_t *slot[];
+} specials_arr_t;
+
+struct cgc_weak {
+  _Atomic uintptr_t ptr;      /* the referent, or 0 once it was found unreachable */
+};
+
+typedef struct {
+  pthread_mutex_t lock;
+  obj_rec_t *objs;            /* records of this stripe */
+  obj_rec_t *free_objs;
+  cleanup_rec_t *free_cleanups;
+  weak_node_t *free_weaks;
+  char pad[64];
+} stripe_t;
+
+static stripe_t stripes[NSTRIPES];
+static _Atomic uint64_t next_id = 1;
+static _Atomic uint64_t nweak;
+
+/* Slabs of cleanup records are roots: a registered cleanup keeps its arg alive. */
+typedef struct slab {
+  struct slab *next;
+  size_t bytes;
+} slab_t;
+static slab_t *cleanup_slabs;          /* slab_lock */
+static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static inline stripe_t *stripe_of(cgc_span_t *s) {
+  return &stripes[((uintptr_t)s >> 8) * 0x9E3779B97F4A7C15ull >> 58];
+}
+
+static void refill_cleanups(stripe_t *st) {
+  slab_t *sl = _cgc_meta_alloc(SLAB_BYTES);
+  if (!sl) _cgc_fatal("cgc_add_cleanup: out of memory for cleanup records");
+  sl->bytes = SLAB_BYTES;
+  pthread_mutex_lock(&slab_lock);
+  sl->next = cleanup_slabs;
+  cleanup_slabs = sl;
+  pthread_mutex_unlock(&slab_lock);
+  cleanup_rec_t *r = (cleanup_rec_t *)(sl + 1);
+  size_t n = (SLAB_BYTES - sizeof *sl) / sizeof *r;
+  for (size_t i = 0; i < n; i++) {
+    r[i].next = st->free_cleanups;
+    st->free_cleanups = &r[i];
+  }
+}
+
+static void free_cleanup(stripe_t *st, cleanup_rec_t *c) {
+  c->arg = NULL;
+  c->fn = NULL;
+  c->id = 0;
+  c->obj = NULL;
+  c->prev = NULL;
+  c->next = st->free_cleanups;
+  st->free_cleanups = c;
+  atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)sizeof *c, memory_order_relaxed);
+}
+
+static obj_rec_t *new_obj_rec(stripe_t *st) {
+  if (!st->free_objs) {
+    obj_rec_t *r = _cgc_meta_alloc(SLAB_BYTES);
+    if (!r) _cgc_fatal("out of memory for object records");
+    for (size_t i = 0; i < SLAB_BYTES / sizeof *r; i++) {
+      r[i].next = st->free_objs;
+      st->free_objs = &r[i];
+    }
+  }
+  obj_rec_t *o = st->free_objs;
+  st->free_objs = o->next;
+  memset(o, 0, sizeof *o);
+  return o;
+}
+
+static weak_node_t *new_weak_node(stripe_t *st) {
+  if (!st->free_weaks) {
+    weak_node_t *r = _cgc_meta_alloc(SLAB_BYTES);
+    if (!r) _cgc_fatal("cgc_weak_make: out of memory");
+    for (size_t i = 0; i < SLAB_BYTES / sizeof *r; i++) {
+      r[i].next = st->free_weaks;
+      st->free_weaks = &r[i];
+    }
+  }
+  weak_node_t *w = st->free_weaks;
+  st->free_weaks = w->next;
+  return w;
+}
+
+/* Arrays are recycled by size (n is a class's object count: few distinct). */
+static specials_arr_t *free_arrays[CGC_MAX_SPAN_OBJS + 1];
+static pthread_mutex_t arr_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static specials_arr_t *new_array(uint32_t n) {
+  pthread_mutex_lock(&arr_lock);
+  specials_arr_t *a = free_arrays[n];
+  if (a) free_arrays[n] = a->next_free;
+  pthread_mutex_unlock(&arr_lock);
+  if (!a) {
+    a = _cgc_meta_alloc(sizeof *a + n * sizeof(obj_rec_t *));
+    if (!a) _cgc_fatal("out of memory for specials");
+  }
+  memset(a, 0, sizeof *a + n * sizeof(obj_rec_t *));
+  a->n = n;
+  return a;
+}
+
+static bool in_collection; /* the collector holds every lock here */
+
+static void free_array(specials_arr_t *a) {
+  if (!in_collection) pthread_mutex_lock(&arr_lock);
+  a->next_free = free_arrays[a->n];
+  free_arrays[a->n] = a;
+  if (!in_collection) pthread_mutex_unlock(&arr_lock);
+}
+
+/* The record for slot idx of span s, created if create; stripe held. */
+static obj_rec_t *obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx, bool create) {
+  specials_arr_t *a = s->specials;
+  if (!a) {
+    if (!create) return NULL;
+    a = new_array(s->nelems);
+    s->specials = a;
+  }
+  obj_rec_t *o = a->slot[idx];
+  if (o || !create) return o;
+  o = new_obj_rec(st);
+  o->span = s;
+  o->idx = idx;
+  o->stripe = (uint32_t)(st - stripes);
+  o->next = st->objs;
+  if (st->objs) st->objs->prev = o;
+  st->objs = o;
+  a->slot[idx] = o;
+  a->count++;
+  return o;
+}
+
+static void drop_obj_rec(stripe_t *st, obj_rec_t *o) {
+  specials_arr_t *a = o->span->specials;
+  a->slot[o->idx] = NULL;
+  if (--a->count == 0) {
+    o->span->specials = NULL;
+    free_array(a);
+  }
+  if (o->prev) o->prev->next = o->next;
+  else st->objs = o->next;
+  if (o->next) o->next->prev = o->prev;
+  o->next = st->free_objs;
+  st->free_objs = o;
+}
+
+static bool obj_rec_empty(const obj_rec_t *o) { return !o->cleanups && !o->finalizer && !o->weaks; }
+
+/* ---- the queue ----------------------------------------------------------------------- */
+
+typedef struct {
+  void (*fn)(void *);
+  void *arg;
+  int finalizer;
+} work_t;
+
+typedef struct qchunk {
+  struct qchunk *next;
+  size_t head, tail; /* items [head, tail) are pending */
+  work_t items[QCHUNK_ITEMS];
+} qchunk_t;
+
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
+static qchunk_t *q_first, *q_last, *q_spare; /* queue_lock */
+static uint64_t q_pushed, q_done;            /* queue_lock */
+static size_t q_running;                     /* items taken and not finished: queue_lock */
+static _Atomic uint32_t runner_kick;
+static int runner_started;                   /* queue_lock */
+static _Atomic uint64_t n_cleanups_run, n_finalizers_run;
+static __thread int in_cleanup;
+
+/* Append (queue_lock held, or the world stopped with it held). */
+static void q_push(void (*fn)(void *), void *arg, int finalizer) {
+  if (!q_last || q_last->tail == QCHUNK_ITEMS) {
+    qchunk_t *c = q_spare;
+    if (c) q_spare = NULL;
+    else {
+      c = _cgc_os_map(sizeof *c); /* no locks: usable with the world stopped */
+      if (!c) _cgc_fatal("out of memory for the cleanup queue");
+    }
+    c->next = NULL;
+    c->head = c->tail = 0;
+    if (q_last) q_last->next = c;
+    else q_first = c;
+    q_last = c;
+  }
+  q_last->items[q_last->tail++] = (work_t){fn, arg, finalizer};
+  q_pushed++;
+}
+
+/* Take up to max items (queue_lock held). */
+static size_t q_take(work_t *out, size_t max) {
+  size_t n = 0;
+  while (n < max && q_first) {
+    qchunk_t *c = q_first;
+    while (n < max && c->head < c->tail) {
+      out[n++] = c->items[c->head];
+      c->items[c->head].arg = NULL;
+      c->head++;
+    }
+    if (c->head < c->tail) break;
+    if (c == q_last) { /* empty: keep it for the next pushes */
+      c->head = c->tail = 0;
+      break;
+    }
+    q_first = c->next;
+    if (!q_spare) q_spare = c;
+    else _cgc_os_unmap(c, sizeof *c);
+  }
+  q_running += n;
+  return n;
+}
+
+static void run_work(work_t *w, size_t n) {
+  in_cleanup++;
+  for (size_t i = 0; i < n; i++) {
+    w[i].fn(w[i].arg);
+    if (w[i].finalizer) atomic_fetch_add(&n_finalizers_run, 1);
+    else atomic_fetch_add(&n_cleanups_run, 1);
+    w[i].arg = NULL;
+    pthread_mutex_lock(&queue_lock);
+    q_running--;
+    q_done++;
+    pthread_cond_broadcast(&queue_cond);
+    pthread_mutex_unlock(&queue_lock);
+  }
+  in_cleanup--;
+}
+
+size_t cgc_run_cleanups(void) {
+  _cgc_ensure_init();
+  size_t total = 0;
+  work_t batch[64];
+  for (;;) {
+    pthread_mutex_lock(&queue_lock);
+    size_t n = q_take(batch, 64);
+    pthread_mutex_unlock(&queue_lock);
+    if (!n) return total;
+    run_work(batch, n);
+    total += n;
+  }
+}
+
+static void *runner_main(void *arg) {
+  (void)arg;
+  _cgc_os_set_thread_name("cgc-cleanup");
+  _cgc_thread_register_self(true);
+  work_t batch[64];
+  for (;;) {
+    uint32_t seen = atomic_load(&runner_kick);
+    pthread_mutex_lock(&queue_lock);
+    size_t n = q_take(batch, 64);
+    pthread_mutex_unlock(&queue_lock);
+    if (n) {
+      run_work(batch, n);
+      continue;
+    }
+    while (atomic_load(&runner_kick) == seen) _cgc_os_wait(&runner_kick, seen);
+  }
+  return NULL;
+}
+
+static void runner_wake(void) {
+  if (_cgc_g.opt.cleanups_manual) return;
+  pthread_mutex_lock(&queue_lock);
+  bool start = !runner_started && q_first != NULL;
+  if (start) runner_started = 1;
+  pthread_mutex_unlock(&queue_lock);
+  if (start) {
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (_cgc_os_real_pthread_create()(&t, &attr, runner_main, NULL) != 0) {
+      pthread_mutex_lock(&queue_lock);
+      runner_started = 0;
+      pthread_mutex_unlock(&queue_lock);
+      _cgc_warn("cannot start the cleanup thread; cleanups run in cgc_run_cleanups/cgc_wait_cleanups");
+    }
+    pthread_attr_destroy(&attr);
+  }
+  atomic_fetch_add(&runner_kick, 1);
+  _cgc_os_wake_all(&runner_kick);
+}
+
+void cgc_wait_cleanups(void) {
+  _cgc_ensure_init();
+  if (in_cleanup) { /* from a cleanup: waiting for ourselves would never end */
+    cgc_run_cleanups();
+    return;
+  }
+  pthread_mutex_lock(&queue_lock);
+  uint64_t target = q_pushed;
+  while (q_done < target) {
+    if (_cgc_g.opt.cleanups_manual || !runner_started) {
+      pthread_mutex_unlock(&queue_lock);
+      size_t n = cgc_run_cleanups();
+      pthread_mutex_lock(&queue_lock);
+      if (n) continue;
+      if (q_done >= target) break;
+      /* Others are running the rest. */
+    }
+    pthread_cond_wait(&queue_cond, &queue_lock);
+  }
+  pthread_mutex_unlock(&queue_lock);
+}
+
+/* ---- public: cleanups ------------------------------------------------------------------ */
+
+typedef enum { PTR_HEAP, PTR_STATIC } ptr_kind_t;
+
+/* Classify ptr for call fn: a heap object (span/idx set), static storage, or
+   misuse (abort). */
+static ptr_kind_t classify(const char *fn, const void *ptr, cgc_span_t **sp, uint32_t *idx) {
+  cgc_span_t *s = _cgc_span_of((uintptr_t)ptr);
+  if (s) {
+    *sp = s;
+    *idx = _cgc_slot_index(s, (uintptr_t)ptr);
+    return PTR_HEAP;
+  }
+  cgc_span_t *any = _cgc_span_of_any((uintptr_t)ptr);
+  if (any && atomic_load(&any->state) == CGC_SPAN_ARENA)
+    _cgc_fatal("%s: %p points into an arena (arena memory is not collected)", fn, ptr);
+  if (_cgc_os_is_static(ptr)) return PTR_STATIC;
+  _cgc_fatal("%s: %p is not in the collected heap or in static storage (malloc or stack memory?)", fn, ptr);
+}
+
+cgc_cleanup_t cgc_add_cleanup(void *ptr, void (*fn)(void *arg), void *arg) {
+  cgc_cleanup_t none = {0, NULL};
+  _cgc_ensure_init();
+  if (!fn) _cgc_fatal("cgc_add_cleanup: %p: the cleanup function is NULL", ptr);
+  cgc_span_t *s;
+  uint32_t idx;
+  if (!ptr) _cgc_fatal("cgc_add_cleanup: the object pointer is NULL");
+  if (classify("cgc_add_cleanup", ptr, &s, &idx) == PTR_STATIC) return none;
+  uintptr_t base = _cgc_slot_base(s, idx);
+  if ((uintptr_t)arg >= base && (uintptr_t)arg < base + s->elemsize)
+    _cgc_fatal("cgc_add_cleanup: the argument %p points into the object %p: the cleanup keeps the object alive and "
+               "could never run",
+               arg, ptr);
+  stripe_t *st = stripe_of(s);
+  pthread_mutex_lock(&st->lock);
+  if (cgc_unlikely(atomic_load_explicit(&s->state, memory_order_relaxed) != CGC_SPAN_SMALL &&
+                   atomic_load_explicit(&s->state, memory_order_relaxed) != CGC_SPAN_LARGE)) {
+    pthread_mutex_unlock(&st->lock);
+    _cgc_fatal("cgc_add_cleanup: %p is not a live object", ptr);
+  }
+  obj_rec_t *o = obj_rec(st, s, idx, true);
+  if (!st->free_cleanups) refill_cleanups(st);
+  cleanup_rec_t *c = st->free_cleanups;
+  st->free_cleanups = c->next;
+  c->arg = arg;
+  c->fn = fn;
+  c->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+  c->obj = o;
+  c->prev = NULL;
+  c->next = o->cleanups;
+  if (o->cleanups) o->cleanups->prev = c;
+  o->cleanups = c;
+  cgc_cleanup_t h = {c->id, c};
+  pthread_mutex_unlock(&st->lock);
+  /* Records count towards the heap, so many small objects with cleanups
+     still pace collections. */
+  atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)sizeof *c, memory_order_relaxed);
+  return h;
+}
+
+void cgc_cleanup_stop(cgc_cleanup_t h) {
+  cleanup_rec_t *c = h._obj;
+  if (!c || !h.id) return;
+  for (;;) {
+    obj_rec_t *o = __atomic_load_n(&c->obj, __ATOMIC_ACQUIRE);
+    if (!o || __atomic_load_n(&c->id, __ATOMIC_RELAXED) != h.id) return; /* ran, queued or stopped */
+    stripe_t *st = &stripes[o->stripe];
+    pthread_mutex_lock(&st->lock);
+    if (c->obj != o || c->id != h.id) { /* changed while we locked: look again */
+      pthread_mutex_unlock(&st->lock);
+      continue;
+    }
+    if (c->prev) c->prev->next = c->next;
+    else o->cleanups = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free_cleanup(st, c);
+    if (obj_rec_empty(o)) drop_obj_rec(st, o);
+    pthread_mutex_unlock(&st->lock);
+    return;
+  }
+}
+
+/* ---- public: finalizers ------------------------------------------------------------------ */
+
+int cgc_set_finalizer(void *ptr, void (*fn)(void *obj)) {
+  _cgc_ensure_init();
+  if (!ptr) _cgc_fatal("cgc_set_finalizer: the object pointer is NULL");
+  cgc_span_t *s;
+  uint32_t idx;
+  if (classify("cgc_set_finalizer", ptr, &s, &idx) == PTR_STATIC) return 0;
+  if (_cgc_slot_base(s, idx) != (uintptr_t)ptr)
+    _cgc_fatal("cgc_set_finalizer: %p is not the start of an object (it starts at %p)", ptr,
+               (void *)_cgc_slot_base(s, idx));
+  stripe_t *st = stripe_of(s);
+  pthread_mutex_lock(&st->lock);
+  obj_rec_t *o = obj_rec(st, s, idx, fn != NULL);
+  int rc = 0;
+  if (!fn) {
+    if (o) {
+      o->finalizer = NULL;
+      if (obj_rec_empty(o)) drop_obj_rec(st, o);
+    }
+  } else if (o->finalizer && o->finalizer != fn) {
+    rc = -1;
+    errno = EEXIST;
+  } else {
+    o->finalizer = fn;
+  }
+  pthread_mutex_unlock(&st->lock);
+  return rc;
+}
+
+/* ---- public: weak handles ------------------------------------------------------------------ */
+
+/* Handles of pointers to static storage: a small table, handles held weakly. */
+typedef struct {
+  uintptr_t key;
+  struct cgc_weak *handle;
+} static_weak_t;
+static static_weak_t *static_tab; /* stripes[0].lock */
+static size_t static_cap, static_n;
+
+static struct cgc_weak **static_find(uintptr_t p, bool create) {
+  if (create && (static_n + 1) * 2 > static_cap) {
+    size_t ncap = static_cap ? static_cap * 2 : 64;
+    static_weak_t *n = _cgc_meta_alloc(ncap * sizeof *n);
+    if (!n) _cgc_fatal("cgc_weak_make: out of memory");
+    for (size_t i = 0; i < static_cap; i++)
+      if (static_tab[i].handle) {
+        size_t h = (static_tab[i].key * 0x9E3779B97F4A7C15ull) & (ncap - 1);
+        while (n[h].handle) h = (h + 1) & (ncap - 1);
+        n[h] = static_tab[i];
+      }
+    static_tab = n;
+    static_cap = ncap;
+  }
+  if (!static_cap) return NULL;
+  uintptr_t key = p ^ _cgc_g.key;
+  size_t h = (key * 0x9E3779B97F4A7C15ull) & (static_cap - 1);
+  while (static_tab[h].handle) {
+    if (static_tab[h].key == key) return &static_tab[h].handle;
+    h = (h + 1) & (static_cap - 1);
+  }
+  if (!create) return NULL;
+  static_tab[h].key = key;
+  static_n++;
+  return &static_tab[h].handle;
+}
+
+static void static_rehash_after_removals(void) {
+  /* Rebuild in place (used after a collection removed dead handles). */
+  if (!static_cap) return;
+  static_weak_t *old = static_tab;
+  size_t cap = static_cap;
+  static_tab = _cgc_os_map(cap * sizeof *old);
+  if (!static_tab) { static_tab = old; return; }
+  static_n = 0;
+  for (size_t i = 0; i < cap; i++)
+    if (old[i].handle) {
+      size_t h = (old[i].key * 0x9E3779B97F4A7C15ull) & (cap - 1);
+      while (static_tab[h].handle) h = (h + 1) & (cap - 1);
+      static_tab[h] = old[i];
+      static_n++;
+    }
+}
+
+cgc_weak_t cgc_weak_make(void *ptr) {
+  if (!ptr) return NULL;
+  _cgc_ensure_init();
+  cgc_span_t *s;
+  uint32_t idx;
+  ptr_kind_t kind = classify("cgc_weak_make", ptr, &s, &idx);
+  /* Allocate first: allocation may collect, and the collector takes the stripes. */
+  struct cgc_weak *fresh = cgc_alloc_noscan(sizeof *fresh);
+  if (!fresh) _cgc_fatal("cgc_weak_make: out of memory");
+  atomic_store_explicit(&fresh->ptr, (uintptr_t)ptr, memory_order_relaxed);
+  uintptr_t key = (uintptr_t)ptr ^ _cgc_g.key;
+  struct cgc_weak *h = NULL;
+  if (kind == PTR_STATIC) {
+    stripe_t *st = &stripes[0];
+    pthread_mutex_lock(&st->lock);
+    struct cgc_weak **slot = static_find((uintptr_t)ptr, true);
+    if (!*slot) {
+      *slot = fresh;
+      atomic_fetch_add(&nweak, 1);
+    }
+    h = *slot;
+    pthread_mutex_unlock(&st->lock);
+  } else {
+    stripe_t *st = stripe_of(s);
+    pthread_mutex_lock(&st->lock);
+    if (atomic_load(&s->state) != CGC_SPAN_SMALL && atomic_load(&s->state) != CGC_SPAN_LARGE) {
+      pthread_mutex_unlock(&st->lock);
+      _cgc_fatal("cgc_weak_make: %p is not a live object", ptr);
+    }
+    obj_rec_t *o = obj_rec(st, s, idx, true);
+    for (weak_node_t *w = o->weaks; w; w = w->next)
+      if (w->key == key) {
+        h = w->handle;
+        break;
+      }
+    if (!h) {
+      weak_node_t *w = new_weak_node(st);
+      w->handle = fresh;
+      w->key = key;
+      w->next = o->weaks;
+      o->weaks = w;
+      h = fresh;
+      atomic_fetch_add(&nweak, 1);
+    }
+    pthread_mutex_unlock(&st->lock);
+  }
+  if (h != fresh) cgc_free(fresh);
+  return h;
+}
+
+void *cgc_weak_value(cgc_weak_t w) {
+  if (!w) return NULL;
+  return (void *)atomic_load_explicit(&w->ptr, memory_order_acquire);
+}
+
+/* ---- the collector's side ---------------------------------------------------------------- */
+
+/* Lock order: stripes, then slab_lock, arr_lock, queue_lock (mutators take a
+   stripe and then at most one of the others). */
+void _cgc_specials_lock(void) {
+  for (int i = 0; i < NSTRIPES; i++) pthread_mutex_lock(&stripes[i].lock);
+  pthread_mutex_lock(&slab_lock);
+  pthread_mutex_lock(&arr_lock);
+  pthread_mutex_lock(&queue_lock);
+  in_collection = true;
+}
+
+void _cgc_specials_unlock(void) {
+  in_collection = false;
+  pthread_mutex_unlock(&queue_lock);
+  pthread_mutex_unlock(&arr_lock);
+  pthread_mutex_unlock(&slab_lock);
+  for (int i = NSTRIPES; i-- > 0;) pthread_mutex_unlock(&stripes[i].lock);
+}
+
+void _cgc_specials_init(void) {
+  for (int i = 0; i < NSTRIPES; i++) pthread_mutex_init(&stripes[i].lock, NULL);
+}
+
+void _cgc_specials_enumerate_roots(void (*fn)(void *, uintptr_t, uintptr_t), void *ctx) {
+  for (slab_t *sl = cleanup_slabs; sl; sl = sl->next) fn(ctx, (uintptr_t)(sl + 1), (uintptr_t)sl + sl->bytes);
+  for (qchunk_t *c = q_first; c; c = c->next)
+    fn(ctx, (uintptr_t)&c->items[c->head], (uintptr_t)&c->items[c->tail]);
+}
+
+static inline uintptr_t rec_base(const obj_rec_t *o) { return _cgc_slot_base(o->span, o->idx); }
+static inline bool rec_marked(const obj_rec_t *o) { return _cgc_slot_marked(o->span, o->idx); }
+
+/* checkfinalizers: is target reachable from the words in [lo, hi)?  A
+   bounded single-threaded search with its own visited set. */
+typedef struct {
+  uintptr_t *set;
+  size_t cap;
+  uintptr_t *stack;
+  size_t sp, stack_cap;
+} search_t;
+
+static bool search_visit(search_t *S, uintptr_t v, uintptr_t target) {
+  cgc_span_t *s = _cgc_span_of(v);
+  if (!s) return false;
+  uintptr_t base = _cgc_slot_base(s, _cgc_slot_index(s, v));
+  if (base == target) return true;
+  size_t h = (base >> 3) * 0x9E3779B97F4A7C15ull & (S->cap - 1);
+  for (size_t probes = 0; S->set[h]; probes++) {
+    if (S->set[h] == base || probes > S->cap / 2) return false;
+    h = (h + 1) & (S->cap - 1);
+  }
+  S->set[h] = base;
+  if (!s->noscan && S->sp < S->stack_cap) S->stack[S->sp++] = base;
+  return false;
+}
+
+static bool reaches(search_t *S, uintptr_t lo, uintptr_t hi, uintptr_t target) {
+  memset(S->set, 0, S->cap * sizeof(uintptr_t));
+  S->sp = 0;
+  for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t))
+    if (search_visit(S, *(uintptr_t *)p, target)) return true;
+  while (S->sp) {
+    uintptr_t b = S->stack[--S->sp];
+    cgc_span_t *s = _cgc_span_of(b);
+    for (uintptr_t p = b; p + sizeof(uintptr_t) <= b + s->elemsize; p += sizeof(uintptr_t))
+      if (search_visit(S, *(uintptr_t *)p, target)) return true;
+  }
+  return false;
+}
+
+static void check_finalizers(void) {
+  search_t S;
+  S.cap = 1 << 16;
+  S.stack_cap = 1 << 16;
+  S.set = _cgc_os_map(S.cap * sizeof(uintptr_t));
+  S.stack = _cgc_os_map(S.stack_cap * sizeof(uintptr_t));
+  if (!S.set || !S.stack) return;
+  for (int i = 0; i < NSTRIPES; i++)
+    for (obj_rec_t *o = stripes[i].objs; o; o = o->next) {
+      uintptr_t base = rec_base(o);
+      for (cleanup_rec_t *c = o->cleanups; c; c = c->next)
+        if (reaches(&S, (uintptr_t)&c->arg, (uintptr_t)&c->arg + sizeof c->arg, base))
+          _cgc_warn("checkfinalizers: object %p (%zu bytes) is reachable from the argument %p of its own cleanup: "
+                    "it can never be collected",
+                    (void *)base, o->span->elemsize, c->arg);
+      if (o->finalizer && reaches(&S, base, base + o->span->elemsize, base))
+        _cgc_warn("checkfinalizers: object %p (%zu bytes) with a finalizer is reachable from itself: a cycle with a "
+                  "finalizer is never finalized",
+                  (void *)base, o->span->elemsize);
+    }
+  _cgc_os_unmap(S.set, S.cap * sizeof(uintptr_t));
+  _cgc_os_unmap(S.stack, S.stack_cap * sizeof(uintptr_t));
+}
+
+void _cgc_specials_process_stw(void) {
+  if (_cgc_g.opt.checkfinalizers) check_finalizers();
+  /* 1. Mark what unmarked finalizable objects reach (not the objects). */
+  for (int i = 0; i < NSTRIPES; i++)
+    for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
+      if (o->finalizer && !rec_marked(o)) _cgc_mark_children(rec_base(o));
+  /* 2. Weak handles: clear those of unmarked objects; drop dead handles. */
+  for (int i = 0; i < NSTRIPES; i++)
+    for (obj_rec_t *o = stripes[i].objs; o; o = o->next) {
+      if (!o->weaks) continue;
+      bool dead = !rec_marked(o);
+      weak_node_t **pw = &o->weaks;
+      while (*pw) {
+        weak_node_t *w = *pw;
+        bool handle_dead = !_cgc_is_marked((uintptr_t)w->handle);
+        if (dead || handle_dead) {
+          if (dead) atomic_store_explicit(&w->handle->ptr, 0, memory_order_release);
+          *pw = w->next;
+          w->next = stripes[i].free_weaks;
+          stripes[i].free_weaks = w;
+          atomic_fetch_sub(&nweak, 1);
+        } else {
+          pw = &w->next;
+        }
+      }
+    }
+  bool removed = false;
+  for (size_t i = 0; i < static_cap; i++)
+    if (static_tab[i].handle && !_cgc_is_marked((uintptr_t)static_tab[i].handle)) {
+      static_tab[i].handle = NULL;
+      atomic_fetch_sub(&nweak, 1);
+      removed = true;
+    }
+  if (removed) static_rehash_after_removals();
+  /* 3. Finalizers of unmarked objects: queue them, resurrect the objects. */
+  for (int i = 0; i < NSTRIPES; i++)
+    for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
+      if (o->finalizer && !rec_marked(o)) {
+        uintptr_t base = rec_base(o);
+        q_push(o->finalizer, (void *)base, 1);
+        o->finalizer = NULL;
+        _cgc_mark_from(base);
+      }
+  /* 4. Cleanups of objects still unmarked; drop empty records. */
+  for (int i = 0; i < NSTRIPES; i++) {
+    stripe_t *st = &stripes[i];
+    obj_rec_t *next;
+    for (obj_rec_t *o = st->objs; o; o = next) {
+      next = o->next;
+      if (o->cleanups && !rec_marked(o)) {
+        cleanup_rec_t *cn;
+        for (cleanup_rec_t *c = o->cleanups; c; c = cn) {
+          cn = c->next;
+          q_push(c->fn, c->arg, 0);
+          free_cleanup(st, c);
+        }
+        o->cleanups = NULL;
+      }
+      if (obj_rec_empty(o)) drop_obj_rec(st, o);
+    }
+  }
+}
+
+void _cgc_specials_after_gc(void) {
+  pthread_mutex_lock(&queue_lock);
+  bool pending = q_first != NULL;
+  pthread_mutex_unlock(&queue_lock);
+  if (pending) runner_wake();
+}
+
+/* cgc_free of an object with specials: weak handles become NULL, then the
+   finalizer and the cleanups run here, before cgc_free returns.  The cleanup
+   records are detached (so cgc_cleanup_stop no longer finds them) and freed
+   after they ran; until then their arguments stay in the scanned slabs. */
+void _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base) {
+  stripe_t *st = stripe_of(s);
+  pthread_mutex_lock(&st->lock);
+  obj_rec_t *o = obj_rec(st, s, idx, false);
+  if (!o) {
+    pthread_mutex_unlock(&st->lock);
+    return;
+  }
+  for (weak_node_t *w = o->weaks, *wn; w; w = wn) {
+    wn = w->next;
+    atomic_store_explicit(&w->handle->ptr, 0, memory_order_release);
+    w->next = st->free_weaks;
+    st->free_weaks = w;
+    atomic_fetch_sub(&nweak, 1);
+  }
+  o->weaks = NULL;
+  void (*fin)(void *) = o->finalizer;
+  cleanup_rec_t *list = o->cleanups;
+  for (cleanup_rec_t *c = list; c; c = c->next) __atomic_store_n(&c->obj, NULL, __ATOMIC_RELEASE);
+  o->finalizer = NULL;
+  o->cleanups = NULL;
+  drop_obj_rec(st, o);
+  pthread_mutex_unlock(&st->lock);
+  in_cleanup++;
+  if (fin) {
+    fin((void *)base);
+    atomic_fetch_add(&n_finalizers_run, 1);
+  }
+  for (cleanup_rec_t *c = list; c; c = c->next) {
+    c->fn(c->arg);
+    atomic_fetch_add(&n_cleanups_run, 1);
+  }
+  in_cleanup--;
+  if (!list) return;
+  pthread_mutex_lock(&st->lock);
+  for (cleanup_rec_t *c = list, *cn; c; c = cn) {
+    cn = c->next;
+    free_cleanup(st, c);
+  }
+  pthread_mutex_unlock(&st->lock);
+}
+
+void _cgc_specials_fork_child(void) {
+  /* The cleanup thread did not survive the fork. */
+  runner_started = 0;
+  pthread_cond_init(&queue_cond, NULL);
+}
+
+uint64_t _cgc_stats_specials(cgc_stats_t *out) {
+  out->num_cleanups_run = atomic_load(&n_cleanups_run);
+  out->num_finalizers_run = atomic_load(&n_finalizers_run);
+  pthread_mutex_lock(&queue_lock);
+  out->cleanups_queued = q_pushed - q_done;
+  pthread_mutex_unlock(&queue_lock);
+  out->num_weak_handles = atomic_load(&nweak);
+  return 0;
+}
