@@ -77,12 +77,18 @@ __attribute__((constructor)) static void cgc_constructor(void) { _cgc_ensure_ini
 
 void _cgc_specials_lock(void) CGC_HIDDEN;
 void _cgc_specials_unlock(void) CGC_HIDDEN;
+void _cgc_arenas_lock(void) CGC_HIDDEN;      /* arena.c */
+void _cgc_arenas_unlock(void) CGC_HIDDEN;
+void _cgc_checkfree_lock(void) CGC_HIDDEN;   /* checkfree.c */
+void _cgc_checkfree_unlock(void) CGC_HIDDEN;
 
 /* Every lock a mutator may hold while it could be stopped, in order. */
 void _cgc_collect_lock_all(void) CGC_HIDDEN;
 void _cgc_collect_lock_all(void) {
   pthread_mutex_lock(&_cgc_g.roots_lock);
   _cgc_specials_lock();
+  _cgc_arenas_lock();
+  _cgc_checkfree_lock();
   for (unsigned i = 0; i < CGC_NUM_SPAN_CLASSES; i++) pthread_mutex_lock(&_cgc_g.central[i].lock);
   pthread_mutex_lock(&_cgc_g.heap_lock);
   pthread_mutex_lock(&_cgc_g.meta_lock);
@@ -95,6 +101,8 @@ void _cgc_collect_unlock_all(void) {
   pthread_mutex_unlock(&_cgc_g.meta_lock);
   pthread_mutex_unlock(&_cgc_g.heap_lock);
   for (unsigned i = CGC_NUM_SPAN_CLASSES; i-- > 0;) pthread_mutex_unlock(&_cgc_g.central[i].lock);
+  _cgc_checkfree_unlock();
+  _cgc_arenas_unlock();
   _cgc_specials_unlock();
   pthread_mutex_unlock(&_cgc_g.roots_lock);
 }
@@ -294,13 +302,26 @@ int64_t cgc_set_memory_limit(int64_t bytes) {
 
 void cgc_keep_alive(const void *p) { __asm__ volatile("" ::"r"(p) : "memory"); }
 
+void _cgc_threads_move_signal(int sig) CGC_HIDDEN;
+
 int cgc_set_suspend_signal(int sig) {
-  if (atomic_load(&_cgc_g.initialized)) return -1;
   char buf[16];
   _cgc_format(buf, sizeof buf, "%d", sig);
   if (_cgc_os_parse_signal(buf) < 0) return -1;
-  _cgc_g.suspend_signal = sig;
-  return 0;
+  if (!atomic_load(&_cgc_g.initialized)) {
+    _cgc_g.suspend_signal = sig;
+    return 0;
+  }
+  /* cgc initialises when it is loaded; the signal can still move until the
+     first collection. */
+  pthread_mutex_lock(&_cgc_g.gc_lock);
+  int rc = -1;
+  if (atomic_load(&_cgc_g.gc_cycle) == 0) {
+    _cgc_threads_move_signal(sig);
+    rc = 0;
+  }
+  pthread_mutex_unlock(&_cgc_g.gc_lock);
+  return rc;
 }
 
 int cgc_suspend_signal(void) {

@@ -509,19 +509,19 @@ static void exc_cleanup(_Unwind_Reason_Code reason, struct _Unwind_Exception *ex
              "(C++ catch (...) must rethrow)");
 }
 
-/* Reached the target (or the unwinder could not go on): run what is left
-   below it, then recover or die. */
-static CGC_COLD _Noreturn void panic_finish(struct panic *p) {
-  /* An unwind that stopped early inside a deferred call still returns to its
-     runner; a landing pad cannot be resumed without the unwinder's context. */
+/* Reached the target, or (early) the unwinder could not go on: run what is
+   left below it, then recover or die. */
+static CGC_COLD _Noreturn void panic_finish(struct panic *p, int early) {
   while (p->depth > 1) {
     struct inst *in = p->top;
-    if (in->b_runner) {
+    inst_pop(p);
+    /* An unwind that stopped early inside a deferred call still returns to
+       its runner (a landing pad cannot be resumed without the unwinder's
+       context).  Reaching the target, every live boundary was passed. */
+    if (early && in->b_runner) {
       run_chain_below(p, (uintptr_t)in->b_runner);
-      inst_pop(p);
       _longjmp(in->b_runner->jb, 1);
     }
-    inst_pop(p);
   }
   run_chain_below(p, p->target);
   if (p->target != UINTPTR_MAX) {
@@ -548,7 +548,7 @@ static _Unwind_Reason_Code panic_stop(int version, _Unwind_Action actions,
   /* The unwinder's CFA of a context is the stack pointer of the frame it
      describes, at its call into the frame below. */
   uintptr_t sp = (actions & _UA_END_OF_STACK) ? UINTPTR_MAX : (uintptr_t)_Unwind_GetCFA(ctx);
-  if (sp == UINTPTR_MAX) panic_finish(p);
+  if (sp == UINTPTR_MAX) panic_finish(p, 1);
   for (;;) {
     struct inst *in = p->top;
     if (in->b_runner && sp >= (uintptr_t)in->b_runner) {
@@ -570,7 +570,7 @@ static _Unwind_Reason_Code panic_stop(int version, _Unwind_Action actions,
     p->top->runner = NULL;
   }
   /* Past the cgc_protect frame: finish here. */
-  if (sp >= p->target) panic_finish(p);
+  if (sp >= p->target) panic_finish(p, 0);
   /* Links of the frames already passed, which had no landing pad for them. */
   run_chain_below(p, sp);
   /* The frame's landing pad, if any, runs next. */
@@ -585,9 +585,13 @@ static CGC_NOINLINE _Noreturn void panic_raise(void *value, int is_str, void *ra
   struct protect *pr = ts.protect;
   struct panic *p = pr ? &pr->rec : uncaught_record(value, is_str);
   struct inst *in;
+  /* Raised inside a deferred call run for the panic in flight with the same
+     target: supersede it, and come back to where that call was made, which
+     lies above.  (Otherwise that panic was abandoned by a longjmp.) */
+  if (p->state == PANIC_UNWINDING &&
+      (p->top->runner ? (uintptr_t)p->top->runner : p->top->lp_sp) <= sp)
+    p->state = PANIC_DONE;
   if (p->state == PANIC_UNWINDING) {
-    /* Raised inside a deferred call run for the panic in flight with the
-       same target: supersede it.  Come back to where that call was made. */
     struct inst *cur = p->top;
     in = inst_push(p);
     if (cur->runner)
@@ -626,7 +630,7 @@ static CGC_NOINLINE _Noreturn void panic_raise(void *value, int is_str, void *ra
   _Unwind_ForcedUnwind(&p->exc, panic_stop, p);
   /* The unwinder stopped without reaching the target: a frame without unwind
      information.  Chain links still run; landing pads above it do not. */
-  panic_finish(p);
+  panic_finish(p, 1);
 }
 
 void cgc_panic(void *value) {

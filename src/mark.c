@@ -267,9 +267,11 @@ static inline void mark_word(worker_t *w, uintptr_t v) {
   if (v - _cgc_g.mark_lo >= _cgc_g.mark_range) return;
   cgc_span_t *s = lookup(w, v);
   if (!s) return;
+  /* Free pages may still map to a span struct that was reused for other
+     pages: check the bounds, not only the state. */
+  if (v - s->base >= s->limit - s->base) return;
   uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
   if (st == CGC_SPAN_SMALL) {
-    if (v >= s->limit) return;
     uint32_t idx = _cgc_slot_index(s, v);
     if (!set_mark(w, s, idx)) return;
     w->marked_bytes += s->elemsize;
@@ -279,7 +281,7 @@ static inline void mark_word(worker_t *w, uintptr_t v) {
       push_work(w, base, base + s->elemsize);
     }
   } else if (st == CGC_SPAN_LARGE) {
-    if (v >= s->limit || !set_mark(w, s, 0)) return;
+    if (!set_mark(w, s, 0)) return;
     w->marked_bytes += s->elemsize;
     w->marked_objects++;
     if (!s->noscan) push_work(w, s->base, s->limit);
@@ -586,4 +588,42 @@ void _cgc_checkmark(void) {
   }
   _cgc_os_unmap(c.set, c.set_cap * sizeof(uintptr_t));
   _cgc_os_unmap(c.stack, c.stack_cap * sizeof(uintptr_t));
+}
+
+/* ---- references (checkfree reports) --------------------------------------------------- */
+
+void _cgc_for_each_reference(void (*fn)(void *ctx, uintptr_t where, uintptr_t value), void *ctx) CGC_HIDDEN;
+
+NO_SANITIZE static void refs_in(uintptr_t lo, uintptr_t hi, void (*fn)(void *, uintptr_t, uintptr_t), void *ctx) {
+  for (const uintptr_t *p = (const uintptr_t *)CGC_ALIGN_UP(lo, sizeof(uintptr_t)); (uintptr_t)(p + 1) <= hi; p++)
+    if (*p - _cgc_g.mark_lo < _cgc_g.mark_range) fn(ctx, (uintptr_t)p, *p);
+}
+
+/* After _cgc_mark, world stopped: call fn for every word of the current
+   marking's root ranges and of every marked, scanned object whose value lies
+   within the heap's bounds.  Walks the whole heap: for diagnostics. */
+void _cgc_for_each_reference(void (*fn)(void *ctx, uintptr_t where, uintptr_t value), void *ctx) {
+  for (size_t j = 0; j < njobs; j++) refs_in(jobs[j].lo, jobs[j].hi, fn, ctx);
+  uintptr_t a = _cgc_g.mark_lo, end = _cgc_g.mark_lo + _cgc_g.mark_range;
+  while (a < end) {
+    cgc_arena_meta_t *m = _cgc_arena_of(a);
+    if (!m) {
+      a = CGC_ALIGN_DOWN(a, CGC_ARENA_SIZE) + CGC_ARENA_SIZE;
+      continue;
+    }
+    cgc_span_t *s = m->spans[_cgc_page_index(a)];
+    uint8_t st = s ? atomic_load(&s->state) : CGC_SPAN_DEAD;
+    if (!s || s->base != a || (st != CGC_SPAN_SMALL && st != CGC_SPAN_LARGE) || s->npages == 0) {
+      a += CGC_PAGE_SIZE;
+      continue;
+    }
+    if (!s->noscan && _cgc_span_marks_valid(s)) {
+      for (uint32_t i = 0; i < s->nelems; i++) {
+        if (!((atomic_load_explicit(&s->mark[i / 64], memory_order_relaxed) >> (i % 64)) & 1)) continue;
+        uintptr_t b = _cgc_slot_base(s, i);
+        refs_in(b, b + s->elemsize, fn, ctx);
+      }
+    }
+    a += s->npages * CGC_PAGE_SIZE;
+  }
 }

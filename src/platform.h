@@ -77,6 +77,8 @@ void *_cgc_os_real_symbol(const char *name) CGC_HIDDEN;
 
 /* Install handler for sig (SA_SIGINFO|SA_RESTART, all signals blocked while it runs). */
 int _cgc_os_install_handler(int sig, void (*handler)(int, void *, void *)) CGC_HIDDEN;
+/* Give sig back its default disposition. */
+void _cgc_os_restore_default(int sig) CGC_HIDDEN;
 /* Send sig to a thread; 0 on success, else an errno value. */
 int _cgc_os_signal_thread(uintptr_t pthread_id, int sig) CGC_HIDDEN;
 /* Parse a signal number or name ("SIGPWR", "PWR", "30", "SIGRTMIN+3"); -1 if invalid. */

@@ -174,6 +174,8 @@ int _cgc_os_install_handler(int sig, void (*handler)(int, void *, void *)) {
   return sigaction(sig, &sa, NULL);
 }
 
+void _cgc_os_restore_default(int sig) { signal(sig, SIG_DFL); }
+
 int _cgc_os_signal_thread(uintptr_t pthread_id, int sig) {
   return pthread_kill((pthread_t)pthread_id, sig);
 }

@@ -142,6 +142,51 @@ static void pending_remove(start_info_t *si) {
   pthread_mutex_unlock(&pending_lock);
 }
 
+/* A joinable thread's result stays visible to the collector until the
+   thread is joined or detached: glibc keeps it in the thread descriptor,
+   which is not scanned once the thread has ended.  Results are kept in
+   collected records linked from `results` (a scanned global). */
+typedef struct result_rec {
+  uintptr_t thread;
+  void *value;
+  struct result_rec *next, *prev;
+} result_rec_t;
+
+static result_rec_t *results; /* scanned; pending_lock */
+
+static void result_remember(void *value) {
+  if (!value) return;
+  pthread_attr_t attr;
+  int detached = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    int st;
+    if (pthread_attr_getdetachstate(&attr, &st) == 0) detached = st == PTHREAD_CREATE_DETACHED;
+    pthread_attr_destroy(&attr);
+  }
+  if (detached) return;
+  result_rec_t *r = cgc_alloc(sizeof *r);
+  if (!r) return;
+  r->thread = (uintptr_t)pthread_self();
+  r->value = value;
+  pthread_mutex_lock(&pending_lock);
+  r->next = results;
+  if (results) results->prev = r;
+  results = r;
+  pthread_mutex_unlock(&pending_lock);
+}
+
+static void result_forget(pthread_t t) {
+  pthread_mutex_lock(&pending_lock);
+  for (result_rec_t *r = results; r; r = r->next)
+    if (r->thread == (uintptr_t)t) {
+      if (r->prev) r->prev->next = r->next;
+      else results = r->next;
+      if (r->next) r->next->prev = r->prev;
+      break;
+    }
+  pthread_mutex_unlock(&pending_lock);
+}
+
 static void *start_trampoline(void *p) {
   start_info_t *si = p;
   _cgc_thread_register_self(false);
@@ -149,7 +194,43 @@ static void *start_trampoline(void *p) {
   void *arg = si->arg;
   pending_remove(si);
   si = NULL;
-  return fn(arg);
+  void *r = fn(arg);
+  result_remember(r);
+  return r;
+}
+
+typedef int (*join_fn)(pthread_t, void **);
+typedef int (*detach_fn)(pthread_t);
+typedef void (*exit_fn)(void *);
+
+CGC_API int pthread_join(pthread_t t, void **ret);
+int pthread_join(pthread_t t, void **ret) {
+  static _Atomic(join_fn) real;
+  join_fn f = atomic_load(&real);
+  if (!f) atomic_store(&real, f = (join_fn)_cgc_os_real_symbol("pthread_join"));
+  int rc = f(t, ret);
+  if (rc == 0) result_forget(t);
+  return rc;
+}
+
+CGC_API int pthread_detach(pthread_t t);
+int pthread_detach(pthread_t t) {
+  static _Atomic(detach_fn) real;
+  detach_fn f = atomic_load(&real);
+  if (!f) atomic_store(&real, f = (detach_fn)_cgc_os_real_symbol("pthread_detach"));
+  int rc = f(t);
+  if (rc == 0) result_forget(t);
+  return rc;
+}
+
+CGC_API _Noreturn void pthread_exit(void *value);
+void pthread_exit(void *value) {
+  static _Atomic(exit_fn) real;
+  exit_fn f = atomic_load(&real);
+  if (!f) atomic_store(&real, f = (exit_fn)_cgc_os_real_symbol("pthread_exit"));
+  if (_cgc_self) result_remember(value);
+  f(value);
+  __builtin_unreachable();
 }
 
 CGC_API int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
@@ -228,8 +309,11 @@ void _cgc_collect_lock_all(void) CGC_HIDDEN;   /* collect.c */
 void _cgc_collect_unlock_all(void) CGC_HIDDEN; /* collect.c */
 void _cgc_sweeper_fork_child(void) CGC_HIDDEN; /* sweep.c */
 
+/* The child must not inherit a lock held by a thread that does not exist
+   there: take them all (the collection lock first, as a collector does). */
 static void fork_prepare(void) {
   if (!atomic_load(&_cgc_g.initialized)) return;
+  pthread_mutex_lock(&_cgc_g.gc_lock);
   pthread_mutex_lock(&pending_lock);
   _cgc_collect_lock_all();
 }
@@ -238,6 +322,7 @@ static void fork_parent(void) {
   if (!atomic_load(&_cgc_g.initialized)) return;
   _cgc_collect_unlock_all();
   pthread_mutex_unlock(&pending_lock);
+  pthread_mutex_unlock(&_cgc_g.gc_lock);
 }
 
 static void fork_child(void) {
@@ -279,6 +364,16 @@ static void fork_child(void) {
   _cgc_specials_fork_child();
   _cgc_collect_unlock_all();
   pthread_mutex_unlock(&pending_lock);
+  atomic_store(&_cgc_g.gc_pending, 0);
+  pthread_mutex_unlock(&_cgc_g.gc_lock);
+}
+
+void _cgc_threads_move_signal(int sig) CGC_HIDDEN;
+void _cgc_threads_move_signal(int sig) {
+  if (sig == _cgc_g.suspend_signal) return;
+  if (_cgc_os_install_handler(sig, suspend_handler) != 0) return;
+  _cgc_os_restore_default(_cgc_g.suspend_signal);
+  _cgc_g.suspend_signal = sig;
 }
 
 /* ---- init ------------------------------------------------------------------------------ */

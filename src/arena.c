@@ -1,0 +1,466 @@
+/* arena.c — arenas: bump allocation in chunks, freed all at once (see docs/free.md).
+ *
+ * An arena is a list of chunks, each a span of pages taken from the page heap
+ * and published with state CGC_SPAN_ARENA (so the page map knows the range:
+ * cgc_free of an address inside aborts, and the marker reports words that
+ * point into it).  An arena has two bump regions, one in a scanned chunk and
+ * one in a noscan chunk; allocation moves a pointer, and memory never comes
+ * back to an arena, so it is zero from the page heap.  Regular chunks grow
+ * from 64 KiB to 4 MiB; a request above a quarter of the next chunk size gets
+ * a chunk of its own.
+ *
+ * Roots: while an arena lives, the used part of each scanned chunk is a root
+ * range (_cgc_arenas_enumerate_roots).  Arena memory is never collected.
+ *
+ * cgc_arena_free: every chunk is replaced by an inaccessible mapping (one
+ * mmap per run of contiguous chunks: time proportional to the chunks) and
+ * put in quarantine.  A chunk in quarantine keeps its ARENA span, so the
+ * marker still reports words pointing into it: _cgc_arena_note_hit stores
+ * the current mark epoch in span->mark_epoch (for ARENA spans that field
+ * means "last marking that found a word pointing here"; no mark bits are
+ * used).  After a marking, quarantined chunks not hit by it are proven
+ * unreferenced; once the world restarts they are made read-write (fresh zero
+ * pages) and given back to the page heap.  Chunks that were hit stay
+ * quarantined and faulting, and are examined again by the next collection.
+ *
+ * Accounting: quarantined chunks have no memory behind them, so their bytes
+ * leave mapped_bytes when they are protected and come back when the range
+ * returns to the page heap.  Freed arena bytes count as allocation for the
+ * pacer (heap_live): freeing arenas in a loop brings on the collections that
+ * recycle their ranges, which keeps the address space and mapped_bytes
+ * bounded.  Allocating arena memory does not bring on collections (it is not
+ * garbage a collection could reclaim).
+ *
+ * Locking: arena_lock protects the live list, every arena's chunk list and
+ * current chunks, the quarantine and the free handle queue.  The collector
+ * holds it through the stop-the-world phase (_cgc_collect_lock_all), so the
+ * hooks called then read the lists without locking.  The bump pointers are
+ * written by the arena's user without a lock: an arena is used by one thread
+ * at a time, and the collector reads them only while that thread is stopped.
+ * arena_lock is never held while taking the heap lock or collecting.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+#define CHUNK_MIN ((size_t)64 << 10)
+#define CHUNK_MAX ((size_t)4 << 20)
+#define ARENA_MAX_REQUEST ((size_t)1 << (CGC_ADDR_BITS - 2))
+#define HANDLE_DELAY 64 /* freed handles wait this long before reuse */
+#define HANDLES_FIRST_BLOCK 64
+
+enum { ARENA_UNUSED = 0, ARENA_LIVE = 0x4c495645, ARENA_FREED = 0x46524545 };
+
+typedef struct chunk {
+  struct chunk *next;
+  cgc_span_t *span;
+  uintptr_t base, end; /* the pages */
+  uintptr_t used;      /* end of the allocated part (not the current chunk) */
+  uint8_t noscan;
+  uint8_t faulting;    /* in quarantine and really inaccessible */
+} chunk_t;
+
+struct cgc_arena {
+  /* Bump regions: the user's thread only (read by the collector while it is stopped). */
+  uintptr_t cur, end;   /* scanned */
+  uintptr_t ncur, nend; /* noscan */
+  /* arena_lock. */
+  chunk_t *chunks;
+  chunk_t *cur_chunk[2]; /* [noscan] */
+  size_t next_size[2];
+  size_t bytes;
+  uint32_t state;
+  uint32_t id;
+  struct cgc_arena *next, *prev; /* live list, or the free handle queue */
+};
+
+/* Handles live in blocks of metadata that double in size, so checking that a
+   pointer is a handle takes a few comparisons. */
+typedef struct handle_block {
+  struct handle_block *next;
+  size_t cap, used;
+  struct cgc_arena h[];
+} handle_block_t;
+
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cgc_arena *live_head;
+static struct cgc_arena *fq_head, *fq_tail; /* freed handles, oldest first */
+static size_t fq_len;
+static handle_block_t *blocks;
+static chunk_t *chunk_pool;
+static chunk_t *quarantine, *pending; /* pending: proven unreferenced, to return */
+static uint32_t next_id;
+static _Atomic uint64_t live_bytes;   /* chunks of live arenas */
+static _Atomic uint64_t quarantined_bytes;
+static _Atomic int warned_protect;
+
+void _cgc_arenas_lock(void) CGC_HIDDEN;
+void _cgc_arenas_unlock(void) CGC_HIDDEN;
+void _cgc_arenas_lock(void) { pthread_mutex_lock(&arena_lock); }
+void _cgc_arenas_unlock(void) { pthread_mutex_unlock(&arena_lock); }
+
+uint64_t _cgc_arena_stats_bytes(void) CGC_HIDDEN;
+uint64_t _cgc_arena_stats_bytes(void) { return atomic_load_explicit(&live_bytes, memory_order_relaxed); }
+
+/* ---- handles ------------------------------------------------------------------ */
+
+static bool handle_known(const struct cgc_arena *a) {
+  for (handle_block_t *b = blocks; b; b = b->next) {
+    uintptr_t lo = (uintptr_t)b->h, hi = (uintptr_t)(b->h + b->used);
+    if ((uintptr_t)a >= lo && (uintptr_t)a < hi) return ((uintptr_t)a - lo) % sizeof *a == 0;
+  }
+  return false;
+}
+
+/* arena_lock held; unlocks before dying. */
+static void check_handle_locked(const struct cgc_arena *a, const char *fn) {
+  if (cgc_unlikely(!handle_known(a))) {
+    pthread_mutex_unlock(&arena_lock);
+    _cgc_fatal("%s: %p is not an arena made by cgc_arena_new", fn, (const void *)a);
+  }
+  if (cgc_unlikely(a->state != ARENA_LIVE)) {
+    pthread_mutex_unlock(&arena_lock);
+    _cgc_fatal("%s: arena %p has been freed with cgc_arena_free", fn, (const void *)a);
+  }
+}
+
+static struct cgc_arena *handle_alloc_locked(void) {
+  struct cgc_arena *a;
+  if (fq_len > HANDLE_DELAY) {
+    a = fq_head;
+    fq_head = a->next;
+    if (!fq_head) fq_tail = NULL;
+    else fq_head->prev = NULL;
+    fq_len--;
+  } else {
+    if (!blocks || blocks->used == blocks->cap) {
+      size_t cap = blocks ? blocks->cap * 2 : HANDLES_FIRST_BLOCK;
+      handle_block_t *b = _cgc_meta_alloc(sizeof *b + cap * sizeof(struct cgc_arena));
+      if (!b) return NULL;
+      b->cap = cap;
+      b->next = blocks;
+      blocks = b;
+    }
+    a = &blocks->h[blocks->used++];
+  }
+  memset(a, 0, sizeof *a);
+  return a;
+}
+
+/* ---- chunks ------------------------------------------------------------------- */
+
+static chunk_t *chunk_rec_alloc_locked(void) {
+  chunk_t *c = chunk_pool;
+  if (c) {
+    chunk_pool = c->next;
+  } else {
+    c = _cgc_meta_alloc(sizeof *c);
+    if (!c) return NULL;
+  }
+  memset(c, 0, sizeof *c);
+  return c;
+}
+
+static void chunk_rec_free_locked(chunk_t *c) {
+  c->span = NULL;
+  c->next = chunk_pool;
+  chunk_pool = c;
+}
+
+/* A zeroed ARENA span of bytes (a multiple of the page size), or NULL.  No
+   lock held: this may collect. */
+static cgc_span_t *span_new(size_t bytes, int noscan, uint32_t id) {
+  size_t npages = bytes >> CGC_PAGE_SHIFT;
+  _cgc_pacing_check(_cgc_tc);
+  cgc_span_t *s = NULL;
+  for (int attempt = 0; attempt < 2 && !s; attempt++) {
+    if (attempt) _cgc_collect(CGC_GC_OOM, 0);
+    _cgc_before_grow(bytes);
+    _cgc_heap_lock();
+    s = _cgc_page_alloc_locked(npages);
+    _cgc_heap_unlock();
+  }
+  if (!s) return NULL;
+  _cgc_span_zero(s);
+  s->elemsize = bytes;
+  s->nelems = 0;
+  s->divmul = 0;
+  s->spanclass = (uint16_t)noscan;
+  s->noscan = (uint8_t)noscan;
+  s->limit = s->base + bytes;
+  s->arena_id = id;
+  atomic_store_explicit(&s->mark_epoch, 0, memory_order_relaxed);
+  _cgc_heap_lock();
+  _cgc_span_publish(s, CGC_SPAN_ARENA);
+  _cgc_heap_unlock();
+  return s;
+}
+
+/* Return a span made by span_new (never handed out) to the page heap. */
+static void span_drop(cgc_span_t *s) {
+  _cgc_heap_lock();
+  _cgc_page_free_locked(s, false);
+  _cgc_heap_unlock();
+}
+
+/* ---- allocation ------------------------------------------------------------------ */
+
+/* Rounded size and alignment: 8-byte steps, 16-byte alignment for sizes that
+   are multiples of 16 (as the size classes). */
+static CGC_ALWAYS_INLINE void *bump(uintptr_t *curp, uintptr_t end, size_t size) {
+  uintptr_t sz = ((uintptr_t)size + 7) & ~(uintptr_t)7;
+  uintptr_t mask = 15 - (sz & 8);
+  uintptr_t p = (*curp + mask) & ~mask;
+  if (cgc_likely(size - 1 < CHUNK_MIN && p + sz <= end)) {
+    __atomic_store_n(curp, p + sz, __ATOMIC_RELAXED);
+    return (void *)p;
+  }
+  return NULL;
+}
+
+static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int noscan, const char *fn) {
+  _cgc_ensure_init();
+  pthread_mutex_lock(&arena_lock);
+  check_handle_locked(a, fn);
+  size_t next = a->next_size[noscan];
+  uint32_t id = a->id;
+  pthread_mutex_unlock(&arena_lock);
+  if (size == 0) size = 1;
+  if (size > ARENA_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uintptr_t *curp = noscan ? &a->ncur : &a->cur;
+  uintptr_t *endp = noscan ? &a->nend : &a->end;
+  void *r = bump(curp, *endp, size);
+  if (r) return r; /* size 0, or fits after all */
+
+  size_t sz = CGC_ALIGN_UP(size, 8);
+  bool own = sz > next / 4;
+  size_t bytes = own ? CGC_ALIGN_UP(sz, CGC_PAGE_SIZE) : next;
+  cgc_span_t *s = span_new(bytes, noscan, id);
+  if (!s) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  pthread_mutex_lock(&arena_lock);
+  chunk_t *c = chunk_rec_alloc_locked();
+  if (!c || a->state != ARENA_LIVE) {
+    bool freed = a->state != ARENA_LIVE;
+    pthread_mutex_unlock(&arena_lock);
+    span_drop(s);
+    if (freed) _cgc_fatal("%s: arena %p was freed while in use", fn, (void *)a);
+    errno = ENOMEM;
+    return NULL;
+  }
+  c->span = s;
+  c->base = s->base;
+  c->end = s->base + bytes;
+  c->noscan = (uint8_t)noscan;
+  c->next = a->chunks;
+  a->chunks = c;
+  a->bytes += bytes;
+  atomic_fetch_add_explicit(&live_bytes, bytes, memory_order_relaxed);
+  if (own) {
+    c->used = c->base + sz;
+    r = (void *)c->base;
+  } else {
+    chunk_t *old = a->cur_chunk[noscan];
+    if (old) old->used = *curp;
+    a->cur_chunk[noscan] = c;
+    r = (void *)c->base;
+    __atomic_store_n(curp, c->base + sz, __ATOMIC_RELAXED);
+    *endp = c->end;
+    a->next_size[noscan] = CGC_MIN(next * 2, CHUNK_MAX);
+  }
+  pthread_mutex_unlock(&arena_lock);
+  return r;
+}
+
+void *cgc_arena_alloc(cgc_arena_t *a, size_t size) {
+  void *p = bump(&a->cur, a->end, size);
+  if (cgc_likely(p != NULL)) return p;
+  return alloc_slow(a, size, 0, "cgc_arena_alloc");
+}
+
+void *cgc_arena_alloc_noscan(cgc_arena_t *a, size_t size) {
+  void *p = bump(&a->ncur, a->nend, size);
+  if (cgc_likely(p != NULL)) return p;
+  return alloc_slow(a, size, 1, "cgc_arena_alloc_noscan");
+}
+
+cgc_arena_t *cgc_arena_new(void) {
+  _cgc_ensure_init();
+  pthread_mutex_lock(&arena_lock);
+  struct cgc_arena *a = handle_alloc_locked();
+  if (!a) {
+    pthread_mutex_unlock(&arena_lock);
+    errno = ENOMEM;
+    return NULL;
+  }
+  a->state = ARENA_LIVE;
+  a->id = ++next_id;
+  a->next_size[0] = a->next_size[1] = CHUNK_MIN;
+  a->next = live_head;
+  if (live_head) live_head->prev = a;
+  live_head = a;
+  pthread_mutex_unlock(&arena_lock);
+  return a;
+}
+
+/* ---- free ------------------------------------------------------------------------ */
+
+static void warn_protect(const char *what) {
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&warned_protect, &expected, 1))
+    _cgc_warn("%s: cannot change the protection of freed arena memory (%s); "
+              "too many mappings? (vm.max_map_count)", what, "mmap failed");
+}
+
+/* Apply op to the runs of contiguous chunks in list l (in list order).  Sets
+   c->faulting for chunks where op succeeded when protecting. */
+static void protect_runs(chunk_t *l, bool none) {
+  chunk_t *run = l;
+  while (run) {
+    uintptr_t lo = run->base, hi = run->end;
+    chunk_t *last = run;
+    while (last->next && (last->next->end == lo || last->next->base == hi)) {
+      chunk_t *n = last->next;
+      if (n->end == lo) lo = n->base;
+      else hi = n->end;
+      last = n;
+    }
+    int rc = none ? _cgc_os_protect_none((void *)lo, hi - lo) : _cgc_os_protect_rw((void *)lo, hi - lo);
+    for (chunk_t *c = run;; c = c->next) {
+      if (none) {
+        c->faulting = rc == 0;
+        if (rc != 0) _cgc_os_release((void *)c->base, c->end - c->base); /* still drop the contents */
+      } else if (rc == 0) {
+        c->faulting = 0;
+      }
+      if (c == last) break;
+    }
+    if (rc != 0) warn_protect(none ? "cgc_arena_free" : "arena quarantine");
+    run = last->next;
+  }
+}
+
+void cgc_arena_free(cgc_arena_t *a) {
+  if (!a) return;
+  _cgc_ensure_init();
+  pthread_mutex_lock(&arena_lock);
+  check_handle_locked(a, "cgc_arena_free");
+  a->state = ARENA_FREED;
+  if (a->prev) a->prev->next = a->next;
+  else live_head = a->next;
+  if (a->next) a->next->prev = a->prev;
+  chunk_t *chunks = a->chunks;
+  size_t bytes = a->bytes;
+  a->chunks = NULL;
+  a->cur_chunk[0] = a->cur_chunk[1] = NULL;
+  a->bytes = 0;
+  /* Any later allocation takes the slow path, which reports the misuse. */
+  a->cur = a->end = a->ncur = a->nend = 0;
+  a->next = NULL;
+  a->prev = fq_tail;
+  if (fq_tail) fq_tail->next = a;
+  else fq_head = a;
+  fq_tail = a;
+  fq_len++;
+  pthread_mutex_unlock(&arena_lock);
+  if (!chunks) return;
+  atomic_fetch_sub_explicit(&live_bytes, bytes, memory_order_relaxed);
+
+  /* From here no root covers the chunks; make them fault. */
+  protect_runs(chunks, true);
+  chunk_t *tail = chunks;
+  while (tail->next) tail = tail->next;
+  pthread_mutex_lock(&arena_lock);
+  tail->next = quarantine;
+  quarantine = chunks;
+  pthread_mutex_unlock(&arena_lock);
+  atomic_fetch_add(&quarantined_bytes, bytes);
+  atomic_fetch_sub(&_cgc_g.mapped_bytes, bytes);
+  /* Freed arena memory is garbage only a collection can recycle. */
+  atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)bytes, memory_order_relaxed);
+}
+
+/* ---- collector hooks -------------------------------------------------------------- */
+
+/* World stopped, arena_lock held by the collector. */
+void _cgc_arenas_enumerate_roots(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx) {
+  for (struct cgc_arena *a = live_head; a; a = a->next) {
+    for (chunk_t *c = a->chunks; c; c = c->next) {
+      if (c->noscan) continue;
+      uintptr_t hi = c == a->cur_chunk[0] ? __atomic_load_n(&a->cur, __ATOMIC_RELAXED) : c->used;
+      if (hi > c->base) fn(ctx, c->base, hi);
+    }
+  }
+}
+
+/* Marking, possibly from several workers at once. */
+void _cgc_arena_note_hit(cgc_span_t *s) {
+  uint32_t e = atomic_load_explicit(&_cgc_g.mark_epoch, memory_order_relaxed);
+  if (atomic_load_explicit(&s->mark_epoch, memory_order_relaxed) != e)
+    atomic_store_explicit(&s->mark_epoch, e, memory_order_relaxed);
+}
+
+/* World stopped after marking: quarantined chunks no word pointed into are
+   proven unreferenced. */
+void _cgc_arenas_after_mark_stw(void) {
+  uint32_t e = atomic_load(&_cgc_g.mark_epoch);
+  chunk_t **pp = &quarantine;
+  while (*pp) {
+    chunk_t *c = *pp;
+    if (atomic_load_explicit(&c->span->mark_epoch, memory_order_relaxed) == e) {
+      pp = &c->next;
+      continue;
+    }
+    *pp = c->next;
+    c->next = pending;
+    pending = c;
+  }
+}
+
+/* After the world restarts (no lock held): give the proven ranges back. */
+void _cgc_arenas_after_gc(void) {
+  pthread_mutex_lock(&arena_lock);
+  chunk_t *l = pending;
+  pending = NULL;
+  pthread_mutex_unlock(&arena_lock);
+  if (!l) return;
+  protect_runs(l, false);
+  chunk_t *keep = NULL, *done = NULL, *next;
+  size_t bytes = 0;
+  _cgc_heap_lock(); /* no marking runs while this is held */
+  for (chunk_t *c = l; c; c = next) {
+    next = c->next;
+    if (c->faulting) { /* could not be made accessible: try again later */
+      c->next = keep;
+      keep = c;
+      continue;
+    }
+    cgc_span_t *s = c->span;
+    atomic_store_explicit(&s->mark_epoch, 0, memory_order_relaxed);
+    size_t n = c->end - c->base;
+    bytes += n;
+    atomic_fetch_add(&_cgc_g.mapped_bytes, n);
+    _cgc_page_free_locked(s, true);
+    c->next = done;
+    done = c;
+  }
+  _cgc_heap_unlock();
+  atomic_fetch_sub(&quarantined_bytes, bytes);
+  pthread_mutex_lock(&arena_lock);
+  for (chunk_t *c = done; c; c = next) {
+    next = c->next;
+    chunk_rec_free_locked(c);
+  }
+  if (keep) {
+    chunk_t *t = keep;
+    while (t->next) t = t->next;
+    t->next = quarantine;
+    quarantine = keep;
+  }
+  pthread_mutex_unlock(&arena_lock);
+}

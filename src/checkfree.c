@@ -1,0 +1,272 @@
+/* checkfree.c — CGC_DEBUG=checkfree=1: catch references to freed objects
+ * (see docs/free.md).
+ *
+ * cgc_free hands each object to _cgc_checkfree_take instead of a free list.
+ * The object is filled with 0xA5 bytes (a word of them is no heap address and
+ * does not decode as a free-list link: its top bits are set) and recorded in
+ * a quarantine table.  It stays allocated as far as the heap is concerned:
+ * not on any free list, so nothing reuses it.
+ *
+ * The next collection marks as usual; then (_cgc_checkfree_stw, world
+ * stopped) every quarantined object that got marked is looked up: the
+ * reachable words pointing into it are found by walking the roots and the
+ * marked objects (_cgc_for_each_reference), and each reference found in a
+ * heap object, an arena, a global or thread-local variable or a registered
+ * root is reported as
+ *   cgc: use after free: object 0x... (N bytes) freed with cgc_free is still
+ *   referenced from 0x... (in ...)
+ * and the program aborts.  References found only on thread stacks are not
+ * reported: a conservative scan finds stale copies of pointers in dead stack
+ * slots and saved registers all the time.  Such an object stays quarantined
+ * (marked, so the sweep keeps it) and is examined again by the next
+ * collection; gctrace=1 mentions it.  Unmarked quarantined objects leave the
+ * table: the sweep reclaims them like any garbage.
+ *
+ * A second cgc_free of a quarantined object aborts (found in the table), and
+ * so does one of an object that left the quarantine at a collection but whose
+ * span has not been swept yet (it is unmarked in an unswept span, which a live
+ * object never is: objects allocated since the collection come from swept
+ * spans or from thread lists, whose slots the collection marked).
+ *
+ * The table is metadata (mmap), so it keeps nothing alive.  cf_lock protects
+ * it; the collector holds cf_lock through the stop-the-world phase.
+ */
+#include "internal.h"
+
+#define POISON 0xA5
+#define TAB_MIN 1024
+
+typedef struct {
+  uintptr_t base; /* 0: empty */
+  size_t size;
+  uintptr_t ref;   /* reported reference (not on a stack), or 0 */
+  uintptr_t sref;  /* a reference on a stack, or 0 */
+  int ref_tid;     /* thread owning the stack of sref */
+} qent_t;
+
+static pthread_mutex_t cf_lock = PTHREAD_MUTEX_INITIALIZER;
+static qent_t *tab;
+static size_t tab_cap, tab_n;
+static _Atomic int warned_full;
+
+void _cgc_checkfree_lock(void) CGC_HIDDEN;
+void _cgc_checkfree_unlock(void) CGC_HIDDEN;
+void _cgc_checkfree_lock(void) { pthread_mutex_lock(&cf_lock); }
+void _cgc_checkfree_unlock(void) { pthread_mutex_unlock(&cf_lock); }
+
+/* mark.c: every word of the roots and of the marked objects that lies in the heap bounds. */
+void _cgc_for_each_reference(void (*fn)(void *ctx, uintptr_t where, uintptr_t value), void *ctx) CGC_HIDDEN;
+
+/* ---- the table ---------------------------------------------------------------------- */
+
+static size_t hash(uintptr_t base, size_t cap) { return (size_t)((base >> 3) * 0x9E3779B97F4A7C15ull) & (cap - 1); }
+
+static qent_t *find(uintptr_t base) {
+  if (!tab_n) return NULL;
+  for (size_t h = hash(base, tab_cap);; h = (h + 1) & (tab_cap - 1)) {
+    if (tab[h].base == base) return &tab[h];
+    if (tab[h].base == 0) return NULL;
+  }
+}
+
+static void put(qent_t *t, size_t cap, const qent_t *e) {
+  size_t h = hash(e->base, cap);
+  while (t[h].base) h = (h + 1) & (cap - 1);
+  t[h] = *e;
+}
+
+/* Make room for one more entry (load at most 1/2).  False when out of memory. */
+static bool reserve(void) {
+  if (tab && (tab_n + 1) * 2 <= tab_cap) return true;
+  size_t cap = tab_cap ? tab_cap * 2 : TAB_MIN;
+  qent_t *n = _cgc_os_map(cap * sizeof *n);
+  if (!n) return false;
+  for (size_t i = 0; i < tab_cap; i++)
+    if (tab[i].base) put(n, cap, &tab[i]);
+  if (tab) _cgc_os_unmap(tab, tab_cap * sizeof *tab);
+  atomic_fetch_add(&_cgc_g.metadata_bytes, (cap - tab_cap) * sizeof *n);
+  tab = n;
+  tab_cap = cap;
+  return true;
+}
+
+/* ---- cgc_free in checkfree mode ------------------------------------------------------- */
+
+bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) CGC_HIDDEN;
+bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) {
+  size_t size = s->elemsize;
+  uint32_t idx = s->nelems > 1 ? _cgc_slot_index(s, base) : 0;
+  pthread_mutex_lock(&cf_lock);
+  if (find(base)) {
+    pthread_mutex_unlock(&cf_lock);
+    _cgc_fatal("cgc_free: %p is not an allocated object (double free: it was freed already and is in "
+               "the checkfree quarantine)", (void *)base);
+  }
+  /* Under cf_lock no collection is running, so the marks are the last
+     collection's. */
+  if (s->sweepgen != atomic_load(&_cgc_g.gc_cycle) && !_cgc_slot_marked(s, idx)) {
+    pthread_mutex_unlock(&cf_lock);
+    _cgc_fatal("cgc_free: %p is not an allocated object (double free? it was unreachable at the last "
+               "collection)", (void *)base);
+  }
+  if (!reserve()) {
+    pthread_mutex_unlock(&cf_lock);
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&warned_full, &expected, 1))
+      _cgc_warn("checkfree: out of memory for the quarantine; freed objects are reused unchecked");
+    return false;
+  }
+  qent_t e = {base, size, 0, 0, 0};
+  put(tab, tab_cap, &e);
+  tab_n++;
+  pthread_mutex_unlock(&cf_lock);
+  memset((void *)base, POISON, size);
+  cgc_tcache_t *tc = _cgc_tc;
+  if (tc != &_cgc_empty_tcache) {
+    tc->free_bytes += size;
+    tc->free_objects++;
+  } else {
+    atomic_fetch_add(&_cgc_g.exited_free_bytes, size);
+    atomic_fetch_add(&_cgc_g.exited_free_objects, 1);
+  }
+  return true;
+}
+
+/* ---- the check (world stopped, after marking) ----------------------------------------- */
+
+struct stack_find {
+  uintptr_t where;
+  int tid;
+};
+
+static void stack_of(cgc_thread_t *t, void *ctx) {
+  struct stack_find *f = ctx;
+  if (f->tid) return;
+  uintptr_t lo = t->stack_lo, hi = t->stack_hi, sp = t->stop_sp;
+  if ((f->where >= lo && f->where < hi) ||
+      (sp && (sp < lo || sp >= hi) && f->where >= sp && f->where < CGC_ALIGN_UP(sp + 1, 4096)))
+    f->tid = t->tid ? t->tid : -1;
+}
+
+/* The thread whose stack holds where, or 0. */
+static int stack_thread(uintptr_t where) {
+  struct stack_find f = {where, 0};
+  _cgc_threads_for_each(stack_of, &f);
+  return f.tid;
+}
+
+static bool quarantined_marked(const qent_t *e) {
+  cgc_span_t *s = _cgc_span_of(e->base);
+  if (!s) return false;
+  return _cgc_slot_marked(s, s->nelems > 1 ? _cgc_slot_index(s, e->base) : 0);
+}
+
+static void ref_cb(void *ctx, uintptr_t where, uintptr_t value) {
+  (void)ctx;
+  cgc_span_t *s = _cgc_span_of(value);
+  if (!s) return;
+  uintptr_t base = s->nelems > 1 ? _cgc_slot_base(s, _cgc_slot_index(s, value)) : s->base;
+  qent_t *e = find(base);
+  if (!e || e->ref) return;
+  int tid = stack_thread(where);
+  if (!tid) {
+    e->ref = where;
+  } else if (!e->sref) {
+    e->sref = where;
+    e->ref_tid = tid;
+  }
+}
+
+static void describe(uintptr_t where, char *buf, size_t n) {
+  cgc_span_t *s = _cgc_span_of(where);
+  if (s) {
+    uintptr_t b = s->nelems > 1 ? _cgc_slot_base(s, _cgc_slot_index(s, where)) : s->base;
+    _cgc_format(buf, n, "heap object %p of %zu bytes, at offset %zu", (void *)b, s->elemsize, (size_t)(where - b));
+    return;
+  }
+  cgc_span_t *a = _cgc_span_of_any(where);
+  if (a && atomic_load(&a->state) == CGC_SPAN_ARENA) {
+    _cgc_format(buf, n, "memory of a live arena");
+    return;
+  }
+  for (size_t i = 0; i < _cgc_g.nroots; i++)
+    if (where >= _cgc_g.roots[i].lo && where < _cgc_g.roots[i].hi) {
+      _cgc_format(buf, n, "the range %p registered with cgc_add_roots", (void *)_cgc_g.roots[i].lo);
+      return;
+    }
+  _cgc_format(buf, n, "a global or thread-local variable");
+}
+
+void _cgc_checkfree_stw(void) {
+  if (!tab_n) return;
+  size_t nmarked = 0;
+  for (size_t i = 0; i < tab_cap; i++) {
+    qent_t *e = &tab[i];
+    if (!e->base) continue;
+    e->ref = e->sref = 0;
+    e->ref_tid = 0;
+    if (quarantined_marked(e)) nmarked++;
+  }
+  if (nmarked) {
+    _cgc_for_each_reference(ref_cb, NULL);
+    size_t reported = 0;
+    for (size_t i = 0; i < tab_cap; i++) {
+      qent_t *e = &tab[i];
+      if (!e->base || !e->ref) continue;
+      char where[160];
+      describe(e->ref, where, sizeof where);
+      _cgc_warn("use after free: object %p (%zu bytes) freed with cgc_free is still referenced from %p (in %s)",
+                (void *)e->base, e->size, (void *)e->ref, where);
+      reported++;
+    }
+    if (reported)
+      _cgc_fatal("use after free: %zu object%s freed with cgc_free %s still referenced (CGC_DEBUG=checkfree=1)",
+                 reported, reported == 1 ? "" : "s", reported == 1 ? "is" : "are");
+  }
+  /* Keep the marked ones (referenced from a stack, or kept by a finalizer):
+     the sweep leaves them alone; the next collection looks again. */
+  size_t keep = 0;
+  if (nmarked) {
+    for (size_t i = 0; i < tab_cap; i++) {
+      qent_t *e = &tab[i];
+      if (!e->base) continue;
+      if (!quarantined_marked(e)) {
+        e->base = 0;
+        continue;
+      }
+      keep++;
+      if (_cgc_g.opt.gctrace) {
+        if (e->sref)
+          _cgc_warn("checkfree: object %p (%zu bytes) freed with cgc_free is still referenced from the stack of "
+                    "thread %d (at %p); kept in quarantine", (void *)e->base, e->size, e->ref_tid, (void *)e->sref);
+        else
+          _cgc_warn("checkfree: object %p (%zu bytes) freed with cgc_free is still marked; kept in quarantine",
+                    (void *)e->base, e->size);
+      }
+    }
+    /* Rehash the survivors in place: move each to a scratch copy first. */
+    qent_t *kept = keep ? _cgc_os_map(keep * sizeof *kept) : NULL;
+    size_t k = 0;
+    if (keep && !kept) _cgc_fatal("checkfree: out of memory");
+    for (size_t i = 0; i < tab_cap; i++)
+      if (tab[i].base) kept[k++] = tab[i];
+    memset(tab, 0, tab_cap * sizeof *tab);
+    for (size_t i = 0; i < k; i++) put(tab, tab_cap, &kept[i]);
+    if (kept) _cgc_os_unmap(kept, keep * sizeof *kept);
+  } else {
+    memset(tab, 0, tab_cap * sizeof *tab);
+  }
+  tab_n = keep;
+}
+
+/* After the world restarts: give a large, empty table back. */
+void _cgc_checkfree_after_gc(void) {
+  pthread_mutex_lock(&cf_lock);
+  if (tab && tab_n == 0 && tab_cap > TAB_MIN * 16) {
+    _cgc_os_unmap(tab, tab_cap * sizeof *tab);
+    atomic_fetch_sub(&_cgc_g.metadata_bytes, tab_cap * sizeof *tab);
+    tab = NULL;
+    tab_cap = 0;
+  }
+  pthread_mutex_unlock(&cf_lock);
+}
