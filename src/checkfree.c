@@ -35,6 +35,7 @@
 
 #define POISON 0xA5
 #define TAB_MIN 1024
+#define MAX_REPORTS 16 /* lines; the total follows */
 
 typedef struct {
   uintptr_t base; /* 0: empty */
@@ -213,11 +214,11 @@ void _cgc_checkfree_stw(void) {
     for (size_t i = 0; i < tab_cap; i++) {
       qent_t *e = &tab[i];
       if (!e->base || !e->ref) continue;
+      if (reported++ >= MAX_REPORTS) continue;
       char where[160];
       describe(e->ref, where, sizeof where);
       _cgc_warn("use after free: object %p (%zu bytes) freed with cgc_free is still referenced from %p (in %s)",
                 (void *)e->base, e->size, (void *)e->ref, where);
-      reported++;
     }
     if (reported)
       _cgc_fatal("use after free: %zu object%s freed with cgc_free %s still referenced (CGC_DEBUG=checkfree=1)",

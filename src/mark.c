@@ -19,7 +19,7 @@
 #define EPOCH_CLEARING UINT32_MAX
 #define LARGE_CHUNK ((uintptr_t)128 << 10)
 #define ROOT_JOB_BYTES ((uintptr_t)256 << 10)
-#define DEQUE_INIT (1u << 16)
+#define DEQUE_INIT (1u << 12)
 
 #if defined(__clang__)
 #define NO_SANITIZE __attribute__((no_sanitize("address", "thread", "undefined", "hwaddress")))
@@ -103,27 +103,30 @@ typedef struct {
 
 static dq_buf_t *dq_buf_new(size_t cap) {
   dq_buf_t *b = _cgc_os_map(sizeof(dq_buf_t) + cap * sizeof(item_t));
-  if (!b) _cgc_fatal("out of memory for the mark stack (%zu entries)", cap);
-  b->cap = cap;
+  if (b) b->cap = cap;
   return b;
 }
 
 /* Slots of a deque buffer are only rewritten after the buffer grows, so a
-   stealer's plain read of an item is validated by its CAS on top. */
-static void dq_push(worker_t *w, item_t x) {
+   stealer's plain read of an item is validated by its CAS on top.  Returns
+   false when the deque is full and cannot grow. */
+static bool dq_push(worker_t *w, item_t x) {
   int64_t b = atomic_load_explicit(&w->bottom, memory_order_relaxed);
   int64_t t = atomic_load_explicit(&w->top, memory_order_acquire);
   dq_buf_t *buf = atomic_load_explicit(&w->buf, memory_order_relaxed);
   if (cgc_unlikely(b - t >= (int64_t)buf->cap - 1)) {
+    if (w->nretired == 32) return false;
     dq_buf_t *nb = dq_buf_new(buf->cap * 2);
+    if (!nb) return false;
     for (int64_t i = t; i < b; i++) nb->items[i & (nb->cap - 1)] = buf->items[i & (buf->cap - 1)];
-    if (w->nretired < 32) w->retired[w->nretired++] = buf;
+    w->retired[w->nretired++] = buf;
     atomic_store_explicit(&w->buf, nb, memory_order_release);
     buf = nb;
   }
   buf->items[b & (buf->cap - 1)] = x;
   atomic_thread_fence(memory_order_release);
   atomic_store_explicit(&w->bottom, b + 1, memory_order_relaxed);
+  return true;
 }
 
 static bool dq_pop(worker_t *w, item_t *out) {
@@ -183,6 +186,8 @@ static _Atomic int helpers_running;  /* helpers still marking */
 /* Heap bounds for this marking: in _cgc_g, which is not scanned (a heap
    address in a scanned static would keep that object alive). */
 
+static void scan_now(uintptr_t lo, uintptr_t hi);
+
 static void add_job(uintptr_t lo, uintptr_t hi) {
   lo = CGC_ALIGN_UP(lo, sizeof(uintptr_t));
   while (lo + sizeof(uintptr_t) <= hi) {
@@ -190,7 +195,10 @@ static void add_job(uintptr_t lo, uintptr_t hi) {
     if (njobs == jobs_cap) {
       size_t ncap = jobs_cap ? jobs_cap * 2 : 4096;
       job_t *nj = _cgc_os_map(ncap * sizeof(job_t));
-      if (!nj) _cgc_fatal("out of memory for the root list");
+      if (!nj) { /* no memory for the job list: scan this range right away */
+        scan_now(lo, hi);
+        return;
+      }
       if (jobs) {
         memcpy(nj, jobs, njobs * sizeof(job_t));
         _cgc_os_unmap(jobs, jobs_cap * sizeof(job_t));
@@ -214,29 +222,41 @@ void _cgc_mark_root_range(uintptr_t lo, uintptr_t hi) { add_job(lo, hi); }
 
 static _Atomic int idle_workers; /* workers looking for work: a hint to share */
 
-static void pstack_grow(pstack_t *ps) {
+/* Mark stack overflow: when a stack cannot grow (out of memory), the object
+   stays marked but unscanned and the worker records the overflow; marking
+   then rescans every marked object of the heap until no overflow is left. */
+static _Atomic int overflowed;
+
+static bool pstack_grow(pstack_t *ps) {
   size_t ncap = ps->cap ? ps->cap * 2 : 1 << 16;
   item_t *n = _cgc_os_map(ncap * sizeof(item_t));
-  if (!n) _cgc_fatal("out of memory for the mark stack (%zu entries)", ncap);
+  if (!n) {
+    atomic_store(&overflowed, 1);
+    return false;
+  }
   if (ps->items) {
     memcpy(n, ps->items, ps->n * sizeof(item_t));
     _cgc_os_unmap(ps->items, ps->cap * sizeof(item_t));
   }
   ps->items = n;
   ps->cap = ncap;
+  return true;
 }
 
-static inline void push_work(worker_t *w, uintptr_t lo, uintptr_t hi) {
+static inline bool push_work(worker_t *w, uintptr_t lo, uintptr_t hi) {
   pstack_t *ps = &w->priv;
-  if (cgc_unlikely(ps->n == ps->cap)) pstack_grow(ps);
+  if (cgc_unlikely(ps->n == ps->cap) && !pstack_grow(ps)) return false;
   ps->items[ps->n++] = (item_t){lo, hi};
+  return true;
 }
 
 /* Give the older half of the private stack to the shared deque. */
 static CGC_NOINLINE void share_work(worker_t *w) {
   pstack_t *ps = &w->priv;
-  size_t k = ps->n / 2;
-  for (size_t i = 0; i < k; i++) dq_push(w, ps->items[i]);
+  size_t k = ps->n / 2, i;
+  for (i = 0; i < k; i++)
+    if (!dq_push(w, ps->items[i])) break;
+  k = i;
   memmove(ps->items, ps->items + k, (ps->n - k) * sizeof(item_t));
   ps->n -= k;
 }
@@ -301,10 +321,7 @@ NO_SANITIZE static void scan_range(worker_t *w, uintptr_t lo, uintptr_t hi) {
 
 /* Scan one item; a long range is split so that others can take the rest. */
 static inline void scan_item(worker_t *w, item_t it) {
-  if (it.hi - it.lo > LARGE_CHUNK) {
-    push_work(w, it.lo + LARGE_CHUNK, it.hi);
-    it.hi = it.lo + LARGE_CHUNK;
-  }
+  if (it.hi - it.lo > LARGE_CHUNK && push_work(w, it.lo + LARGE_CHUNK, it.hi)) it.hi = it.lo + LARGE_CHUNK;
   scan_range(w, it.lo, it.hi);
 }
 
@@ -406,7 +423,11 @@ static void workers_init(void) {
   if (!workers) {
     workers = _cgc_os_map(MAX_WORKERS * sizeof(worker_t));
     if (!workers) _cgc_fatal("out of memory for mark workers");
-    for (int i = 0; i < MAX_WORKERS; i++) atomic_store(&workers[i].buf, dq_buf_new(DEQUE_INIT));
+    for (int i = 0; i < MAX_WORKERS; i++) {
+      dq_buf_t *b = dq_buf_new(i < 8 ? DEQUE_INIT : 64);
+      if (!b) _cgc_fatal("out of memory for the mark deques");
+      atomic_store(&workers[i].buf, b);
+    }
   }
   int want = _cgc_g.opt.markworkers > 0 ? _cgc_g.opt.markworkers : _cgc_g.ncpus;
   want = CGC_MAX(1, CGC_MIN(want, MAX_WORKERS));
@@ -418,6 +439,8 @@ static void workers_init(void) {
     helpers_started++;
   }
   nworkers = helpers_started + 1;
+  for (int i = 0; i < nworkers; i++)
+    if (!workers[i].priv.items) pstack_grow(&workers[i].priv);
 }
 
 void _cgc_mark_workers_reset(void) { helpers_started = 0; }
@@ -440,6 +463,44 @@ static void premark_thread(cgc_thread_t *t, void *ctx) {
       p = _cgc_decode(*(uintptr_t *)p);
     }
   }
+}
+
+/* ---- overflow recovery ---------------------------------------------------------------- */
+
+static void scan_now(uintptr_t lo, uintptr_t hi) {
+  worker_t *w = &workers[0];
+  scan_range(w, CGC_ALIGN_UP(lo, sizeof(uintptr_t)), hi & ~(uintptr_t)(sizeof(uintptr_t) - 1));
+}
+
+/* Scan every marked object of every span (single-threaded, world stopped). */
+static void rescan_marked(worker_t *w) {
+  for (size_t i1 = 0; i1 < ((size_t)1 << CGC_L1_BITS); i1++) {
+    cgc_arena_meta_t **l2 = atomic_load(&_cgc_g.arena_l1[i1]);
+    if (!l2) continue;
+    for (size_t i2 = 0; i2 < ((size_t)1 << CGC_L2_BITS); i2++) {
+      cgc_arena_meta_t *m = l2[i2];
+      if (!m) continue;
+      uintptr_t abase = ((uintptr_t)i1 << (CGC_ARENA_SHIFT + CGC_L2_BITS)) | ((uintptr_t)i2 << CGC_ARENA_SHIFT);
+      for (size_t pg = 0; pg < CGC_PAGES_PER_ARENA; pg++) {
+        cgc_span_t *s = m->spans[pg];
+        if (!s || s->base != abase + pg * CGC_PAGE_SIZE || s->noscan || !_cgc_span_marks_valid(s)) continue;
+        uint8_t st = atomic_load(&s->state);
+        if (st != CGC_SPAN_SMALL && st != CGC_SPAN_LARGE) continue;
+        for (uint32_t i = 0; i < s->nelems; i++)
+          if (_cgc_slot_marked(s, i)) {
+            uintptr_t b = _cgc_slot_base(s, i);
+            scan_range(w, b, b + s->elemsize);
+            drain(w);
+          }
+      }
+    }
+  }
+}
+
+static void recover_overflow(void) {
+  worker_t *w = &workers[0];
+  w->parallel = false;
+  while (atomic_exchange(&overflowed, 0)) rescan_marked(w);
 }
 
 /* ---- entry points ---------------------------------------------------------------------- */
@@ -476,6 +537,7 @@ void _cgc_mark(cgc_mark_result_t *res) {
   mark_loop(&workers[0]);
   int r;
   while ((r = atomic_load(&helpers_running)) != 0) _cgc_os_wait((_Atomic uint32_t *)&helpers_running, (uint32_t)r);
+  if (atomic_load(&overflowed)) recover_overflow();
 
   res->marked_bytes = res->marked_objects = 0;
   for (int i = 0; i < nworkers; i++) {
@@ -501,6 +563,7 @@ void _cgc_mark_from(uintptr_t p) {
   w->parallel = false;
   mark_word(w, p);
   drain(w);
+  if (atomic_load(&overflowed)) recover_overflow();
   _cgc_g.marked_bytes += w->marked_bytes - before;
 }
 
@@ -510,8 +573,9 @@ void _cgc_mark_children(uintptr_t base) {
   worker_t *w = &workers[0];
   uint64_t before = w->marked_bytes;
   w->parallel = false;
-  push_work(w, base, base + s->elemsize);
+  scan_range(w, base, base + s->elemsize);
   drain(w);
+  if (atomic_load(&overflowed)) recover_overflow();
   _cgc_g.marked_bytes += w->marked_bytes - before;
 }
 
@@ -551,7 +615,7 @@ static void check_visit(check_t *c, uintptr_t v) {
   if (c->sp == c->stack_cap) {
     size_t ncap = c->stack_cap * 2;
     uintptr_t *ns = _cgc_os_map(ncap * sizeof(uintptr_t));
-    if (!ns) _cgc_fatal("checkmark: out of memory");
+    if (!ns) _cgc_fatal("checkmark: out of memory for its stack");
     memcpy(ns, c->stack, c->sp * sizeof(uintptr_t));
     _cgc_os_unmap(c->stack, c->stack_cap * sizeof(uintptr_t));
     c->stack = ns;
@@ -575,7 +639,12 @@ void _cgc_checkmark(void) {
   c.stack_cap = 1 << 16;
   c.stack = _cgc_os_map(c.stack_cap * sizeof(uintptr_t));
   c.sp = 0;
-  if (!c.set || !c.stack) _cgc_fatal("checkmark: out of memory");
+  if (!c.set || !c.stack) {
+    _cgc_warn("checkmark: out of memory; this collection is not checked");
+    if (c.set) _cgc_os_unmap(c.set, c.set_cap * sizeof(uintptr_t));
+    if (c.stack) _cgc_os_unmap(c.stack, c.stack_cap * sizeof(uintptr_t));
+    return;
+  }
   for (size_t j = 0; j < njobs; j++) {
     c.found_in = jobs[j].lo;
     check_scan(&c, jobs[j].lo, jobs[j].hi);
