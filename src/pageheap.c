@@ -336,17 +336,18 @@ cgc_span_t *_cgc_page_alloc_locked(size_t npages) {
   return carve_locked(f, npages);
 }
 
+/* The end of the run of pages from p (< end) whose bit `which` equals set. */
+static uintptr_t run_end(uintptr_t p, uintptr_t end, int which, bool set) {
+  while (p < end && bit_test(p, which) == set) p += CGC_PAGE_SIZE;
+  return p;
+}
+
 /* Zero the dirty pages of a BUSY span (its creator calls this outside the
    lock; only the creator touches these pages' bits until publication). */
 void _cgc_span_zero(cgc_span_t *s) {
   uintptr_t p = s->base, end = s->base + s->npages * CGC_PAGE_SIZE;
-  while (p < end) {
-    if (bit_test(p, BITS_ZEROED)) {
-      p += CGC_PAGE_SIZE;
-      continue;
-    }
-    uintptr_t q = p + CGC_PAGE_SIZE;
-    while (q < end && !bit_test(q, BITS_ZEROED)) q += CGC_PAGE_SIZE;
+  while ((p = run_end(p, end, BITS_ZEROED, true)) < end) {
+    uintptr_t q = run_end(p, end, BITS_ZEROED, false);
     if (q - p >= ((size_t)1 << 20)) {
       _cgc_os_release((void *)p, q - p); /* cheaper than writing; refaults as zero */
     } else {
@@ -380,13 +381,8 @@ size_t _cgc_heap_free_bytes(void) { return _cgc_g.free_pages * CGC_PAGE_SIZE; }
 static size_t release_span(cgc_span_t *s) {
   size_t released = 0;
   uintptr_t p = s->base, end = s->base + s->npages * CGC_PAGE_SIZE;
-  while (p < end) {
-    if (bit_test(p, BITS_RELEASED)) {
-      p += CGC_PAGE_SIZE;
-      continue;
-    }
-    uintptr_t q = p + CGC_PAGE_SIZE;
-    while (q < end && !bit_test(q, BITS_RELEASED)) q += CGC_PAGE_SIZE;
+  while ((p = run_end(p, end, BITS_RELEASED, true)) < end) {
+    uintptr_t q = run_end(p, end, BITS_RELEASED, false);
     if (_cgc_os_release((void *)p, q - p) == 0) {
       size_t n = (q - p) / CGC_PAGE_SIZE;
       bits_update(p, n, BITS_RELEASED, 1);

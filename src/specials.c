@@ -120,15 +120,21 @@ static void free_cleanup(stripe_t *st, cleanup_rec_t *c) {
   atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)sizeof *c, memory_order_relaxed);
 }
 
-static obj_rec_t *new_obj_rec(stripe_t *st) {
-  if (!st->free_objs) {
-    obj_rec_t *r = _cgc_meta_alloc(SLAB_BYTES);
-    if (!r) _cgc_fatal("out of memory for object records");
-    for (size_t i = 0; i < SLAB_BYTES / sizeof *r; i++) {
-      r[i].next = st->free_objs;
-      st->free_objs = &r[i];
-    }
+/* Carve a slab of metadata into a free list of records whose link field is
+   at offset link_off. */
+static void *slab_refill(size_t size, size_t link_off, const char *what) {
+  char *r = _cgc_meta_alloc(SLAB_BYTES);
+  if (!r) _cgc_fatal("%s: out of memory for records", what);
+  void *head = NULL;
+  for (size_t i = SLAB_BYTES / size; i-- > 0;) {
+    memcpy(r + i * size + link_off, &head, sizeof head);
+    head = r + i * size;
   }
+  return head;
+}
+
+static obj_rec_t *new_obj_rec(stripe_t *st) {
+  if (!st->free_objs) st->free_objs = slab_refill(sizeof(obj_rec_t), offsetof(obj_rec_t, next), "cgc_add_cleanup");
   obj_rec_t *o = st->free_objs;
   st->free_objs = o->next;
   memset(o, 0, sizeof *o);
@@ -136,14 +142,7 @@ static obj_rec_t *new_obj_rec(stripe_t *st) {
 }
 
 static weak_node_t *new_weak_node(stripe_t *st) {
-  if (!st->free_weaks) {
-    weak_node_t *r = _cgc_meta_alloc(SLAB_BYTES);
-    if (!r) _cgc_fatal("cgc_weak_make: out of memory");
-    for (size_t i = 0; i < SLAB_BYTES / sizeof *r; i++) {
-      r[i].next = st->free_weaks;
-      st->free_weaks = &r[i];
-    }
-  }
+  if (!st->free_weaks) st->free_weaks = slab_refill(sizeof(weak_node_t), offsetof(weak_node_t, next), "cgc_weak_make");
   weak_node_t *w = st->free_weaks;
   st->free_weaks = w->next;
   return w;
