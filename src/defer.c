@@ -578,7 +578,9 @@ static _Unwind_Reason_Code panic_stop(int version, _Unwind_Action actions,
   return _URC_NO_REASON;
 }
 
-static CGC_NOINLINE _Noreturn void panic_raise(void *value, int is_str, void *ra) {
+/* Inlined into cgc_panic and cgc_panicf: one frame less for the unwinder. */
+static inline __attribute__((always_inline)) _Noreturn void panic_raise(void *value, int is_str,
+                                                                       void *ra) {
   volatile char here;
   uintptr_t sp = (uintptr_t)&here;
   prune_stale(sp);
@@ -634,8 +636,12 @@ static CGC_NOINLINE _Noreturn void panic_raise(void *value, int is_str, void *ra
 }
 
 void cgc_panic(void *value) {
-  if (!value) panic_raise((void *)"cgc_panic called with NULL", 1, __builtin_return_address(0));
-  panic_raise(value, 0, __builtin_return_address(0));
+  int is_str = 0;
+  if (!value) {
+    value = (void *)"cgc_panic called with NULL";
+    is_str = 1;
+  }
+  panic_raise(value, is_str, __builtin_return_address(0));
 }
 
 void cgc_panicf(const char *fmt, ...) {

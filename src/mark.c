@@ -21,11 +21,7 @@
 #define ROOT_JOB_BYTES ((uintptr_t)256 << 10)
 #define DEQUE_INIT (1u << 12)
 
-#if defined(__clang__)
-#define NO_SANITIZE __attribute__((no_sanitize("address", "thread", "undefined", "hwaddress")))
-#else
-#define NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread, no_sanitize_undefined))
-#endif
+#define NO_SANITIZE CGC_NO_SANITIZE
 
 /* ---- mark bits ---------------------------------------------------------------- */
 

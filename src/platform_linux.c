@@ -137,15 +137,31 @@ uintptr_t _cgc_os_thread_pointer(void) { return (uintptr_t)__builtin_thread_poin
 
 void _cgc_os_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
 
-void *_cgc_os_real_symbol(const char *name) { return dlsym(RTLD_NEXT, name); }
+/* The definition of name that cgc's own one stands in front of.  Usually the
+   next one in lookup order.  But when cgc's definition is the first in the
+   program (a static link) and a sanitizer runtime interposes the same call,
+   the sanitizer's interceptor would be skipped: call it instead (it calls the
+   C library's in turn). */
+void *_cgc_os_real_symbol(const char *name) {
+  void *first = dlsym(RTLD_DEFAULT, name);
+  Dl_info mine, theirs;
+  if (first && dladdr((void *)_cgc_os_real_symbol, &mine) && dladdr(first, &theirs) &&
+      mine.dli_fbase == theirs.dli_fbase) {
+    char buf[128];
+    _cgc_format(buf, sizeof buf, "__interceptor_%s", name);
+    void *icpt = dlsym(RTLD_DEFAULT, buf);
+    if (icpt) return icpt;
+  }
+  void *next = dlsym(RTLD_NEXT, name);
+  if (!next) _cgc_fatal("cannot find the system's %s: %s", name, dlerror());
+  return next;
+}
 
 _cgc_pthread_create_fn _cgc_os_real_pthread_create(void) {
   static _Atomic(_cgc_pthread_create_fn) real;
   _cgc_pthread_create_fn f = atomic_load_explicit(&real, memory_order_acquire);
   if (!f) {
-    f = (_cgc_pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
-    if (!f) f = (_cgc_pthread_create_fn)dlsym(RTLD_DEFAULT, "pthread_create");
-    if (!f) _cgc_fatal("cannot find the system's pthread_create: %s", dlerror());
+    f = (_cgc_pthread_create_fn)_cgc_os_real_symbol("pthread_create");
     atomic_store_explicit(&real, f, memory_order_release);
   }
   return f;
@@ -238,7 +254,7 @@ struct seg_ctx {
   void *ctx;
 };
 
-static int seg_cb(struct dl_phdr_info *info, size_t size, void *data) {
+CGC_NO_SANITIZE static int seg_cb(struct dl_phdr_info *info, size_t size, void *data) {
   struct seg_ctx *c = data;
   (void)size;
   for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -262,7 +278,7 @@ struct tls_ctx {
   int check, ok;
 };
 
-static int tls_cb(struct dl_phdr_info *info, size_t size, void *data) {
+CGC_NO_SANITIZE static int tls_cb(struct dl_phdr_info *info, size_t size, void *data) {
   struct tls_ctx *c = data;
   if (size < offsetof(struct dl_phdr_info, dlpi_tls_data) + sizeof(void *)) return 0;
   if (info->dlpi_tls_modid == 0) return 0;
@@ -338,7 +354,7 @@ struct static_ctx {
   int found;
 };
 
-static int static_cb(struct dl_phdr_info *info, size_t size, void *data) {
+CGC_NO_SANITIZE static int static_cb(struct dl_phdr_info *info, size_t size, void *data) {
   struct static_ctx *c = data;
   (void)size;
   for (int i = 0; i < info->dlpi_phnum; i++) {

@@ -199,15 +199,15 @@ static void *start_trampoline(void *p) {
   return r;
 }
 
-typedef int (*join_fn)(pthread_t, void **);
-typedef int (*detach_fn)(pthread_t);
-typedef void (*exit_fn)(void *);
+/* The C library's definition of an interposed call, looked up once. */
+#define REAL(type, name)                                                       \
+  static _Atomic(__typeof__(type)) real_;                                      \
+  __typeof__(type) f = atomic_load_explicit(&real_, memory_order_acquire);     \
+  if (!f) atomic_store_explicit(&real_, f = (__typeof__(type))_cgc_os_real_symbol(name), memory_order_release)
 
 CGC_API int pthread_join(pthread_t t, void **ret);
 int pthread_join(pthread_t t, void **ret) {
-  static _Atomic(join_fn) real;
-  join_fn f = atomic_load(&real);
-  if (!f) atomic_store(&real, f = (join_fn)_cgc_os_real_symbol("pthread_join"));
+  REAL(int (*)(pthread_t, void **), "pthread_join");
   int rc = f(t, ret);
   if (rc == 0) result_forget(t);
   return rc;
@@ -215,9 +215,7 @@ int pthread_join(pthread_t t, void **ret) {
 
 CGC_API int pthread_detach(pthread_t t);
 int pthread_detach(pthread_t t) {
-  static _Atomic(detach_fn) real;
-  detach_fn f = atomic_load(&real);
-  if (!f) atomic_store(&real, f = (detach_fn)_cgc_os_real_symbol("pthread_detach"));
+  REAL(int (*)(pthread_t), "pthread_detach");
   int rc = f(t);
   if (rc == 0) result_forget(t);
   return rc;
@@ -225,9 +223,7 @@ int pthread_detach(pthread_t t) {
 
 CGC_API _Noreturn void pthread_exit(void *value);
 void pthread_exit(void *value) {
-  static _Atomic(exit_fn) real;
-  exit_fn f = atomic_load(&real);
-  if (!f) atomic_store(&real, f = (exit_fn)_cgc_os_real_symbol("pthread_exit"));
+  REAL(void (*)(void *), "pthread_exit");
   if (_cgc_self) result_remember(value);
   f(value);
   __builtin_unreachable();

@@ -19,6 +19,14 @@
 #define CGC_ALWAYS_INLINE inline __attribute__((always_inline))
 #define CGC_UNUSED      __attribute__((unused))
 
+/* For code that reads memory it does not own by design (conservative scans,
+   loader structures in a forked child). */
+#if defined(__clang__)
+#define CGC_NO_SANITIZE __attribute__((no_sanitize("address", "thread", "undefined", "hwaddress")))
+#else
+#define CGC_NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread, no_sanitize_undefined))
+#endif
+
 #ifndef CGC_CHECKED
 #define CGC_CHECKED 0
 #endif
