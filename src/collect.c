@@ -151,13 +151,15 @@ void _cgc_before_grow(size_t bytes) {
   _cgc_scavenge((uint64_t)lim > bytes ? (uint64_t)lim - bytes : 0);
 }
 
-/* Scavenge after a complete sweep: keep at most 10% over the goal mapped. */
+/* Scavenge after a complete sweep: keep the goal plus half of it (and 4 MiB)
+   mapped, so a steady heap does not give pages back only to fault them in
+   again, while a heap that shrank returns its memory at once. */
 void _cgc_after_sweep(void) {
   if (!_cgc_g.opt.scavenge) return;
   uint64_t goal = atomic_load(&_cgc_g.heap_goal);
   int64_t live = atomic_load(&_cgc_g.heap_live);
-  uint64_t target = goal == UINT64_MAX ? (uint64_t)CGC_MAX(live, 0) * 2 : goal + goal / 10;
-  target = CGC_MAX(target, (uint64_t)CGC_MAX(live, 0) + ((uint64_t)1 << 20));
+  uint64_t base = goal == UINT64_MAX ? (uint64_t)CGC_MAX(live, 0) : goal;
+  uint64_t target = base + base / 2 + ((uint64_t)4 << 20);
   int64_t lim = atomic_load(&_cgc_g.memory_limit);
   if (lim != INT64_MAX) target = CGC_MIN(target, (uint64_t)lim / 10 * 9);
   _cgc_scavenge(target);
