@@ -80,8 +80,9 @@ CGC_API void   cgc_read_stats(cgc_stats_t *out);
 /* Is p inside the collected heap (a live object or not)?  Cheap. */
 CGC_API int    cgc_is_heap_ptr(const void *p);
 /* Choose the signal used to stop threads for a collection (default SIGPWR).
-   Call before the first allocation or cgc_init; returns 0, or -1 if too late
-   or the signal is invalid.  The environment variable CGC_SIGNAL does the same. */
+   Works until the first collection; returns 0, or -1 if too late or the
+   signal is unusable (SIGKILL, SIGSTOP, the C library's own real-time
+   signals).  The environment variable CGC_SIGNAL does the same. */
 CGC_API int    cgc_set_suspend_signal(int sig);
 /* The signal in use. */
 CGC_API int    cgc_suspend_signal(void);

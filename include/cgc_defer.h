@@ -34,15 +34,21 @@
 
 #include <stdint.h>
 
-#if !defined(__GNUC__) && !defined(__clang__)
-#error "cgc_defer.h needs GCC or Clang (__attribute__((cleanup)))"
-#endif
-
 #ifdef __cplusplus
 extern "C" {
 #define CGC__NORETURN [[noreturn]]
 #else
 #define CGC__NORETURN _Noreturn
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CGC__COLD __attribute__((cold))
+#define CGC__PRINTF __attribute__((format(printf, 1, 2)))
+#define CGC__NOTHROW __attribute__((nothrow))
+#else
+#define CGC__COLD
+#define CGC__PRINTF
+#define CGC__NOTHROW
 #endif
 
 /* Block defers register in the per-thread chain when the unit has no unwind
@@ -68,18 +74,20 @@ extern "C" {
    pending defer of the thread, prints "panic: ..." and a backtrace to stderr
    and aborts.  cgc_panic(NULL) panics with the string
    "cgc_panic called with NULL" instead (so that a panic is never NULL). */
-CGC_API CGC__NORETURN void cgc_panic(void *value) __attribute__((cold));
+CGC__NORETURN CGC_API void cgc_panic(void *value) CGC__COLD;
 /* Panic with a formatted string (allocated from the collected heap, never
    scanned) as the value. */
-CGC_API CGC__NORETURN void cgc_panicf(const char *fmt, ...)
-    __attribute__((cold, format(printf, 1, 2)));
+CGC__NORETURN CGC_API void cgc_panicf(const char *fmt, ...) CGC__COLD CGC__PRINTF;
 /* Call fn(arg).  Returns 0 if it returned; 1 if a panic reached this call, in
    which case every defer between ran and *panic_value (if panic_value is not
    NULL) is the panic's value.  On a 0 return *panic_value is set to NULL. */
 CGC_API int cgc_protect(void (*fn)(void *), void *arg, void **panic_value);
 /* Called by a deferred function: the value of the panic that is running it,
    or NULL when it runs because its block or frame was left normally. */
-CGC_API void *cgc_panic_value(void) __attribute__((nothrow));
+CGC_API void *cgc_panic_value(void) CGC__NOTHROW;
+
+/* The defer macros need __attribute__((cleanup)) (GCC, Clang). */
+#if defined(__GNUC__) || defined(__clang__)
 
 /* ------------------------------------------------------------------------ */
 /* Internal: used by the macros below                                         */
@@ -220,6 +228,8 @@ static inline __attribute__((always_inline)) void cgc__defer_dyn(cgc__frame_t *f
 
 #define CGC_DEFER_DYN(fn, arg)                                                    \
   cgc__defer_dyn(&CGC__FRAME_VAR.f, CGC__FN(fn, arg), (void *)(arg))
+
+#endif /* __GNUC__ || __clang__ */
 
 #ifdef __cplusplus
 }

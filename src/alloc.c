@@ -84,16 +84,23 @@ static bool take_locked(cgc_tcache_t *tc, unsigned sc, cgc_span_t *s) {
   return true;
 }
 
+void _cgc_span_file_unowned_locked(cgc_span_t *s) {
+  cgc_central_t *c = &_cgc_g.central[s->spanclass];
+  s->owner = NULL;
+  if (s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed))
+    _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
+  else if (s->nfree)
+    _cgc_list_push(&c->partial, s, CGC_LIST_PARTIAL);
+  else
+    _cgc_list_push(&c->full, s, CGC_LIST_FULL);
+}
+
 static void release_owned(cgc_tcache_t *tc, unsigned sc) {
   cgc_span_t *s = tc->span[sc];
   cgc_central_t *c = &_cgc_g.central[sc];
   pthread_mutex_lock(&c->lock);
-  s->owner = NULL;
   tc->span[sc] = NULL;
-  if (s->sweepgen == atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed))
-    _cgc_list_push(s->nfree ? &c->partial : &c->full, s, s->nfree ? CGC_LIST_PARTIAL : CGC_LIST_FULL);
-  else
-    _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
+  _cgc_span_file_unowned_locked(s);
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -204,7 +211,8 @@ CGC_NOINLINE void *_cgc_alloc_slow(size_t size, int noscan) {
     _cgc_pacing_check(tc);
     if (refill(tc, sc)) return pop_free(tc, sc, csize);
     if (attempt > 0) break;
-    _cgc_collect(CGC_GC_OOM, 0); /* out of memory: collect once more, then give up */
+    _cgc_collect(CGC_GC_OOM, 0); /* out of memory: collect once more, sweep, then give up */
+    _cgc_sweep_all();
   }
   errno = ENOMEM;
   return NULL;
@@ -225,7 +233,10 @@ void *_cgc_alloc_large(size_t size, int noscan) {
   }
   cgc_span_t *s = NULL;
   for (int attempt = 0; attempt < 2 && !s; attempt++) {
-    if (attempt) _cgc_collect(CGC_GC_OOM, 0);
+    if (attempt) {
+      _cgc_collect(CGC_GC_OOM, 0);
+      _cgc_sweep_all();
+    }
     _cgc_pacing_check(tc);
     _cgc_before_grow(bytes);
     _cgc_heap_lock();

@@ -143,10 +143,15 @@ struct stack_find {
 static void stack_of(cgc_thread_t *t, void *ctx) {
   struct stack_find *f = ctx;
   if (f->tid) return;
-  uintptr_t lo = t->stack_lo, hi = t->stack_hi, sp = t->stop_sp;
-  if ((f->where >= lo && f->where < hi) ||
-      (sp && (sp < lo || sp >= hi) && f->where >= sp && f->where < CGC_ALIGN_UP(sp + 1, 4096)))
-    f->tid = t->tid ? t->tid : -1;
+  uintptr_t sp = t->stop_sp;
+  bool on = f->where >= t->stack_lo && f->where < t->stack_hi;
+  if (!on && sp && (sp < t->stack_lo || sp >= t->stack_hi) && f->where >= sp) {
+    /* Stopped on another stack (signal stack, coroutine): scanned from sp
+       to the end of its mapping, as roots.c does. */
+    uintptr_t lo, hi;
+    on = _cgc_os_mapping_bounds(sp, &lo, &hi) == 0 && f->where < hi;
+  }
+  if (on) f->tid = t->tid ? t->tid : -1;
 }
 
 /* The thread whose stack holds where, or 0. */

@@ -289,16 +289,20 @@ void cgc_release_memory(void) {
 int cgc_set_gc_percent(int percent) {
   _cgc_ensure_init();
   if (percent < 0) percent = -1;
+  pthread_mutex_lock(&_cgc_g.gc_lock);
   int old = atomic_exchange(&_cgc_g.gc_percent, percent);
   _cgc_update_goal();
+  pthread_mutex_unlock(&_cgc_g.gc_lock);
   return old;
 }
 
 int64_t cgc_set_memory_limit(int64_t bytes) {
   _cgc_ensure_init();
   if (bytes < 0) return atomic_load(&_cgc_g.memory_limit);
+  pthread_mutex_lock(&_cgc_g.gc_lock);
   int64_t old = atomic_exchange(&_cgc_g.memory_limit, bytes);
   _cgc_update_goal();
+  pthread_mutex_unlock(&_cgc_g.gc_lock);
   return old;
 }
 

@@ -17,7 +17,7 @@
  *     - a thread's list tc->free[sc] (any span of that span class), or
  *     - an unowned span's own list span->freelist.
  *
- * Invariants (checked by _cgc_span_is_valid in checked builds)
+ * Invariants
  *   I1  state is published last (release) when a span is created and cleared
  *       first when it is freed; readers check state before other fields.
  *   I2  span->owner != NULL  =>  span->freelist == NULL.
@@ -25,10 +25,10 @@
  *   I4  a collection marks every reachable object and every slot on every
  *       thread list; a sweep frees exactly the unmarked slots that are not
  *       already on span->freelist.
- *   I6  no scanned memory of cgc's own holds a heap address: such state lives
- *       in _cgc_g (excluded from the roots) or in mapped metadata.
  *   I5  sweeps never run while the world is stopped or a collection is pending
  *       (_cgc_sweep_begin/_cgc_sweep_end fence them).
+ *   I6  no scanned memory of cgc's own holds a heap address: such state lives
+ *       in _cgc_g (excluded from the roots) or in mapped metadata.
  */
 #ifndef CGC_INTERNAL_H
 #define CGC_INTERNAL_H
@@ -127,7 +127,6 @@ typedef struct cgc_tcache {
   cgc_span_t *span[CGC_NUM_SPAN_CLASSES];     /* owned span per class; owner only */
   uint64_t alloc_bytes, alloc_objects;        /* owner writes; others read racily (stats) */
   uint64_t free_bytes, free_objects;
-  uint64_t flushed_alloc, flushed_free;       /* owner only: what pacing has seen */
   struct cgc_thread *thread;
 } cgc_tcache_t;
 
@@ -149,7 +148,6 @@ typedef struct cgc_thread {
   struct cgc_thread *next, *prev; /* registry list: _cgc_g.threads_lock */
   bool explicit_reg;          /* cgc_register_thread */
   bool is_main;
-  int in_dlopen;              /* owner only */
   void *defer_chain;          /* defer/panic subsystem (owner only) */
 } cgc_thread_t;
 
@@ -183,7 +181,6 @@ typedef struct {
   int markworkers;       /* 0: one per CPU */
   int bgsweep;
   int scavenge;
-  int invalidptr;        /* abort on bad pointers given to public calls */
 } cgc_options_t;
 
 /* ---- the global state ----------------------------------------------------- */
@@ -242,13 +239,13 @@ typedef struct {
   _Atomic uint32_t world_epoch;        /* odd while the world is stopped */
   uint64_t pause_total_ns, pause_max_ns, last_pause_ns, mark_total_ns; /* gc_lock */
   uint64_t num_forced;
-  _Atomic int sweep_done;              /* all spans swept this cycle */
 
   /* Threads: threads_lock. */
   pthread_mutex_t threads_lock;
   cgc_thread_t *threads;
   size_t nthreads;
-  cgc_sem_t ack;
+  _Atomic uint32_t acks;               /* bumped by each stopped thread (a wake-up hint) */
+  cgc_thread_t *collector;             /* the thread that stopped the world, while it is stopped */
 
   /* Roots registered with cgc_add_roots: roots_lock. */
   pthread_mutex_t roots_lock;
@@ -338,14 +335,13 @@ static inline void *_cgc_decode(uintptr_t w) { return (void *)(w ^ _cgc_g.key); 
 /* ---- page heap (pageheap.c) ----------------------------------------------- */
 
 /* Allocate npages contiguous pages as a span in state BUSY; NULL on failure
-   (errno ENOMEM).  *dirty_out receives whether any page may be non-zero
-   (callers that need zeroed memory then call _cgc_span_zero).  heap_lock must
-   be held. */
+   (errno ENOMEM).  The pages may be dirty: callers that need zeroed memory
+   call _cgc_span_zero.  heap_lock must be held. */
 cgc_span_t *_cgc_page_alloc_locked(size_t npages) CGC_HIDDEN;
 /* Zero the pages of a BUSY span that are not known to be zero. */
 void _cgc_span_zero(cgc_span_t *s) CGC_HIDDEN;
-/* Record which pages of a freshly allocated span were dirty (kept in the span
-   until _cgc_span_zero). heap_lock must be held for alloc/free. */
+/* Give the pages of span s back to the page heap (zeroed: they are known to
+   be zero).  heap_lock must be held. */
 void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) CGC_HIDDEN;
 /* Publish a BUSY span as SMALL/LARGE/ARENA: fills the page map and stores state. */
 void _cgc_span_publish(cgc_span_t *s, uint8_t state) CGC_HIDDEN;
@@ -354,7 +350,6 @@ void _cgc_span_publish(cgc_span_t *s, uint8_t state) CGC_HIDDEN;
 size_t _cgc_scavenge(size_t target_mapped) CGC_HIDDEN;
 void _cgc_heap_lock(void) CGC_HIDDEN;
 void _cgc_heap_unlock(void) CGC_HIDDEN;
-size_t _cgc_heap_free_bytes(void) CGC_HIDDEN;
 /* Metadata allocation (never freed to the OS; zeroed). */
 void *_cgc_meta_alloc(size_t size) CGC_HIDDEN;
 cgc_span_t *_cgc_span_struct_alloc_locked(void) CGC_HIDDEN;
@@ -383,6 +378,9 @@ void _cgc_sweep_end(void) CGC_HIDDEN;
 /* Sweep a span claimed by the caller (not on any list, unowned or owned by the
    caller).  Returns the number of free slots; the list goes to s->freelist. */
 uint32_t _cgc_sweep_span(cgc_span_t *s) CGC_HIDDEN;
+/* File an unowned span on its central list: partial or full if it was swept
+   this cycle, unswept otherwise.  The central lock must be held. */
+void _cgc_span_file_unowned_locked(cgc_span_t *s) CGC_HIDDEN;
 /* Put a swept, unowned small span where it belongs (or free its pages). */
 void _cgc_span_put_swept(cgc_span_t *s) CGC_HIDDEN;
 /* Sweep until no unswept span remains.  Returns true if everything is swept. */
@@ -451,7 +449,6 @@ static inline void _cgc_ensure_init(void) {
 void _cgc_update_goal(void) CGC_HIDDEN;
 /* Called when the heap wants to grow by bytes; may collect (memory limit). */
 void _cgc_before_grow(size_t bytes) CGC_HIDDEN;
-void _cgc_fork_child_collect(void) CGC_HIDDEN;
 
 /* ---- options (options.c) -------------------------------------------------- */
 
@@ -480,6 +477,5 @@ void _cgc_arenas_after_mark_stw(void) CGC_HIDDEN;
 void _cgc_arenas_after_gc(void) CGC_HIDDEN;
 /* Conservative hit on an arena chunk span (during marking). */
 void _cgc_arena_note_hit(cgc_span_t *s) CGC_HIDDEN;
-/* Defer subsystem: scan records of a thread (if any). */
 
 #endif

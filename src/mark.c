@@ -453,7 +453,9 @@ static void premark_thread(cgc_thread_t *t, void *ctx) {
   for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
     for (void *p = tc->free[sc]; p;) {
       cgc_span_t *s = _cgc_span_of((uintptr_t)p);
-      if (!s || s->spanclass != sc) break; /* a list being pushed mid-stop: the rest is reachable via registers */
+      if (!s || s->spanclass != sc)
+        _cgc_fatal("heap corruption: thread %d's free list for size %u links to %p (written after cgc_free?)",
+                   (int)t->tid, _cgc_class_size[sc >> 1], p);
       uint32_t idx = _cgc_slot_index(s, (uintptr_t)p);
       if (mark_bit(s, idx, w->epoch)) _cgc_g.premarked_bytes += s->elemsize;
       p = _cgc_decode(*(uintptr_t *)p);
@@ -588,7 +590,8 @@ bool _cgc_is_marked(uintptr_t a) {
    would free a reachable object. */
 typedef struct {
   uintptr_t *set;   /* open-addressed set of visited object bases */
-  size_t set_cap;
+  size_t set_cap, set_n;
+  bool full;
   uintptr_t *stack;
   size_t sp, stack_cap;
   uintptr_t found_in; /* root range or object where the current word was found */
@@ -602,6 +605,10 @@ static void check_visit(check_t *c, uintptr_t v) {
   while (c->set[h]) {
     if (c->set[h] == base) return;
     h = (h + 1) & (c->set_cap - 1);
+  }
+  if (++c->set_n * 4 > c->set_cap * 3) {
+    c->full = true; /* everything checked so far was right; stop here */
+    return;
   }
   c->set[h] = base;
   if (!_cgc_slot_marked(s, _cgc_slot_index(s, v)))
@@ -629,12 +636,15 @@ void _cgc_checkmark(void) {
   check_t c;
   uint64_t objs = 0;
   for (int i = 0; i < nworkers; i++) objs += workers[i].marked_objects;
+  objs += _cgc_g.premarked_bytes / 8; /* free slots reached by stale words are visited too */
   c.set_cap = 1024;
   while (c.set_cap < objs * 2 + 1024) c.set_cap *= 2;
   c.set = _cgc_os_map(c.set_cap * sizeof(uintptr_t));
   c.stack_cap = 1 << 16;
   c.stack = _cgc_os_map(c.stack_cap * sizeof(uintptr_t));
   c.sp = 0;
+  c.set_n = 0;
+  c.full = false;
   if (!c.set || !c.stack) {
     _cgc_warn("checkmark: out of memory; this collection is not checked");
     if (c.set) _cgc_os_unmap(c.set, c.set_cap * sizeof(uintptr_t));
@@ -651,6 +661,7 @@ void _cgc_checkmark(void) {
       check_scan(&c, base, base + s->elemsize);
     }
   }
+  if (c.full) _cgc_warn("checkmark: visited-set full; part of the heap was not re-checked this time");
   _cgc_os_unmap(c.set, c.set_cap * sizeof(uintptr_t));
   _cgc_os_unmap(c.stack, c.stack_cap * sizeof(uintptr_t));
 }

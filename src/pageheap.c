@@ -373,7 +373,6 @@ void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) {
 void _cgc_heap_lock(void) { pthread_mutex_lock(&_cgc_g.heap_lock); }
 void _cgc_heap_unlock(void) { pthread_mutex_unlock(&_cgc_g.heap_lock); }
 
-size_t _cgc_heap_free_bytes(void) { return _cgc_g.free_pages * CGC_PAGE_SIZE; }
 
 /* ---- scavenging ------------------------------------------------------------ */
 
@@ -397,7 +396,7 @@ static size_t release_span(cgc_span_t *s) {
 size_t _cgc_scavenge(size_t target_mapped) {
   size_t released = 0;
   _cgc_heap_lock();
-  /* Largest spans first: they are the least likely to be reused soon. */
+  /* Spans of more than 128 pages first, then by length, longest first. */
   for (cgc_span_t *s = _cgc_g.free_large.head; s && atomic_load(&_cgc_g.mapped_bytes) > target_mapped; s = s->next) {
     size_t r = release_span(s);
     atomic_fetch_sub(&_cgc_g.mapped_bytes, r);

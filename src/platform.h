@@ -48,6 +48,8 @@ int _cgc_os_rlimit_as_set(void) CGC_HIDDEN;     /* 1 if RLIMIT_AS is finite */
 
 /* Sleep while *addr == val (may return spuriously).  Async-signal-safe. */
 void _cgc_os_wait(_Atomic uint32_t *addr, uint32_t val) CGC_HIDDEN;
+/* Same, for at most timeout_ns. */
+void _cgc_os_wait_timeout(_Atomic uint32_t *addr, uint32_t val, uint64_t timeout_ns) CGC_HIDDEN;
 /* Wake every waiter on addr.  Async-signal-safe. */
 void _cgc_os_wake_all(_Atomic uint32_t *addr) CGC_HIDDEN;
 void _cgc_os_yield(void) CGC_HIDDEN;
@@ -85,11 +87,6 @@ int _cgc_os_signal_thread(uintptr_t pthread_id, int sig) CGC_HIDDEN;
 int _cgc_os_parse_signal(const char *s) CGC_HIDDEN;
 int _cgc_os_default_suspend_signal(void) CGC_HIDDEN;
 
-/* Counting semaphore usable from a signal handler (post). */
-typedef struct { _Atomic uint32_t count; } cgc_sem_t;
-void _cgc_sem_post(cgc_sem_t *s) CGC_HIDDEN;                       /* async-signal-safe */
-/* Wait for one post; returns 0, or -1 after timeout_ns with no post. */
-int _cgc_sem_wait(cgc_sem_t *s, uint64_t timeout_ns) CGC_HIDDEN;
 
 /* ---- loaded objects ------------------------------------------------------- */
 
@@ -116,6 +113,11 @@ int _cgc_os_tls_init(void) CGC_HIDDEN;
 /* 1 if p lies inside the image of the executable or of a loaded shared
    object (code, constants, data, bss): static storage that never dies. */
 int _cgc_os_is_static(const void *p) CGC_HIDDEN;
+
+/* The bounds of the mapping that contains addr, read from /proc/self/maps
+   with plain system calls (no locks, no malloc: usable with the world
+   stopped).  0 on success. */
+int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) CGC_HIDDEN;
 
 /* ---- process --------------------------------------------------------------- */
 int _cgc_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) CGC_HIDDEN;

@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -208,7 +209,11 @@ int _cgc_os_parse_signal(const char *s) {
   if (!s || !*s) return -1;
   char *end;
   long n = strtol(s, &end, 10);
-  if (*end == 0) return (n > 0 && n < NSIG && n != SIGKILL && n != SIGSTOP) ? (int)n : -1;
+  if (*end == 0) {
+    /* Signals between 32 and SIGRTMIN belong to the C library. */
+    if (n <= 0 || n >= NSIG || n == SIGKILL || n == SIGSTOP || (n >= 32 && n < SIGRTMIN)) return -1;
+    return (int)n;
+  }
   if (strncmp(s, "SIG", 3) == 0) s += 3;
   if (strncmp(s, "RTMIN", 5) == 0) {
     long off = 0;
@@ -225,26 +230,9 @@ int _cgc_os_parse_signal(const char *s) {
 
 int _cgc_os_default_suspend_signal(void) { return SIGPWR; }
 
-void _cgc_sem_post(cgc_sem_t *s) {
-  atomic_fetch_add_explicit(&s->count, 1, memory_order_release);
-  syscall(SYS_futex, (uint32_t *)&s->count, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-int _cgc_sem_wait(cgc_sem_t *s, uint64_t timeout_ns) {
-  uint64_t deadline = _cgc_os_now_ns() + timeout_ns;
-  for (;;) {
-    uint32_t c = atomic_load_explicit(&s->count, memory_order_acquire);
-    while (c > 0) {
-      if (atomic_compare_exchange_weak_explicit(&s->count, &c, c - 1, memory_order_acquire,
-                                                memory_order_relaxed))
-        return 0;
-    }
-    uint64_t now = _cgc_os_now_ns();
-    if (now >= deadline) return -1;
-    uint64_t left = deadline - now;
-    struct timespec ts = {(time_t)(left / 1000000000u), (long)(left % 1000000000u)};
-    syscall(SYS_futex, (uint32_t *)&s->count, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
-  }
+void _cgc_os_wait_timeout(_Atomic uint32_t *addr, uint32_t val, uint64_t timeout_ns) {
+  struct timespec ts = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
+  syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
 }
 
 /* ---- loaded objects ------------------------------------------------------- */
@@ -344,8 +332,11 @@ uintptr_t _cgc_os_tls_block(uintptr_t tp, size_t modid) {
 
 int _cgc_os_tls_init(void) {
   struct tls_ctx c = {NULL, 0, 0, 1, 1};
-  if (!dtv_of(_cgc_os_thread_pointer())) return tls_dtv_ok = 0;
-  dl_iterate_phdr(tls_cb, &c);
+  if (dtv_of(_cgc_os_thread_pointer())) dl_iterate_phdr(tls_cb, &c);
+  else c.ok = 0;
+  if (!c.ok)
+    _cgc_warn("cannot find other threads' thread-local storage on this system: __thread variables of threads "
+              "other than their stacks' static blocks are not scanned");
   return tls_dtv_ok = c.ok;
 }
 
@@ -373,6 +364,51 @@ int _cgc_os_is_static(const void *p) {
   struct static_ctx c = {(uintptr_t)p, 0};
   dl_iterate_phdr(static_cb, &c);
   return c.found;
+}
+
+static uintptr_t parse_hex(const char **p) {
+  uintptr_t v = 0;
+  for (;; (*p)++) {
+    char c = **p;
+    if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+    else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+    else return v;
+  }
+}
+
+int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  static char buf[8192]; /* only the collector calls this, under its lock */
+  size_t have = 0;
+  int found = -1;
+  for (;;) {
+    ssize_t n = (ssize_t)syscall(SYS_read, fd, buf + have, sizeof buf - 1 - have);
+    if (n <= 0) break;
+    have += (size_t)n;
+    buf[have] = 0;
+    char *line = buf, *nl;
+    while ((nl = strchr(line, '\n')) != NULL) {
+      const char *q = line;
+      uintptr_t a = parse_hex(&q);
+      if (*q == '-') {
+        q++;
+        uintptr_t b = parse_hex(&q);
+        if (addr >= a && addr < b) {
+          *lo = a;
+          *hi = b;
+          found = 0;
+          break;
+        }
+      }
+      line = nl + 1;
+    }
+    if (found == 0) break;
+    have = (size_t)(buf + have - line);
+    memmove(buf, line, have);
+  }
+  syscall(SYS_close, fd);
+  return found;
 }
 
 int _cgc_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {

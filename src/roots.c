@@ -46,11 +46,11 @@ static void seg_cb(void *ctx, uintptr_t lo, uintptr_t hi) {
   else _cgc_warn("more than %d writable segments: some are not scanned", MAX_SEGS);
 }
 
+/* dlopen/dlclose calls of this thread in progress (its own library is on the
+   loader's list by the time its constructors run and allocate). */
+static __thread int dl_depth;
+
 void _cgc_roots_prepare(void) {
-  /* Wait out loads in flight (unless this thread is the one loading: its
-     library is already on the loader's list when constructors run). */
-  int mine = _cgc_self ? _cgc_self->in_dlopen : 0;
-  while (atomic_load(&_cgc_g.dl_inflight) > mine) _cgc_os_yield();
   prepared_generation = atomic_load(&_cgc_g.dl_generation);
   nsegs = 0;
   _cgc_os_for_each_data_segment(seg_cb, NULL);
@@ -59,7 +59,7 @@ void _cgc_roots_prepare(void) {
 }
 
 bool _cgc_roots_stale(void) {
-  int mine = _cgc_self ? _cgc_self->in_dlopen : 0;
+  int mine = dl_depth;
   return atomic_load(&_cgc_g.dl_generation) != prepared_generation || atomic_load(&_cgc_g.dl_inflight) > mine;
 }
 
@@ -70,21 +70,26 @@ struct enum_ctx {
 
 static void thread_roots(cgc_thread_t *t, void *arg) {
   struct enum_ctx *e = arg;
-  uintptr_t sp = t->stop_sp;
-  if (sp) {
-    if (sp >= t->stack_lo && sp < t->stack_hi) {
-      e->fn(e->ctx, sp, t->stack_hi);
+  uintptr_t sp = t->stop_sp, covered_lo = sp, covered_hi = t->stack_hi;
+  if (!sp) return; /* the thread is gone */
+  if (sp >= t->stack_lo && sp < t->stack_hi) {
+    e->fn(e->ctx, sp, t->stack_hi);
+  } else {
+    /* Running on another stack (a signal stack or a coroutine's): scan it from
+       sp to the end of its mapping, and all of the mapped primary stack. */
+    uintptr_t mlo, mhi;
+    if (_cgc_os_mapping_bounds(sp, &mlo, &mhi) == 0) e->fn(e->ctx, sp, mhi);
+    if (_cgc_os_mapping_bounds(t->stack_hi - 1, &mlo, &mhi) == 0) {
+      covered_lo = CGC_MAX(mlo, t->stack_lo);
+      e->fn(e->ctx, covered_lo, t->stack_hi);
     } else {
-      /* Running on another stack (a signal stack or a coroutine): scan from
-         there to the end of the page and the whole primary stack top. */
-      e->fn(e->ctx, sp, CGC_ALIGN_UP(sp + 1, 4096));
-      e->fn(e->ctx, t->stack_lo, t->stack_hi);
+      covered_lo = covered_hi = 0;
     }
   }
   for (size_t i = 0; i < ntls; i++) {
     uintptr_t b = _cgc_os_tls_block(t->tp, tls_mods[i].modid);
     if (!b) continue;
-    if (b >= sp && b < t->stack_hi) continue; /* already covered by the stack scan */
+    if (b >= covered_lo && b + tls_mods[i].size <= covered_hi) continue; /* scanned with the stack */
     e->fn(e->ctx, b, b + tls_mods[i].size);
   }
 }
@@ -147,11 +152,11 @@ typedef int (*dlclose_fn)(void *);
 
 static void dl_enter(void) {
   atomic_fetch_add(&_cgc_g.dl_inflight, 1);
-  if (_cgc_self) _cgc_self->in_dlopen++;
+  dl_depth++;
 }
 
 static void dl_leave(void) {
-  if (_cgc_self) _cgc_self->in_dlopen--;
+  dl_depth--;
   atomic_fetch_add(&_cgc_g.dl_generation, 1);
   atomic_fetch_sub(&_cgc_g.dl_inflight, 1);
 }

@@ -55,9 +55,6 @@ uint32_t _cgc_sweep_span(cgc_span_t *s) {
   void *head = NULL;
   uint32_t nfree = 0;
   size_t size = s->elemsize;
-  if (marked == 0 && s->owner == NULL) {
-    /* Wholly free: the caller decides to reuse (list below) or release. */
-  }
   for (uint32_t i = n; i-- > 0;) {
     uint64_t bit = 1ull << (i % 64);
     if (marks[i / 64] & bit) continue;
@@ -99,9 +96,7 @@ void _cgc_span_put_swept(cgc_span_t *s) {
   }
   cgc_central_t *c = &_cgc_g.central[s->spanclass];
   pthread_mutex_lock(&c->lock);
-  if (s->sweepgen != atomic_load(&_cgc_g.gc_cycle)) _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
-  else if (s->nfree) _cgc_list_push(&c->partial, s, CGC_LIST_PARTIAL);
-  else _cgc_list_push(&c->full, s, CGC_LIST_FULL);
+  _cgc_span_file_unowned_locked(s);
   pthread_mutex_unlock(&c->lock);
 }
 

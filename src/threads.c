@@ -255,46 +255,54 @@ static void suspend_handler(int sig, void *info, void *uctx) {
   int saved_errno = errno;
   cgc_thread_t *t = _cgc_self;
   uint32_t epoch = atomic_load_explicit(&_cgc_g.world_epoch, memory_order_acquire);
-  if (!t || !(epoch & 1)) { /* not ours to stop (unregistered, or a stray signal) */
+  if (!t || !(epoch & 1) || t == _cgc_g.collector) { /* not ours to stop: unregistered, stray, or the collector */
     errno = saved_errno;
     return;
   }
   volatile uintptr_t marker = 0;
   t->stop_sp = (uintptr_t)&marker;
   atomic_store_explicit(&t->stopped, epoch, memory_order_release);
-  _cgc_sem_post(&_cgc_g.ack);
+  atomic_fetch_add_explicit(&_cgc_g.acks, 1, memory_order_release);
+  _cgc_os_wake_all(&_cgc_g.acks);
   while (atomic_load_explicit(&_cgc_g.world_epoch, memory_order_acquire) == epoch)
     _cgc_os_wait(&_cgc_g.world_epoch, epoch);
   errno = saved_errno;
 }
 
+/* A thread counts as stopped when its own `stopped` field holds this epoch:
+   acknowledgements are never counted, so a late one from an earlier stop
+   cannot stand in for a thread that is still running. */
 void _cgc_stop_world(void) {
   cgc_thread_t *self = _cgc_self;
+  _cgc_g.collector = self;
   uint32_t epoch = atomic_fetch_add(&_cgc_g.world_epoch, 1) + 1;
   cgc_assert(epoch & 1);
-  size_t sent = 0;
   for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next) {
     if (t == self) continue;
-    int rc = _cgc_os_signal_thread(t->pthread, _cgc_g.suspend_signal);
-    if (rc == 0) sent++;
-    else t->stop_sp = 0; /* already gone: nothing of it to scan */
-  }
-  while (sent) {
-    if (_cgc_sem_wait(&_cgc_g.ack, STOP_TIMEOUT_NS) == 0) {
-      sent--;
-      continue;
+    if (_cgc_os_signal_thread(t->pthread, _cgc_g.suspend_signal) != 0) {
+      t->stop_sp = 0; /* already gone: nothing of it to scan */
+      atomic_store(&t->stopped, epoch);
     }
-    size_t missing = 0;
-    for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next)
-      if (t != self && atomic_load(&t->stopped) != epoch) {
-        missing++;
-        _cgc_warn("waiting for thread %d to stop (does it block signal %d?)", (int)t->tid, _cgc_g.suspend_signal);
-      }
-    if (!missing) break;
+  }
+  uint64_t start = _cgc_os_now_ns(), warned = 0;
+  for (;;) {
+    uint32_t seen = atomic_load_explicit(&_cgc_g.acks, memory_order_acquire);
+    cgc_thread_t *waiting = NULL;
+    for (cgc_thread_t *t = _cgc_g.threads; t && !waiting; t = t->next)
+      if (t != self && atomic_load_explicit(&t->stopped, memory_order_acquire) != epoch) waiting = t;
+    if (!waiting) break;
+    uint64_t now = _cgc_os_now_ns();
+    if (now - start > STOP_TIMEOUT_NS * (warned + 1)) {
+      warned++;
+      _cgc_warn("waiting for thread %d to stop (does it block signal %d?)", (int)waiting->tid,
+                _cgc_g.suspend_signal);
+    }
+    _cgc_os_wait_timeout(&_cgc_g.acks, seen, 10 * 1000 * 1000);
   }
 }
 
 void _cgc_start_world(void) {
+  _cgc_g.collector = NULL;
   atomic_fetch_add_explicit(&_cgc_g.world_epoch, 1, memory_order_release);
   _cgc_os_wake_all(&_cgc_g.world_epoch);
 }
@@ -333,9 +341,8 @@ static void fork_child(void) {
       cgc_span_t *s = t->tc->span[sc];
       t->tc->free[sc] = NULL;
       if (!s) continue;
-      s->owner = NULL;
       t->tc->span[sc] = NULL;
-      _cgc_list_push(&_cgc_g.central[sc].unswept, s, CGC_LIST_UNSWEPT);
+      _cgc_span_file_unowned_locked(s);
     }
     atomic_fetch_add(&_cgc_g.exited_alloc_bytes, t->tc->alloc_bytes);
     atomic_fetch_add(&_cgc_g.exited_alloc_objects, t->tc->alloc_objects);
@@ -353,7 +360,6 @@ static void fork_child(void) {
     _cgc_g.threads = self;
     _cgc_g.nthreads = 1;
   }
-  atomic_store(&_cgc_g.ack.count, 0);
   atomic_store(&_cgc_g.active_sweeps, 0);
   _cgc_mark_workers_reset();
   _cgc_sweeper_fork_child();
