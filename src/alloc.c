@@ -383,7 +383,11 @@ static void free_large(cgc_span_t *s, const void *p) {
 void cgc_free(void *p) {
   if (!p) return;
   obj_ref_t r = resolve_base("cgc_free", p);
-  if (cgc_unlikely(r.span->specials != NULL)) _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p);
+  /* Specials first.  What a cleanup or finalizer attaches to the dying object
+     meanwhile is dropped unrun (weak handles cleared): nothing runs later. */
+  if (cgc_unlikely(r.span->specials != NULL) && _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, true))
+    while (_cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, false)) {
+    }
   if (r.span->nelems == 1 && atomic_load(&r.span->state) == CGC_SPAN_LARGE) free_large(r.span, p);
   else free_small(r.span, (uintptr_t)p);
 }

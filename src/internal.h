@@ -463,8 +463,10 @@ int64_t _cgc_parse_bytes(const char *s) CGC_HIDDEN;
 void _cgc_specials_process_stw(void) CGC_HIDDEN;
 /* After the world restarts: hand queued work to the runner. */
 void _cgc_specials_after_gc(void) CGC_HIDDEN;
-/* Explicit free of an object that has specials (cgc_free). */
-void _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base) CGC_HIDDEN;
+/* Explicit free of an object that has specials (cgc_free): clear its weak
+   handles, run (if run) its finalizer and cleanups here, drop them all.
+   False if it had none. */
+bool _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, bool run) CGC_HIDDEN;
 void _cgc_specials_fork_child(void) CGC_HIDDEN;
 
 /* ---- free / arenas hooks -------------------------------------------------- */

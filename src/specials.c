@@ -760,16 +760,16 @@ void _cgc_specials_after_gc(void) {
 }
 
 /* cgc_free of an object with specials: weak handles become NULL, then the
-   finalizer and the cleanups run here, before cgc_free returns.  The cleanup
+   finalizer and the cleanups run here (if run), before cgc_free returns.  The cleanup
    records are detached (so cgc_cleanup_stop no longer finds them) and freed
    after they ran; until then their arguments stay in the scanned slabs. */
-void _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base) {
+bool _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, bool run) {
   stripe_t *st = stripe_of(s);
   pthread_mutex_lock(&st->lock);
-  obj_rec_t *o = obj_rec(st, s, idx, false);
+  obj_rec_t *o = s->specials ? obj_rec(st, s, idx, false) : NULL;
   if (!o) {
     pthread_mutex_unlock(&st->lock);
-    return;
+    return false;
   }
   for (weak_node_t *w = o->weaks, *wn; w; w = wn) {
     wn = w->next;
@@ -786,28 +786,33 @@ void _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base) {
   o->cleanups = NULL;
   drop_obj_rec(st, o);
   pthread_mutex_unlock(&st->lock);
+  if (!run) fin = NULL;
   in_cleanup++;
   if (fin) {
     fin((void *)base);
     atomic_fetch_add(&n_finalizers_run, 1);
   }
-  for (cleanup_rec_t *c = list; c; c = c->next) {
+  for (cleanup_rec_t *c = list; c && run; c = c->next) {
     c->fn(c->arg);
     atomic_fetch_add(&n_cleanups_run, 1);
   }
   in_cleanup--;
-  if (!list) return;
+  if (!list) return true;
   pthread_mutex_lock(&st->lock);
   for (cleanup_rec_t *c = list, *cn; c; c = cn) {
     cn = c->next;
     free_cleanup(st, c);
   }
   pthread_mutex_unlock(&st->lock);
+  return true;
 }
 
 void _cgc_specials_fork_child(void) {
-  /* The cleanup thread did not survive the fork. */
+  /* The cleanup thread did not survive the fork, and work it had taken runs
+     in the parent only: count it as done here. */
   runner_started = 0;
+  q_done += q_running;
+  q_running = 0;
   pthread_cond_init(&queue_cond, NULL);
 }
 
