@@ -52,7 +52,7 @@ static inline void *reveal_ptr(uintptr_t h) { return (void *)~h; }
 
 /* Clobber a region of the stack below the caller so stale pointers left by
    earlier calls do not keep objects alive conservatively. */
-static __attribute__((noinline)) void clear_stack(void) {
+static __attribute__((noinline, unused)) void clear_stack(void) {
   volatile char buf[16384];
   memset((char *)buf, 0, sizeof buf);
   __asm__ volatile("" ::"r"(buf) : "memory");

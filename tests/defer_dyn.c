@@ -1,0 +1,169 @@
+/* Dynamic defers (CGC_FRAME, CGC_DEFER_DYN): accumulation in loops, LIFO
+   order, spilling to heap chunks, order against block defers, nesting. */
+#include "cgc.h"
+#include "testutil.h"
+
+static int *logv;
+static int nlog, logcap;
+
+static void rec(void *p) {
+  CHECK(nlog < logcap);
+  logv[nlog++] = (int)(intptr_t)p;
+}
+#define L(x) ((void *)(intptr_t)(x))
+
+static void expect_log(const int *want, int n, int line) {
+  if (nlog != n) {
+    fprintf(stderr, "line %d: %d entries, want %d:", line, nlog, n);
+    for (int i = 0; i < nlog && i < 64; i++) fprintf(stderr, " %d", logv[i]);
+    fputc('\n', stderr);
+    abort();
+  }
+  for (int i = 0; i < n; i++)
+    CHECKF(logv[i] == want[i], "line %d: entry %d is %d, want %d", line, i, logv[i], want[i]);
+  nlog = 0;
+}
+#define EXPECT(...)                                                                \
+  do {                                                                             \
+    static const int w_[] = {__VA_ARGS__};                                         \
+    expect_log(w_, (int)(sizeof w_ / sizeof *w_), __LINE__);                       \
+  } while (0)
+
+/* n defers in a loop: n calls, newest first, after the function's body. */
+static void loop_n(int n) {
+  CGC_FRAME();
+  for (int i = 0; i < n; i++) {
+    CGC_DEFER_DYN(rec, L(i));
+    CHECK(nlog == 0);
+  }
+}
+
+static void check_loop(int n) {
+  nlog = 0;
+  loop_n(n);
+  CHECKF(nlog == n, "n=%d: %d calls", n, nlog);
+  for (int i = 0; i < n; i++) CHECKF(logv[i] == n - 1 - i, "n=%d: entry %d is %d", n, i, logv[i]);
+  nlog = 0;
+}
+
+/* Documented order: block defers of blocks inside the frame's scope run when
+   those blocks exit; block defers declared after CGC_FRAME in the same block
+   run before the dynamic ones; those declared before CGC_FRAME run after. */
+static void mixed_order(void) {
+  CGC_DEFER(rec, L(1000)); /* before the frame: runs last */
+  CGC_FRAME();
+  CGC_DEFER(rec, L(100)); /* after the frame: runs before the dynamic defers */
+  for (int i = 0; i < 3; i++) {
+    CGC_DEFER_DYN(rec, L(i));
+    CGC_DEFER(rec, L(10 + i)); /* at the end of each iteration */
+  }
+  rec(L(50));
+}
+
+/* Every return path runs the frame. */
+static int early_return(int stop) {
+  CGC_FRAME();
+  for (int i = 0; i < 20; i++) {
+    CGC_DEFER_DYN(rec, L(i));
+    if (i == stop) return i;
+  }
+  return -1;
+}
+
+/* A frame in a loop body is per iteration. */
+static void frame_per_iteration(void) {
+  for (int i = 0; i < 3; i++) {
+    CGC_FRAME();
+    CGC_DEFER_DYN(rec, L(i));
+    CGC_DEFER_DYN(rec, L(10 + i));
+  }
+}
+
+/* Recursion: each activation's frame runs when it returns. */
+static void recurse(int n) {
+  CGC_FRAME();
+  CGC_DEFER_DYN(rec, L(n));
+  if (n > 0) recurse(n - 1);
+  CGC_DEFER_DYN(rec, L(100 + n));
+}
+
+/* Deferred calls that open frames of their own. */
+static void deferred_with_frame(void *p) {
+  CGC_FRAME();
+  for (int i = 0; i < 12; i++) CGC_DEFER_DYN(rec, L((int)(intptr_t)p * 100 + i));
+}
+static void nested_frames(void) {
+  CGC_FRAME();
+  CGC_DEFER_DYN(deferred_with_frame, L(1));
+  CGC_DEFER_DYN(deferred_with_frame, L(2));
+}
+
+/* Conditionally deferred cleanups: only the taken branches run. */
+static void conditional(unsigned mask) {
+  CGC_FRAME();
+  for (int i = 0; i < 16; i++)
+    if (mask & (1u << i)) CGC_DEFER_DYN(rec, L(i));
+}
+
+/* Distinct argument types, as long as fn(arg) is a valid call. */
+struct counter {
+  int n;
+};
+static void count(struct counter *c) { c->n++; }
+static void typed(struct counter *c, int n) {
+  CGC_FRAME();
+  for (int i = 0; i < n; i++) CGC_DEFER_DYN(count, c);
+}
+
+int main(void) {
+  clear_stack();
+  logcap = 300000;
+  logv = malloc(sizeof *logv * (size_t)logcap);
+  CHECK(logv);
+
+  /* Segment boundaries: 8 inline, then chunks of 32, 64, ... 8192 records. */
+  static const int sizes[] = {0,    1,    2,    7,     8,     9,      39,     40,    41,  104,
+                              105,  1000, 1001, 8168,  8169,  16360,  16361, 100000, 250000};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) check_loop(sizes[i]);
+
+  mixed_order();
+  EXPECT(10, 11, 12, 50, 100, 2, 1, 0, 1000);
+
+  CHECK(early_return(3) == 3);
+  EXPECT(3, 2, 1, 0);
+  CHECK(early_return(-5) == -1);
+  CHECK(nlog == 20);
+  nlog = 0;
+
+  frame_per_iteration();
+  EXPECT(10, 0, 11, 1, 12, 2);
+
+  recurse(3);
+  EXPECT(100, 0, 101, 1, 102, 2, 103, 3);
+
+  nested_frames();
+  EXPECT(211, 210, 209, 208, 207, 206, 205, 204, 203, 202, 201, 200,
+         111, 110, 109, 108, 107, 106, 105, 104, 103, 102, 101, 100);
+
+  conditional(0xA5A5);
+  EXPECT(15, 13, 10, 8, 7, 5, 2, 0);
+
+  struct counter c = {0};
+  typed(&c, 77);
+  CHECK(c.n == 77);
+
+  /* Spill chunks are kept for the thread's next frame (one of each size):
+     once a thread has spilled, doing it again allocates nothing. */
+  cgc_stats_t before, after;
+  check_loop(16360);
+  cgc_read_stats(&before);
+  for (int r = 0; r < 20; r++) check_loop(100 + r * 800);
+  cgc_read_stats(&after);
+  CHECKF(after.total_alloc_objects == before.total_alloc_objects, "%llu allocations",
+         (unsigned long long)(after.total_alloc_objects - before.total_alloc_objects));
+
+  CHECK(cgc__defer_chain == NULL);
+  free(logv);
+  printf("defer_dyn: ok\n");
+  return 0;
+}
