@@ -1,0 +1,107 @@
+# Tests of the collector core (tests/core_*.c).  See tests/core_util.h for how
+# survival and death are checked.
+
+# A small library holding pointers in its .data, .bss and TLS: linked at
+# start-up by core_shlib, loaded with dlopen by core_dlopen and core_dlopen_tls.
+add_library(core_mod_shared SHARED core_mod.c)
+target_compile_options(core_mod_shared PRIVATE ${CGC_WARN})
+add_library(core_mod_dl MODULE core_mod.c)
+target_compile_options(core_mod_dl PRIVATE ${CGC_WARN})
+
+# API basics, zeroing, sizes, huge requests, stats, knobs, reuse.
+cgc_test(core_basic SOURCES core_basic.c TIMEOUT 60)
+# Waste of every size class up to 32 KiB.
+cgc_test(core_sizeclass SOURCES core_sizeclass.c TIMEOUT 60)
+# Roots: stack, registers, .data/.bss, interior pointers, add/remove_roots, malloc/mmap not scanned.
+cgc_test(core_roots SOURCES core_roots.c TIMEOUT 60)
+# __thread variables of the main and other threads.
+cgc_test(core_tls SOURCES core_tls.c TIMEOUT 60)
+# Shared libraries linked at start-up (data, bss, TLS) and libc's own data.
+cgc_test(core_shlib SOURCES core_shlib.c LIBS core_mod_shared TIMEOUT 60)
+# Libraries loaded with dlopen: data and bss, unloading, concurrent load/unload.
+cgc_test(core_dlopen SOURCES core_dlopen.c LIBS ${CMAKE_DL_LIBS} TIMEOUT 90)
+# Libraries loaded with dlopen: their __thread variables, for every thread.
+cgc_test(core_dlopen_tls SOURCES core_dlopen_tls.c LIBS ${CMAKE_DL_LIBS} TIMEOUT 60)
+foreach(t core_dlopen core_dlopen_tls)
+  target_compile_definitions(${t} PRIVATE CORE_DLMOD_PATH="$<TARGET_FILE:core_mod_dl>")
+  add_dependencies(${t} core_mod_dl)
+endforeach()
+
+# Threads: automatic registration, blocked/running roots, start argument, churn, cancellation.
+cgc_test(core_threads SOURCES core_threads.c TIMEOUT 90)
+# A joined thread's return value stays alive between its exit and the join.
+cgc_test(core_thread_retval SOURCES core_thread_retval.c TIMEOUT 60)
+# Threads not made by pthread_create: cgc_register_thread / cgc_unregister_thread.
+cgc_test(core_register SOURCES core_register.c LIBS ${CMAKE_DL_LIBS} TIMEOUT 60)
+# Blocked system calls keep roots and are restarted (SA_RESTART).
+cgc_test(core_syscalls SOURCES core_syscalls.c TIMEOUT 90)
+# The stop signal moved by CGC_SIGNAL; the program's own handler for SIGPWR still works.
+add_test(NAME core_syscalls_signal_name COMMAND core_syscalls signal)
+set_tests_properties(core_syscalls_signal_name PROPERTIES TIMEOUT 90 ENVIRONMENT "CGC_SIGNAL=SIGUSR2")
+add_test(NAME core_syscalls_signal_number COMMAND core_syscalls signal)
+set_tests_properties(core_syscalls_signal_number PROPERTIES TIMEOUT 90 ENVIRONMENT "CGC_SIGNAL=40")
+# cgc_set_suspend_signal and CGC_SIGNAL.
+cgc_test(core_signal_api SOURCES core_signal.c ARGS api TIMEOUT 60)
+add_test(NAME core_signal_invalid COMMAND core_signal_api invalid)
+set_tests_properties(core_signal_invalid PROPERTIES TIMEOUT 60)
+add_test(NAME core_signal_env_name COMMAND core_signal_api env 12)
+set_tests_properties(core_signal_env_name PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=SIGUSR2")
+add_test(NAME core_signal_env_number COMMAND core_signal_api env 40)
+set_tests_properties(core_signal_env_number PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=40")
+
+# fork from multi-threaded programs.
+cgc_test(core_fork SOURCES core_fork.c TIMEOUT 120)
+# Out of memory under RLIMIT_AS (skipped under AddressSanitizer).
+cgc_test(core_oom SOURCES core_oom.c TIMEOUT 180)
+
+# Pacing, CGC_PERCENT, CGC_MEMLIMIT.
+cgc_test(core_pacing_default SOURCES core_pacing.c ARGS default TIMEOUT 120)
+add_test(NAME core_pacing_off COMMAND core_pacing_default off)
+set_tests_properties(core_pacing_off PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_PERCENT=off")
+add_test(NAME core_pacing_limit COMMAND core_pacing_default limit)
+set_tests_properties(core_pacing_limit PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_MEMLIMIT=64MiB")
+function(core_pacing_env name env percent limit)
+  add_test(NAME core_pacing_env_${name} COMMAND core_pacing_default env ${percent} ${limit})
+  set_tests_properties(core_pacing_env_${name} PROPERTIES TIMEOUT 30 ENVIRONMENT "${env}")
+endfunction()
+core_pacing_env(percent50 "CGC_PERCENT=50" 50 none)
+core_pacing_env(percent_off "CGC_PERCENT=off" off none)
+core_pacing_env(limit_512MiB "CGC_MEMLIMIT=512MiB" 100 536870912)
+core_pacing_env(limit_1GiB "CGC_MEMLIMIT=1GiB" 100 1073741824)
+core_pacing_env(limit_bytes "CGC_MEMLIMIT=100000000" 100 100000000)
+core_pacing_env(both "CGC_PERCENT=200;CGC_MEMLIMIT=1024KiB" 200 1048576)
+
+# Memory goes back to the OS.
+cgc_test(core_release SOURCES core_release.c TIMEOUT 120)
+# CGC_DEBUG: gctrace and unknown names.
+cgc_test(core_gctrace SOURCES core_gctrace.c TIMEOUT 60)
+
+# Threads under stress, seeded; again with checkmark verification.
+cgc_test(core_stress SOURCES core_stress.c TIMEOUT 180)
+add_test(NAME core_stress_checkmark COMMAND core_stress 200)
+set_tests_properties(core_stress_checkmark PROPERTIES TIMEOUT 180 ENVIRONMENT "CGC_DEBUG=checkmark=1")
+add_test(NAME core_roots_checkmark COMMAND core_roots)
+set_tests_properties(core_roots_checkmark PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_DEBUG=checkmark=1")
+
+# The static library.
+cgc_test(core_basic_static SOURCES core_basic.c STATIC TIMEOUT 60)
+cgc_test(core_roots_static SOURCES core_roots.c STATIC TIMEOUT 60)
+cgc_test(core_threads_static SOURCES core_threads.c STATIC TIMEOUT 90)
+cgc_test(core_tls_static SOURCES core_tls.c STATIC TIMEOUT 60)
+cgc_test(core_fork_static SOURCES core_fork.c STATIC TIMEOUT 120)
+
+# Bad input aborts with a `cgc: <call>: ...` message.
+add_executable(core_abort core_abort.c)
+target_include_directories(core_abort PRIVATE ${CGC_TEST_DIR})
+target_compile_options(core_abort PRIVATE ${CGC_WARN})
+target_compile_definitions(core_abort PRIVATE _GNU_SOURCE)
+target_link_libraries(core_abort PRIVATE cgc)
+foreach(case usable_size_stack usable_size_malloc usable_size_static usable_size_interior
+             usable_size_interior_large usable_size_interior_noscan usable_size_wild)
+  cgc_abort_test(core_abort_${case} PROGRAM core_abort CASE ${case} REGEX "cgc: cgc_usable_size: .*0x[0-9a-fA-F]+")
+endforeach()
+foreach(case remove_roots_unknown remove_roots_twice remove_roots_interior)
+  cgc_abort_test(core_abort_${case} PROGRAM core_abort CASE ${case} REGEX "cgc: cgc_remove_roots: .*0x[0-9a-fA-F]+")
+endforeach()
+cgc_abort_test(core_abort_unregister_unregistered PROGRAM core_abort CASE unregister_unregistered
+  REGEX "cgc: cgc_unregister_thread: ")

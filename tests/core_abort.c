@@ -1,0 +1,67 @@
+/* Bad input to the collector core: each case must print a `cgc: <call>: ...`
+   message naming the call (and the pointer, where there is one) and abort.
+   Run as `core_abort CASE`; tests/core.cmake checks the status and stderr. */
+#include "core_util.h"
+
+static int g_static_word = 7;
+
+static void *worker_unregister_twice(void *arg) {
+  (void)arg;
+  cgc_unregister_thread();
+  cgc_unregister_thread(); /* not registered any more */
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  CHECKF(argc == 2, "usage: core_abort CASE");
+  const char *c = argv[1];
+  cgc_init();
+  void *heap = cgc_alloc(100);
+  CHECK(heap != NULL);
+  size_t r = 0;
+  if (strcmp(c, "usable_size_stack") == 0) {
+    int local = 1;
+    r = cgc_usable_size(&local);
+  } else if (strcmp(c, "usable_size_malloc") == 0) {
+    void *m = malloc(64);
+    r = cgc_usable_size(m);
+    free(m);
+  } else if (strcmp(c, "usable_size_static") == 0) {
+    r = cgc_usable_size(&g_static_word);
+  } else if (strcmp(c, "usable_size_interior") == 0) {
+    r = cgc_usable_size((char *)heap + 8);
+  } else if (strcmp(c, "usable_size_interior_large") == 0) {
+    char *big = (char *)cgc_alloc(200000);
+    CHECK(big != NULL);
+    r = cgc_usable_size(big + 100000);
+  } else if (strcmp(c, "usable_size_interior_noscan") == 0) {
+    char *s = (char *)cgc_alloc_noscan(64);
+    CHECK(s != NULL);
+    r = cgc_usable_size(s + 63);
+  } else if (strcmp(c, "usable_size_wild") == 0) {
+    r = cgc_usable_size((void *)(uintptr_t)0x10);
+  } else if (strcmp(c, "remove_roots_unknown") == 0) {
+    cgc_remove_roots(&g_static_word);
+  } else if (strcmp(c, "remove_roots_twice") == 0) {
+    void **m = (void **)calloc(16, sizeof(void *));
+    CHECK(m != NULL);
+    cgc_add_roots(m, 16 * sizeof(void *));
+    cgc_remove_roots(m);
+    cgc_remove_roots(m);
+  } else if (strcmp(c, "remove_roots_interior") == 0) {
+    void **m = (void **)calloc(16, sizeof(void *));
+    CHECK(m != NULL);
+    cgc_add_roots(m, 16 * sizeof(void *));
+    cgc_remove_roots(m + 4);
+  } else if (strcmp(c, "unregister_unregistered") == 0) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, worker_unregister_twice, NULL) == 0);
+    pthread_join(t, NULL);
+  } else {
+    fprintf(stderr, "unknown case %s\n", c);
+    return 2;
+  }
+  /* Reaching here means the bad call returned. */
+  fprintf(stderr, "core_abort: case %s: the call returned (%zu) instead of aborting\n", c, r);
+  return 1;
+}

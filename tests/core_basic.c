@@ -1,0 +1,291 @@
+/* The public API on one thread: allocation, zeroing, sizes, bases, heap
+   pointers, huge requests and calloc overflow, stats, pacing knobs, reuse of
+   collected memory. */
+#include "core_util.h"
+
+#include <signal.h>
+
+static int g_static_int = 42;
+
+static void test_init_idempotent(void) {
+  cgc_init();
+  cgc_init();
+  void *p = cgc_alloc(16);
+  CHECK(p != NULL);
+  cgc_init();
+  CHECK(cgc_base(p) == p);
+}
+
+static void test_suspend_signal_default(void) {
+  if (!getenv("CGC_SIGNAL")) CHECKF(cgc_suspend_signal() == SIGPWR, "suspend signal %d", cgc_suspend_signal());
+  int before = cgc_suspend_signal();
+  cgc_collect();
+  CHECKF(cgc_set_suspend_signal(SIGUSR1) == -1, "cgc_set_suspend_signal after a collection must return -1");
+  CHECK(cgc_suspend_signal() == before);
+}
+
+static void check_fresh(unsigned char *p, size_t n, int noscan) {
+  CHECKF(p != NULL, "alloc(%zu) returned NULL", n);
+  CHECKF(((uintptr_t)p & 7) == 0, "alloc(%zu) = %p is not 8-byte aligned", n, (void *)p);
+  size_t us = cgc_usable_size(p);
+  CHECKF(us >= n, "usable_size %zu < %zu", us, n);
+  CHECKF(all_zero(p, us), "alloc%s(%zu) is not zeroed", noscan ? "_noscan" : "", n);
+  CHECK(cgc_is_heap_ptr(p));
+  CHECK(cgc_is_heap_ptr(p + us - 1));
+  CHECK(cgc_base(p) == p);
+  CHECK(cgc_base(p + n / 2) == p);
+  CHECKF(cgc_base(p + us - 1) == p, "cgc_base of last usable byte of a %zu-byte object", n);
+  memset(p, 0xab, us);
+}
+
+static void test_alloc_shapes(void) {
+  static const size_t sizes[] = {1,     2,     7,     8,     9,      15,      16,      17,     31,
+                                 32,    33,    63,    64,    65,     100,     127,     128,    129,
+                                 255,   256,   257,   1000,  1024,   1025,    4095,    4096,   4097,
+                                 8191,  8192,  8193,  16384, 32767,  32768,   32769,   40000,  65536,
+                                 65537, 100000, 262144, 1 << 20, (1 << 20) + 1, 8 << 20, 33 << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    check_fresh((unsigned char *)cgc_alloc(n), n, 0);
+    check_fresh((unsigned char *)cgc_alloc_noscan(n), n, 1);
+    unsigned char *c = (unsigned char *)cgc_calloc(1, n);
+    check_fresh(c, n, 0);
+    c = (unsigned char *)cgc_calloc(n, 1);
+    check_fresh(c, n, 0);
+  }
+  unsigned char *c = (unsigned char *)cgc_calloc(10, 100);
+  check_fresh(c, 1000, 0);
+  c = (unsigned char *)cgc_calloc(3, 40000);
+  check_fresh(c, 120000, 0);
+}
+
+/* Many live objects of random sizes must not overlap: fill each over its whole
+   usable size, then check every one. */
+static void test_no_overlap(void) {
+  enum { N = 3000 };
+  unsigned char **objs = (unsigned char **)cgc_alloc(N * sizeof *objs);
+  size_t *sizes = (size_t *)cgc_alloc_noscan(N * sizeof *sizes);
+  CHECK(objs && sizes);
+  for (size_t i = 0; i < N; i++) {
+    uint64_t r = test_rand();
+    size_t n = (r % 16 == 0) ? 32768 + (r >> 8) % 200000 : 1 + (r >> 8) % 3000;
+    objs[i] = (unsigned char *)((r & 1) ? cgc_alloc(n) : cgc_alloc_noscan(n));
+    CHECK(objs[i] != NULL);
+    sizes[i] = cgc_usable_size(objs[i]);
+    CHECK(sizes[i] >= n);
+    fill_pattern(objs[i], sizes[i], i + 1);
+  }
+  cgc_collect();
+  for (size_t i = 0; i < N; i++) {
+    size_t bad = pattern_mismatch(objs[i], sizes[i], i + 1);
+    CHECKF(bad == (size_t)-1, "object %zu (%zu bytes) overwritten at byte %zu", i, sizes[i], bad);
+    CHECK(cgc_base(objs[i] + sizes[i] - 1) == objs[i]);
+  }
+}
+
+static void test_huge_and_overflow(void) {
+  volatile size_t huge[] = {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 4096, SIZE_MAX - 65536, SIZE_MAX / 2,
+                            SIZE_MAX / 2 + 1, (size_t)1 << 62, (size_t)1 << 56};
+  for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+    size_t n = huge[i];
+    errno = 0;
+    void *p = cgc_alloc(n);
+    CHECKF(p == NULL && errno == ENOMEM, "cgc_alloc(%zu) = %p, errno %d", n, p, errno);
+    errno = 0;
+    p = cgc_alloc_noscan(n);
+    CHECKF(p == NULL && errno == ENOMEM, "cgc_alloc_noscan(%zu) = %p, errno %d", n, p, errno);
+    errno = 0;
+    p = cgc_calloc(1, n);
+    CHECKF(p == NULL && errno == ENOMEM, "cgc_calloc(1, %zu) = %p, errno %d", n, p, errno);
+  }
+  volatile size_t a = ((size_t)1 << 33) + 1, b = (size_t)1 << 31;  /* product wraps to 2^31 */
+  errno = 0;
+  void *p = cgc_calloc(a, b);
+  CHECKF(p == NULL && errno == ENOMEM, "cgc_calloc overflow = %p, errno %d", p, errno);
+  volatile size_t c = SIZE_MAX / 16 + 2, d = 16;  /* wraps to 16 */
+  errno = 0;
+  p = cgc_calloc(c, d);
+  CHECKF(p == NULL && errno == ENOMEM, "cgc_calloc overflow = %p, errno %d", p, errno);
+  errno = 0;
+  p = cgc_calloc(d, c);
+  CHECKF(p == NULL && errno == ENOMEM, "cgc_calloc overflow = %p, errno %d", p, errno);
+  /* The heap still works. */
+  p = cgc_alloc(100);
+  CHECK(p != NULL && all_zero(p, 100));
+  cgc_collect();
+  CHECK(cgc_base(p) == p);
+}
+
+static void test_strdup(void) {
+  const char *src = "the quick brown fox";
+  char *s = cgc_strdup(src);
+  CHECK(s != NULL && s != src);
+  CHECK(strcmp(s, src) == 0);
+  CHECK(cgc_is_heap_ptr(s) && cgc_base(s) == s);
+  CHECK(cgc_usable_size(s) >= strlen(src) + 1);
+  char *e = cgc_strdup("");
+  CHECK(e != NULL && e[0] == 0 && cgc_base(e) == e);
+  char big[50000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  char *b = cgc_strdup(big);
+  CHECK(b != NULL && strcmp(b, big) == 0);
+  cgc_collect();
+  CHECK(strcmp(s, src) == 0 && strcmp(b, big) == 0);
+}
+
+static void test_non_heap(void) {
+  int local = 1;
+  void *m = malloc(64);
+  CHECK(m != NULL);
+  CHECK(cgc_base(&local) == NULL);
+  CHECK(cgc_base(m) == NULL);
+  CHECK(cgc_base(&g_static_int) == NULL);
+  CHECK(cgc_base(NULL) == NULL);
+  CHECK(cgc_base((void *)(uintptr_t)1) == NULL);
+  CHECK(cgc_base((void *)~(uintptr_t)0) == NULL);
+  CHECK(!cgc_is_heap_ptr(&local));
+  CHECK(!cgc_is_heap_ptr(m));
+  CHECK(!cgc_is_heap_ptr(&g_static_int));
+  CHECK(!cgc_is_heap_ptr(NULL));
+  CHECK(!cgc_is_heap_ptr((void *)~(uintptr_t)0));
+  CHECK(!cgc_is_heap_ptr((void *)test_non_heap));
+  free(m);
+}
+
+static void test_stats(void) {
+  cgc_collect();
+  cgc_stats_t s0 = stats_now();
+  CHECK(s0.num_gc == cgc_gc_count());
+  CHECK(s0.num_gc >= 1);
+  CHECKF(s0.live_bytes >= s0.last_live_bytes && s0.live_bytes - s0.last_live_bytes <= 256 * 1024,
+         "right after a collection live_bytes %llu, last_live_bytes %llu",
+         (unsigned long long)s0.live_bytes, (unsigned long long)s0.last_live_bytes);
+  CHECK(s0.mapped_bytes >= s0.live_bytes);
+  CHECK(s0.heap_goal_bytes > 0);
+  CHECK(s0.pause_total_ns >= s0.pause_max_ns);
+  CHECK(s0.pause_max_ns >= s0.last_pause_ns);
+  CHECK(s0.last_pause_ns > 0);
+  CHECK(s0.mark_total_ns <= s0.pause_total_ns);
+  CHECK(s0.num_forced_gc >= 1 && s0.num_forced_gc <= s0.num_gc);
+  CHECK(s0.num_threads >= 1);
+  CHECK(s0.total_free_objects == 0 && s0.total_free_bytes == 0);
+  int cpus = cpus_available();
+  int want = cpus < 2 ? cpus : 2;
+  CHECKF(s0.mark_workers >= (uint64_t)want, "mark_workers %llu with %d CPUs: marking must use every core",
+         (unsigned long long)s0.mark_workers, cpus);
+
+  /* One explicit collection: exactly one more, counted as forced. */
+  uint64_t c0 = cgc_gc_count();
+  cgc_collect();
+  cgc_stats_t s1 = stats_now();
+  CHECK(cgc_gc_count() == c0 + 1);
+  CHECK(s1.num_gc == c0 + 1);
+  CHECK(s1.num_forced_gc == s0.num_forced_gc + 1);
+  CHECK(s1.pause_total_ns > s0.pause_total_ns);
+
+  /* Allocation counters. */
+  enum { K = 256 };
+  void **keep = (void **)cgc_alloc(K * sizeof(void *));
+  CHECK(keep != NULL);
+  cgc_stats_t a0 = stats_now();
+  for (int i = 0; i < K; i++) keep[i] = cgc_alloc(4000);
+  cgc_stats_t a1 = stats_now();
+  CHECKF(a1.total_alloc_bytes - a0.total_alloc_bytes >= (uint64_t)K * 4000,
+         "total_alloc_bytes grew by %llu", (unsigned long long)(a1.total_alloc_bytes - a0.total_alloc_bytes));
+  CHECKF(a1.total_alloc_objects - a0.total_alloc_objects >= K, "total_alloc_objects grew by %llu",
+         (unsigned long long)(a1.total_alloc_objects - a0.total_alloc_objects));
+  if (a1.num_gc == a0.num_gc)
+    CHECKF(a1.live_bytes - a0.live_bytes >= (uint64_t)K * 4000, "live_bytes grew by %llu",
+           (unsigned long long)(a1.live_bytes - a0.live_bytes));
+  cgc_collect();
+  cgc_stats_t a2 = stats_now();
+  CHECKF(a2.last_live_bytes >= (uint64_t)K * 4000, "last_live_bytes %llu with %d KB reachable",
+         (unsigned long long)a2.last_live_bytes, K * 4);
+  cgc_keep_alive(keep);
+}
+
+static void test_knobs(void) {
+  if (!getenv("CGC_PERCENT")) {
+    int prev = cgc_set_gc_percent(100);
+    CHECKF(prev == 100, "default GC percent is %d", prev);
+  }
+  cgc_set_gc_percent(100);
+  CHECK(cgc_set_gc_percent(50) == 100);
+  CHECK(cgc_set_gc_percent(-1) == 50);
+  CHECK(cgc_set_gc_percent(300) < 0);
+  CHECK(cgc_set_gc_percent(100) == 300);
+
+  int64_t lim = cgc_set_memory_limit(-1);
+  CHECK(lim > 0);
+  CHECK(cgc_set_memory_limit(-1) == lim);
+  CHECK(cgc_set_memory_limit((int64_t)1 << 40) == lim);
+  CHECK(cgc_set_memory_limit(-1) == (int64_t)1 << 40);
+  CHECK(cgc_set_memory_limit(lim) == (int64_t)1 << 40);
+  CHECK(cgc_set_memory_limit(-1) == lim);
+}
+
+/* Memory of collected objects is reused, and comes back zeroed. */
+static __attribute__((noinline)) void fill_garbage(size_t n, size_t count, int noscan) {
+  for (size_t i = 0; i < count; i++) {
+    unsigned char *p = (unsigned char *)(noscan ? cgc_alloc_noscan(n) : cgc_alloc(n));
+    CHECK(p != NULL);
+    memset(p, 0xff, cgc_usable_size(p));
+  }
+}
+
+static __attribute__((noinline)) void test_reuse_zeroed(void) {
+  static const size_t sizes[] = {8, 16, 24, 48, 100, 512, 1500, 3000, 8192, 20000, 32768, 40000, 300000};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    size_t n = sizes[k];
+    size_t count = (4 * CORE_MIB) / n + 4;
+    for (int noscan = 0; noscan < 2; noscan++) {
+      for (int round = 0; round < 2; round++) {
+        uint64_t before = live_after_collect();
+        fill_garbage(n, count, noscan);
+        uint64_t after = live_after_collect();
+        CHECKF(after < before + (uint64_t)(n * count) / 4,
+               "garbage of %zu x %zu bytes survived a collection: live %llu -> %llu", count, n,
+               (unsigned long long)before, (unsigned long long)after);
+        for (size_t i = 0; i < count; i++) {
+          unsigned char *p = (unsigned char *)(noscan ? cgc_alloc_noscan(n) : cgc_alloc(n));
+          CHECK(p != NULL);
+          size_t us = cgc_usable_size(p);
+          CHECKF(all_zero(p, us), "reused %s object of %zu bytes is not zeroed",
+                 noscan ? "noscan" : "scan", n);
+          memset(p, 0xff, us);
+        }
+      }
+    }
+  }
+}
+
+static void test_release_memory(void) {
+  fill_garbage(1000, 20000, 0);
+  clear_stack();
+  cgc_collect();
+  cgc_stats_t s0 = stats_now();
+  cgc_release_memory();
+  cgc_stats_t s1 = stats_now();
+  CHECK(s1.mapped_bytes <= s0.mapped_bytes);
+  CHECK(s1.released_bytes >= s0.released_bytes);
+  void *p = cgc_alloc(1000);
+  CHECK(p != NULL && all_zero(p, 1000));
+}
+
+int main(void) {
+  test_seed();
+  test_init_idempotent();
+  test_suspend_signal_default();
+  test_alloc_shapes();
+  test_no_overlap();
+  test_huge_and_overflow();
+  test_strdup();
+  test_non_heap();
+  test_stats();
+  test_knobs();
+  test_reuse_zeroed();
+  test_release_memory();
+  printf("core_basic: ok\n");
+  return 0;
+}

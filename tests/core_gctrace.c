@@ -1,0 +1,199 @@
+/* CGC_DEBUG: gctrace=1 prints one line per collection to stderr, in the manner
+   of Go's gctrace ("gc N @T.TTTs ..."), numbered 1, 2, 3, ... with times that
+   do not go backwards; without it nothing is printed; unknown names are
+   warned about (a line on stderr naming them) without stopping the program,
+   and the known names around them still take effect.
+   The test runs itself as a child (`core_gctrace child`) with each setting. */
+#include "core_util.h"
+
+#include <regex.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+static int child_main(void) {
+  void *keep = NULL;
+  for (int i = 0; i < 5; i++) {
+    for (int j = 0; j < 2000; j++) {
+      void *p = cgc_alloc(100 + (size_t)j);
+      CHECK(p != NULL);
+      if (j % 100 == 0) keep = p;
+    }
+    cgc_collect();
+  }
+  consume(keep);
+  /* Some paced collections too. */
+  for (int j = 0; j < 20000; j++) {
+    void *p = cgc_alloc_noscan(4096);
+    CHECK(p != NULL);
+    consume(p);
+  }
+  cgc_collect();
+  printf("collections=%llu\n", (unsigned long long)cgc_gc_count());
+  fflush(stdout);
+  return 0;
+}
+
+typedef struct {
+  char out[4096];
+  char *err;
+  size_t err_len;
+  int status;
+} result_t;
+
+static void read_all(int fd, char **buf, size_t *len) {
+  size_t cap = 65536;
+  *buf = (char *)malloc(cap);
+  *len = 0;
+  CHECK(*buf != NULL);
+  for (;;) {
+    if (*len + 1 >= cap) {
+      cap *= 2;
+      *buf = (char *)realloc(*buf, cap);
+      CHECK(*buf != NULL);
+    }
+    ssize_t n = read(fd, *buf + *len, cap - 1 - *len);
+    if (n < 0 && errno == EINTR) continue;
+    CHECK(n >= 0);
+    if (n == 0) break;
+    *len += (size_t)n;
+  }
+  (*buf)[*len] = 0;
+}
+
+/* Run this program as a child with CGC_DEBUG set to `debug` (NULL: unset). */
+static result_t run_child(const char *self, const char *debug) {
+  /* The child's environment: ours without CGC_DEBUG, plus the setting. */
+  size_t n = 0;
+  while (environ[n]) n++;
+  char **envp = (char **)calloc(n + 2, sizeof(char *));
+  CHECK(envp != NULL);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "CGC_DEBUG=", 10) != 0) envp[k++] = environ[i];
+  char setting[256];
+  if (debug) {
+    snprintf(setting, sizeof setting, "CGC_DEBUG=%s", debug);
+    envp[k++] = setting;
+  }
+  envp[k] = NULL;
+
+  int out[2], err[2];
+  CHECK(pipe(out) == 0 && pipe(err) == 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    close(out[0]);
+    close(err[0]);
+    close(out[1]);
+    close(err[1]);
+    char *const argv[] = {(char *)self, (char *)"child", NULL};
+    execve(self, argv, envp);
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  result_t r;
+  memset(&r, 0, sizeof r);
+  char *o = NULL;
+  size_t olen = 0;
+  read_all(out[0], &o, &olen);
+  snprintf(r.out, sizeof r.out, "%s", o);
+  free(o);
+  read_all(err[0], &r.err, &r.err_len);
+  close(out[0]);
+  close(err[0]);
+  CHECK(waitpid(pid, &r.status, 0) == pid);
+  free(envp);
+  return r;
+}
+
+static unsigned long long child_collections(const result_t *r, const char *debug) {
+  CHECKF(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "CGC_DEBUG=%s: child failed (status 0x%x); stderr:\n%s",
+         debug ? debug : "(unset)", r->status, r->err);
+  unsigned long long c = 0;
+  CHECKF(sscanf(r->out, "collections=%llu", &c) == 1, "child output: %s", r->out);
+  return c;
+}
+
+/* Count gctrace lines; check their numbering and times. */
+static unsigned long long trace_lines(const result_t *r, const char *debug) {
+  regex_t re;
+  CHECK(regcomp(&re, "(^|[^[:alnum:]_])gc ([0-9]+) @([0-9]+)\\.([0-9]{3})s", REG_EXTENDED) == 0);
+  unsigned long long count = 0;
+  double last_t = -1;
+  char *save = NULL;
+  char *copy = strdup(r->err);
+  CHECK(copy != NULL);
+  for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    regmatch_t m[5];
+    if (regexec(&re, line, 5, m, 0) != 0) continue;
+    count++;
+    unsigned long long num = strtoull(line + m[2].rm_so, NULL, 10);
+    double t = strtod(line + m[3].rm_so, NULL);
+    CHECKF(num == count, "CGC_DEBUG=%s: trace line %llu is numbered %llu: %s", debug, count, num, line);
+    CHECKF(t >= last_t, "CGC_DEBUG=%s: trace time went backwards: %s", debug, line);
+    last_t = t;
+  }
+  free(copy);
+  regfree(&re);
+  return count;
+}
+
+static void expect_trace(const char *self, const char *debug) {
+  result_t r = run_child(self, debug);
+  unsigned long long c = child_collections(&r, debug);
+  unsigned long long lines = trace_lines(&r, debug);
+  CHECKF(c >= 6, "child made only %llu collections", c);
+  CHECKF(lines == c, "CGC_DEBUG=%s: %llu gctrace lines for %llu collections; stderr:\n%s", debug, lines, c, r.err);
+  CHECKF(strstr(r.err, "gc 1 @") != NULL, "CGC_DEBUG=%s: no `gc 1 @` in stderr", debug);
+  free(r.err);
+}
+
+static void expect_quiet(const char *self, const char *debug) {
+  result_t r = run_child(self, debug);
+  child_collections(&r, debug);
+  CHECKF(trace_lines(&r, debug ? debug : "(unset)") == 0, "CGC_DEBUG=%s: gctrace lines printed:\n%s",
+         debug ? debug : "(unset)", r.err);
+  free(r.err);
+}
+
+static void expect_warning(const char *self, const char *debug, const char *unknown, int traced) {
+  result_t r = run_child(self, debug);
+  unsigned long long c = child_collections(&r, debug);
+  bool warned = false;
+  char *save = NULL;
+  char *copy = strdup(r.err);
+  CHECK(copy != NULL);
+  for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+    if (strstr(line, unknown)) warned = true;
+  free(copy);
+  CHECKF(warned, "CGC_DEBUG=%s: no warning line naming `%s`; stderr:\n%s", debug, unknown, r.err);
+  unsigned long long lines = trace_lines(&r, debug);
+  if (traced)
+    CHECKF(lines == c, "CGC_DEBUG=%s: %llu gctrace lines for %llu collections", debug, lines, c);
+  else
+    CHECKF(lines == 0, "CGC_DEBUG=%s: gctrace lines printed", debug);
+  free(r.err);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "child") == 0) return child_main();
+  test_seed();
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  CHECK(len > 0);
+  self[len] = 0;
+
+  expect_trace(self, "gctrace=1");
+  expect_quiet(self, NULL);
+  expect_quiet(self, "gctrace=0");
+  expect_warning(self, "bogusknob=1", "bogusknob", 0);
+  expect_warning(self, "gctrace=1,frobnicate=3", "frobnicate", 1);
+  expect_warning(self, "zzunknown=2,gctrace=1", "zzunknown", 1);
+  printf("core_gctrace: ok\n");
+  return 0;
+}

@@ -1,0 +1,211 @@
+/* Out of memory under RLIMIT_AS (in a child process): allocation collects once
+   more, then returns NULL with errno ENOMEM and never aborts; the heap keeps
+   working, and once the memory is free again allocations succeed.  Large
+   objects and small objects, each in a child of its own. */
+#include "core_util.h"
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#if !CORE_ASAN
+#define LIMIT_EXTRA (256 * CORE_MIB)
+
+/* Scanned holder blocks chaining the allocated objects. */
+typedef struct holder {
+  struct holder *next;
+  size_t n;
+  void *items[510];
+} holder_t;
+
+static holder_t *g_holders;
+
+static void set_limit(void) {
+  cgc_init();
+  void *warm = cgc_alloc(1000);
+  CHECK(warm != NULL);
+  cgc_collect();
+  uint64_t vs = vsize_bytes();
+  struct rlimit rl;
+  rl.rlim_cur = rl.rlim_max = (rlim_t)(vs + LIMIT_EXTRA);
+  CHECK(setrlimit(RLIMIT_AS, &rl) == 0);
+  fprintf(stderr, "RLIMIT_AS = %llu MiB (virtual size %llu MiB + %llu MiB)\n",
+          (unsigned long long)(rl.rlim_cur >> 20), (unsigned long long)(vs >> 20),
+          (unsigned long long)(LIMIT_EXTRA >> 20));
+}
+
+/* One allocation that may fail: on failure, there was a collection during
+   the call, errno is ENOMEM, and NULL is returned. */
+static void *try_alloc(size_t n, int noscan, bool *failed) {
+  uint64_t gc0 = cgc_gc_count();
+  errno = 0;
+  void *p = noscan ? cgc_alloc_noscan(n) : cgc_alloc(n);
+  if (p == NULL) {
+    CHECKF(errno == ENOMEM, "allocation of %zu bytes returned NULL with errno %d, expected ENOMEM", n, errno);
+    CHECKF(cgc_gc_count() > gc0, "allocation of %zu bytes returned NULL without collecting first", n);
+    *failed = true;
+  }
+  return p;
+}
+
+/* Fill memory with objects of n bytes until allocation fails; returns bytes. */
+static __attribute__((noinline)) size_t fill_until_oom(size_t n, int noscan) {
+  size_t total = 0;
+  bool failed = false;
+  g_holders = NULL;
+  holder_t *h = NULL;
+  for (;;) {
+    if (!h || h->n == sizeof h->items / sizeof h->items[0]) {
+      holder_t *nh = (holder_t *)try_alloc(sizeof(holder_t), 0, &failed);
+      if (failed) break;
+      nh->next = g_holders;
+      g_holders = nh;
+      h = nh;
+    }
+    void *p = try_alloc(n, noscan, &failed);
+    if (failed) break;
+    memset(p, 0x77, n < 4096 ? n : 4096); /* touch */
+    h->items[h->n++] = p;
+    total += n;
+  }
+  return total;
+}
+
+static __attribute__((noinline)) void drop_all(void) {
+  g_holders = NULL;
+  clear_stack();
+  cgc_collect();
+  cgc_collect();
+}
+
+/* After the memory is free again, `bytes` worth of objects of n bytes must be
+   allocatable. */
+static __attribute__((noinline)) void alloc_again(size_t n, size_t bytes) {
+  holder_t *keep = NULL;
+  size_t total = 0;
+  size_t in_block = 510;
+  while (total < bytes) {
+    if (in_block == 510) {
+      holder_t *nh = (holder_t *)cgc_alloc(sizeof(holder_t));
+      CHECKF(nh != NULL, "holder allocation failed after memory was freed (errno %d)", errno);
+      nh->next = keep;
+      keep = nh;
+      in_block = 0;
+    }
+    void *p = cgc_alloc_noscan(n);
+    CHECKF(p != NULL, "allocation of %zu bytes failed after memory was freed (%zu of %zu MiB done)", n,
+           total >> 20, bytes >> 20);
+    CHECK(all_zero(p, n < 4096 ? n : 4096));
+    keep->items[in_block++] = p;
+    keep->n = in_block;
+    total += n;
+  }
+  consume(keep);
+}
+
+static void child_large(void) {
+  set_limit();
+  size_t got = fill_until_oom(CORE_MIB, 1);
+  fprintf(stderr, "large: %zu MiB before ENOMEM\n", got >> 20);
+  CHECKF(got >= 64 * CORE_MIB, "only %zu MiB could be allocated under a %zu MiB allowance", got >> 20,
+         (size_t)(LIMIT_EXTRA >> 20));
+  /* The heap keeps working while full. */
+  cgc_collect();
+  drop_all();
+  alloc_again(CORE_MIB, got / 2);
+  alloc_again(512, 16 * CORE_MIB);
+  drop_all();
+  /* A second round, to check the state after the first failure is sane. */
+  size_t got2 = fill_until_oom(CORE_MIB, 1);
+  CHECKF(got2 >= got / 2, "second fill got %zu MiB, first %zu MiB", got2 >> 20, got >> 20);
+  drop_all();
+  alloc_again(CORE_MIB, got / 2);
+}
+
+static void child_small(void) {
+  set_limit();
+  size_t got = fill_until_oom(256, 0);
+  fprintf(stderr, "small: %zu MiB before ENOMEM\n", got >> 20);
+  CHECKF(got >= 32 * CORE_MIB, "only %zu MiB of small objects under a %zu MiB allowance", got >> 20,
+         (size_t)(LIMIT_EXTRA >> 20));
+  cgc_collect();
+  drop_all();
+  alloc_again(256, got / 2);
+  alloc_again(16 * CORE_MIB, 32 * CORE_MIB);
+}
+
+/* Several threads run out of memory at the same time. */
+static holder_t *g_thr_holders[3];
+static core_event_t ev_go = CORE_EVENT_INIT;
+static atomic_size_t thr_bytes;
+
+static void *oom_thread(void *arg) {
+  int i = (int)(intptr_t)arg;
+  static const size_t sizes[3] = {CORE_MIB, 4096, 100 * 1024};
+  event_wait(&ev_go);
+  bool failed = false;
+  holder_t *h = NULL;
+  size_t total = 0;
+  for (;;) {
+    if (!h || h->n == sizeof h->items / sizeof h->items[0]) {
+      holder_t *nh = (holder_t *)try_alloc(sizeof(holder_t), 0, &failed);
+      if (failed) break;
+      nh->next = g_thr_holders[i];
+      g_thr_holders[i] = nh;
+      h = nh;
+    }
+    void *p = try_alloc(sizes[i], i == 2 ? 0 : 1, &failed);
+    if (failed) break;
+    memset(p, 0x55, 4096 < sizes[i] ? 4096 : sizes[i]);
+    h->items[h->n++] = p;
+    total += sizes[i];
+  }
+  atomic_fetch_add(&thr_bytes, total);
+  return NULL;
+}
+
+static void child_threads(void) {
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++) CHECK(pthread_create(&t[i], NULL, oom_thread, (void *)(intptr_t)i) == 0);
+  set_limit();
+  event_set(&ev_go);
+  for (int i = 0; i < 3; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  size_t got = atomic_load(&thr_bytes);
+  fprintf(stderr, "threads: %zu MiB before ENOMEM\n", got >> 20);
+  CHECK(got >= 32 * CORE_MIB);
+  for (int i = 0; i < 3; i++) g_thr_holders[i] = NULL;
+  drop_all();
+  alloc_again(CORE_MIB, got / 2);
+}
+
+static void run_child(void (*fn)(void), const char *name) {
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    alarm(120);
+    fn();
+    fflush(NULL);
+    _exit(0);
+  }
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  if (WIFSIGNALED(status)) CHECKF(0, "%s: child died of signal %d", name, WTERMSIG(status));
+  CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: child exited with %d", name, WEXITSTATUS(status));
+  fprintf(stderr, "%s: ok\n", name);
+}
+
+#endif
+
+int main(void) {
+#if CORE_ASAN
+  printf("skipped: RLIMIT_AS cannot be used under AddressSanitizer (its shadow memory is reserved address space)\n");
+  return 0;
+#else
+  test_seed();
+  run_child(child_large, "large objects");
+  run_child(child_small, "small objects");
+  run_child(child_threads, "threads");
+  printf("core_oom: ok\n");
+  return 0;
+#endif
+}

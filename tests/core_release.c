@@ -1,0 +1,117 @@
+/* Memory goes back to the OS: after a big heap dies, mapped_bytes falls within
+   a few collections, and the resident set with it; cgc_release_memory does it
+   at once; memory allocated again afterwards is zeroed.
+   (The resident-set checks are skipped under AddressSanitizer, whose shadow
+   memory is part of the resident set; the mapped_bytes checks are not.) */
+#include "core_util.h"
+
+#define SMALL_N 65536   /* 2 KiB objects: 128 MiB */
+#define SMALL_SZ 2048
+#define LARGE_N 64      /* 2 MiB objects: 128 MiB */
+#define LARGE_SZ (2 * CORE_MIB)
+#define HEAP_BYTES ((uint64_t)SMALL_N * SMALL_SZ + (uint64_t)LARGE_N * LARGE_SZ)
+
+static void **g_small, **g_large;
+
+static __attribute__((noinline)) void build(void) {
+  g_small = (void **)cgc_alloc(SMALL_N * sizeof(void *));
+  g_large = (void **)cgc_alloc(LARGE_N * sizeof(void *));
+  CHECK(g_small && g_large);
+  for (size_t i = 0; i < SMALL_N; i++) {
+    unsigned char *p = (unsigned char *)cgc_alloc_noscan(SMALL_SZ);
+    CHECK(p != NULL);
+    CHECKF(all_zero(p, SMALL_SZ), "fresh small object not zeroed");
+    memset(p, 0xa5, SMALL_SZ);
+    g_small[i] = p;
+  }
+  for (size_t i = 0; i < LARGE_N; i++) {
+    unsigned char *p = (unsigned char *)cgc_alloc_noscan(LARGE_SZ);
+    CHECK(p != NULL);
+    CHECKF(all_zero(p, LARGE_SZ), "fresh large object not zeroed");
+    memset(p, 0x5a, LARGE_SZ);
+    g_large[i] = p;
+  }
+}
+
+static __attribute__((noinline)) void drop(void) {
+  g_small = g_large = NULL;
+  clear_stack();
+}
+
+static void report(const char *what, cgc_stats_t s) {
+  fprintf(stderr, "%-34s mapped %5llu MiB  released(total) %5llu MiB  rss %5llu MiB  gcs %llu\n", what,
+          (unsigned long long)(s.mapped_bytes >> 20), (unsigned long long)(s.released_bytes >> 20),
+          (unsigned long long)(rss_bytes() >> 20), (unsigned long long)s.num_gc);
+}
+
+int main(void) {
+  test_seed();
+  cgc_init();
+  cgc_collect();
+  uint64_t rss_base = rss_bytes();
+
+  /* Round 1: collections alone bring mapped_bytes (and RSS) down. */
+  build();
+  cgc_collect();
+  cgc_stats_t peak = stats_now();
+  uint64_t rss_peak = rss_bytes();
+  report("built", peak);
+  CHECK(peak.mapped_bytes >= HEAP_BYTES);
+  CHECK(peak.last_live_bytes >= HEAP_BYTES);
+  drop();
+  cgc_stats_t s = peak;
+  int n = 0;
+  for (n = 1; n <= 5; n++) {
+    clear_stack();
+    cgc_collect();
+    s = stats_now();
+    report("after dropping, collection", s);
+    if (s.mapped_bytes <= peak.mapped_bytes / 4) break;
+  }
+  CHECKF(s.mapped_bytes <= peak.mapped_bytes / 4,
+         "mapped_bytes %llu MiB after 5 collections of a dead %llu MiB heap (peak %llu MiB)",
+         (unsigned long long)(s.mapped_bytes >> 20), (unsigned long long)(HEAP_BYTES >> 20),
+         (unsigned long long)(peak.mapped_bytes >> 20));
+  CHECKF(s.released_bytes - peak.released_bytes >= (peak.mapped_bytes - s.mapped_bytes) / 2,
+         "released_bytes grew by %llu MiB while mapped_bytes fell by %llu MiB",
+         (unsigned long long)((s.released_bytes - peak.released_bytes) >> 20),
+         (unsigned long long)((peak.mapped_bytes - s.mapped_bytes) >> 20));
+  CHECK(s.last_live_bytes < HEAP_BYTES / 8);
+#if !CORE_ASAN
+  uint64_t rss_now = rss_bytes();
+  CHECKF(rss_now + HEAP_BYTES / 2 <= rss_peak, "RSS %llu MiB after the heap died (peak %llu MiB, base %llu MiB)",
+         (unsigned long long)(rss_now >> 20), (unsigned long long)(rss_peak >> 20),
+         (unsigned long long)(rss_base >> 20));
+#endif
+
+  /* Round 2: the memory is reused (zeroed), then cgc_release_memory gives it
+     back at once. */
+  build();
+  cgc_collect();
+  peak = stats_now();
+  rss_peak = rss_bytes();
+  report("built again", peak);
+  drop();
+  cgc_collect();
+  cgc_release_memory();
+  s = stats_now();
+  report("after cgc_release_memory", s);
+  CHECKF(s.mapped_bytes <= peak.mapped_bytes / 4,
+         "mapped_bytes %llu MiB right after cgc_release_memory (peak %llu MiB)",
+         (unsigned long long)(s.mapped_bytes >> 20), (unsigned long long)(peak.mapped_bytes >> 20));
+#if !CORE_ASAN
+  rss_now = rss_bytes();
+  CHECKF(rss_now + HEAP_BYTES / 2 <= rss_peak, "RSS %llu MiB after cgc_release_memory (peak %llu MiB)",
+         (unsigned long long)(rss_now >> 20), (unsigned long long)(rss_peak >> 20));
+#endif
+
+  /* Round 3: released memory comes back zeroed. */
+  build();
+  drop();
+  cgc_collect();
+  cgc_release_memory();
+  (void)rss_base;
+  (void)rss_peak;
+  printf("core_release: ok (%d collections to give memory back)\n", n);
+  return 0;
+}

@@ -1,0 +1,286 @@
+/* Helpers shared by the collector-core tests (tests/core_*.c).
+ *
+ * Survival tests fill an object with a pattern that has no zero byte, keep the
+ * only reference in the place under test, hide every other copy, collect
+ * several times while allocating garbage (so freed memory is reused, and reused
+ * memory comes back zeroed), then check that the object is still a live heap
+ * object with its pattern intact.
+ *
+ * Death tests keep many objects referenced only from a place that must not be
+ * scanned and measure cgc_stats_t.last_live_bytes after a collection. */
+#ifndef CGC_CORE_UTIL_H
+#define CGC_CORE_UTIL_H
+
+#include <cgc.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CORE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CORE_ASAN 1
+#endif
+#endif
+#ifndef CORE_ASAN
+#define CORE_ASAN 0
+#endif
+
+/* For a function whose frame is unwound by pthread_cancel: AddressSanitizer
+   leaves the redzones of such frames poisoned and then reports its own thread
+   teardown writing there (google/sanitizers#1399). */
+#define CORE_NO_ASAN_FRAME __attribute__((no_sanitize("address")))
+
+#define CORE_MIB ((size_t)1 << 20)
+
+/* Use a value so the compiler cannot drop the call that produced it. */
+static inline void consume(const void *p) { __asm__ volatile("" ::"r"(p) : "memory"); }
+
+static inline uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline pid_t core_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+/* ---- patterns -------------------------------------------------------------- */
+
+/* A byte of the pattern for (seed, i); never zero. */
+static inline unsigned char pat_byte(uint64_t seed, size_t i) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i * 0x2545F4914F6CDD1DULL;
+  x ^= x >> 29;
+  return (unsigned char)(x % 255u + 1u);
+}
+
+static inline void fill_pattern(void *p, size_t n, uint64_t seed) {
+  unsigned char *b = (unsigned char *)p;
+  for (size_t i = 0; i < n; i++) b[i] = pat_byte(seed, i);
+}
+
+/* Returns the index of the first wrong byte, or (size_t)-1 if all are right. */
+static inline size_t pattern_mismatch(const void *p, size_t n, uint64_t seed) {
+  const unsigned char *b = (const unsigned char *)p;
+  for (size_t i = 0; i < n; i++)
+    if (b[i] != pat_byte(seed, i)) return i;
+  return (size_t)-1;
+}
+
+static inline bool all_zero(const void *p, size_t n) {
+  const unsigned char *b = (const unsigned char *)p;
+  for (size_t i = 0; i < n; i++)
+    if (b[i]) return false;
+  return true;
+}
+
+/* ---- hidden objects ------------------------------------------------------- */
+
+/* A test object known only through a hidden pointer.  `base` is the object's
+   start; `ref` the (possibly interior) pointer stored in the place under test. */
+typedef struct {
+  uintptr_t hbase;
+  size_t size;
+  uint64_t seed;
+} hidden_obj_t;
+
+/* Allocate an object of n bytes filled with the pattern for seed, store
+   base + offset into *slot (the root under test) and return a hidden record. */
+static __attribute__((noinline, unused)) hidden_obj_t make_obj_at(void **slot, size_t n, size_t offset,
+                                                          uint64_t seed, int noscan) {
+  unsigned char *p = (unsigned char *)(noscan ? cgc_alloc_noscan(n) : cgc_alloc(n));
+  CHECKF(p != NULL, "allocation of %zu bytes failed", n);
+  fill_pattern(p, n, seed);
+  hidden_obj_t h = {hide_ptr(p), n, seed};
+  *(void *volatile *)slot = p + offset;
+  p = NULL;
+  return h;
+}
+
+static inline hidden_obj_t make_obj(void **slot, size_t n, uint64_t seed) {
+  return make_obj_at(slot, n, 0, seed, 0);
+}
+
+/* Check that the object is still a live heap object with its pattern. */
+static __attribute__((noinline, unused)) void verify_obj_(hidden_obj_t h, const char *what, const char *file,
+                                                  int line) {
+  void *p = reveal_ptr(h.hbase);
+  if (cgc_base(p) != p) {
+    fprintf(stderr, "%s:%d: %s: object %p (%zu bytes) is no longer a live heap object (cgc_base -> %p)\n",
+            file, line, what, p, h.size, cgc_base(p));
+    abort();
+  }
+  size_t bad = pattern_mismatch(p, h.size, h.seed);
+  if (bad != (size_t)-1) {
+    fprintf(stderr,
+            "%s:%d: %s: object %p (%zu bytes) was freed and reused: byte %zu is 0x%02x, expected 0x%02x\n",
+            file, line, what, p, h.size, bad, ((unsigned char *)p)[bad], pat_byte(h.seed, bad));
+    abort();
+  }
+  CHECKF(cgc_usable_size(p) >= h.size, "%s: usable size %zu < %zu", what, cgc_usable_size(p), h.size);
+}
+#define verify_obj(h, what) verify_obj_((h), (what), __FILE__, __LINE__)
+
+/* ---- garbage -------------------------------------------------------------- */
+
+/* Allocate about `mib` MiB of garbage, half of it in objects of `size` bytes
+   (if size > 0, so that a freed object of that size is reused), the rest in
+   mixed sizes, each filled with 0xdd; collect at the start, the middle and the
+   end.  Keeps no reference to anything. */
+static __attribute__((noinline, unused)) void churn(size_t size, size_t mib) {
+  size_t total = mib * CORE_MIB;
+  clear_stack();
+  cgc_collect();
+  size_t done = 0;
+  uint64_t st = 0x1234567ULL + size;
+  int collected_mid = 0;
+  for (uint64_t i = 0; done < total; i++) {
+    size_t n;
+    if (size > 0 && i % 2 == 0)
+      n = size;
+    else {
+      uint64_t r = rng_next(&st);
+      switch (r % 8) {
+        case 0: n = 16 + (r >> 8) % 64; break;
+        case 1: n = 64 + (r >> 8) % 512; break;
+        case 2: n = 512 + (r >> 8) % 4096; break;
+        case 3: n = 4096 + (r >> 8) % 28672; break;
+        case 4: n = 40000 + (r >> 8) % 100000; break;
+        default: n = 8 + (r >> 8) % 256; break;
+      }
+    }
+    unsigned char *g = (unsigned char *)((i % 3 == 1) ? cgc_alloc_noscan(n) : cgc_alloc(n));
+    CHECKF(g != NULL, "garbage allocation of %zu bytes failed", n);
+    memset(g, 0xdd, n);
+    consume(g);
+    g = NULL;
+    done += n;
+    if (!collected_mid && done >= total / 2) {
+      collected_mid = 1;
+      clear_stack();
+      cgc_collect();
+    }
+  }
+  clear_stack();
+  cgc_collect();
+}
+
+/* ---- measurements --------------------------------------------------------- */
+
+static inline cgc_stats_t stats_now(void) {
+  cgc_stats_t s;
+  memset(&s, 0, sizeof s);
+  cgc_read_stats(&s);
+  return s;
+}
+
+/* Bytes found reachable by a fresh full collection.  Inlined, so that
+   clear_stack() runs from the caller's frame and wipes the frames of the
+   functions the caller called before. */
+static inline __attribute__((always_inline)) uint64_t live_after_collect(void) {
+  clear_stack();
+  cgc_collect();
+  return stats_now().last_live_bytes;
+}
+
+/* Resident set size in bytes (/proc/self/statm). */
+static inline uint64_t rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  CHECK(f != NULL);
+  unsigned long long size = 0, rss = 0;
+  CHECK(fscanf(f, "%llu %llu", &size, &rss) == 2);
+  fclose(f);
+  return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Virtual size in bytes (/proc/self/statm). */
+static inline uint64_t vsize_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  CHECK(f != NULL);
+  unsigned long long size = 0;
+  CHECK(fscanf(f, "%llu", &size) == 1);
+  fclose(f);
+  return (uint64_t)size * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static inline int cpus_available(void) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+/* ---- threads -------------------------------------------------------------- */
+
+/* Wait (yielding, at most ~10 s) until thread `tid` of this process is blocked
+   in system call `nr` (or, with nr < 0 or where /proc/.../syscall cannot be
+   read, merely sleeping).  Returns true once it is. */
+static inline bool wait_blocked_in(pid_t tid, long nr) {
+  char path[96];
+  uint64_t deadline = now_ns() + 10ull * 1000000000ull;
+  while (now_ns() < deadline) {
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = nr >= 0 ? fopen(path, "r") : NULL;
+    if (f) {
+      long cur = -2;
+      int got = fscanf(f, "%ld", &cur);
+      fclose(f);
+      if (got == 1) {
+        if (cur == nr) return true;
+        sched_yield();
+        continue;
+      }
+    }
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    f = fopen(path, "r");
+    if (f) {
+      char buf[512];
+      size_t len = fread(buf, 1, sizeof buf - 1, f);
+      fclose(f);
+      buf[len] = 0;
+      const char *rp = strrchr(buf, ')');
+      if (rp && rp[1] == ' ' && (rp[2] == 'S' || rp[2] == 'D')) return true;
+    }
+    sched_yield();
+  }
+  return false;
+}
+
+/* A one-shot event for handing control between threads. */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int value;
+} core_event_t;
+#define CORE_EVENT_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
+
+static inline void event_add(core_event_t *e, int d) {
+  pthread_mutex_lock(&e->mu);
+  e->value += d;
+  pthread_cond_broadcast(&e->cv);
+  pthread_mutex_unlock(&e->mu);
+}
+static inline void event_set(core_event_t *e) { event_add(e, 1); }
+static inline void event_wait_at_least(core_event_t *e, int v) {
+  pthread_mutex_lock(&e->mu);
+  while (e->value < v) pthread_cond_wait(&e->cv, &e->mu);
+  pthread_mutex_unlock(&e->mu);
+}
+static inline void event_wait(core_event_t *e) { event_wait_at_least(e, 1); }
+
+#endif
