@@ -14,20 +14,21 @@ run_config() { # name, cmake args...
   name=$1
   shift
   dir=build-test-$name
+  mkdir -p "$dir"
   echo "=== $name: configure and build"
-  if ! cmake -S . -B "$dir" -DCGC_WERROR=ON -DCGC_BUILD_BENCH=ON "$@" >"$dir.log" 2>&1 ||
-     ! cmake --build "$dir" -j "$JOBS" >>"$dir.log" 2>&1; then
-    tail -50 "$dir.log"
+  if ! cmake -S . -B "$dir" -DCGC_WERROR=ON -DCGC_BUILD_BENCH=ON "$@" >"$dir/build.log" 2>&1 ||
+     ! cmake --build "$dir" -j "$JOBS" >>"$dir/build.log" 2>&1; then
+    tail -50 "$dir/build.log"
     echo "=== $name: BUILD FAILED"
     failed=$((failed + 1))
     status=1
     return
   fi
   echo "=== $name: test"
-  ctest --test-dir "$dir" -j "$JOBS" --timeout 300 --output-on-failure >"$dir.test.log" 2>&1
+  ctest --test-dir "$dir" -j "$JOBS" --timeout 300 --output-on-failure >"$dir/test.log" 2>&1
   rc=$?
-  grep -E "tests passed|Failed|Timeout|\*\*\*" "$dir.test.log" | tail -30
-  line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$dir.test.log" | tail -1)
+  grep -E "tests passed|Failed|Timeout|\*\*\*" "$dir/test.log" | tail -30
+  line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$dir/test.log" | tail -1)
   total=$(echo "$line" | sed -E 's/.*out of ([0-9]+).*/\1/')
   nfail=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed.*/\1/')
   if [ -n "$total" ]; then
@@ -38,7 +39,7 @@ run_config() { # name, cmake args...
   fi
   if [ $rc -ne 0 ]; then
     status=1
-    sed -n '/The following tests FAILED/,$p' "$dir.test.log"
+    sed -n '/The following tests FAILED/,$p' "$dir/test.log"
   fi
 }
 
