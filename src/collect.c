@@ -57,6 +57,7 @@ void _cgc_init_slow(void) {
   _cgc_options_init();
   _cgc_sizeclass_init();
   _cgc_g.tls_ok = _cgc_os_tls_init();
+  _cgc_g.on_valgrind = _cgc_os_on_valgrind();
 #if defined(__x86_64__) || defined(__aarch64__)
   _cgc_g.grow_hint = (uintptr_t)0xc0 << 32; /* a dense heap away from other mappings */
 #endif

@@ -194,6 +194,7 @@ typedef struct {
   int suspend_signal;
   cgc_options_t opt;
   int tls_ok;
+  int on_valgrind;
 
   /* Page map: written under heap_lock, read lock-free. */
   _Atomic(cgc_arena_meta_t **) arena_l1[1 << CGC_L1_BITS];

@@ -306,7 +306,17 @@ static inline void mark_word(worker_t *w, uintptr_t v) {
   }
 }
 
+/* Under valgrind, words are read as defined values so memcheck does not
+   report the collector for looking at uninitialised stack slots. */
+static CGC_NOINLINE void scan_range_valgrind(worker_t *w, uintptr_t lo, uintptr_t hi) {
+  for (const uintptr_t *p = (const uintptr_t *)lo; p < (const uintptr_t *)hi; p++) mark_word(w, _cgc_os_read_defined(p));
+}
+
 NO_SANITIZE static void scan_range(worker_t *w, uintptr_t lo, uintptr_t hi) {
+  if (cgc_unlikely(_cgc_g.on_valgrind)) {
+    scan_range_valgrind(w, lo, hi);
+    return;
+  }
   const uintptr_t *p = (const uintptr_t *)lo, *end = (const uintptr_t *)hi;
   uintptr_t hl = _cgc_g.mark_lo, hr = _cgc_g.mark_range;
   for (; p < end; p++) {
@@ -628,8 +638,10 @@ static void check_visit(check_t *c, uintptr_t v) {
 }
 
 NO_SANITIZE static void check_scan(check_t *c, uintptr_t lo, uintptr_t hi) {
-  for (const uintptr_t *p = (const uintptr_t *)CGC_ALIGN_UP(lo, sizeof(uintptr_t)); (uintptr_t)(p + 1) <= hi; p++)
-    if (*p - _cgc_g.mark_lo < _cgc_g.mark_range) check_visit(c, *p);
+  for (const uintptr_t *p = (const uintptr_t *)CGC_ALIGN_UP(lo, sizeof(uintptr_t)); (uintptr_t)(p + 1) <= hi; p++) {
+    uintptr_t v = _cgc_g.on_valgrind ? _cgc_os_read_defined(p) : *p;
+    if (v - _cgc_g.mark_lo < _cgc_g.mark_range) check_visit(c, v);
+  }
 }
 
 void _cgc_checkmark(void) {

@@ -119,6 +119,14 @@ int _cgc_os_is_static(const void *p) CGC_HIDDEN;
    stopped).  0 on success. */
 int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) CGC_HIDDEN;
 
+/* ---- running under valgrind ------------------------------------------------ */
+
+/* 1 when the program runs under valgrind. */
+int _cgc_os_on_valgrind(void) CGC_HIDDEN;
+/* Read a word of memory that may be uninitialised (a stack slot) as a
+   defined value for valgrind's memcheck, leaving the memory as it was. */
+uintptr_t _cgc_os_read_defined(const uintptr_t *p) CGC_HIDDEN;
+
 /* ---- process --------------------------------------------------------------- */
 int _cgc_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) CGC_HIDDEN;
 

@@ -411,6 +411,21 @@ int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
   return found;
 }
 
+/* memcheck's client requests are a no-op sequence outside valgrind. */
+#include <valgrind/memcheck.h>
+
+int _cgc_os_on_valgrind(void) { return RUNNING_ON_VALGRIND ? 1 : 0; }
+
+uintptr_t _cgc_os_read_defined(const uintptr_t *p) {
+  /* A word memcheck holds unaddressable (below a stopped thread's stack
+     pointer as it tracks it) is dead: read it as no pointer, silently. */
+  unsigned char vbits[sizeof(uintptr_t)];
+  if (VALGRIND_GET_VBITS(p, vbits, sizeof vbits) != 1) return 0;
+  uintptr_t v = *p;
+  VALGRIND_MAKE_MEM_DEFINED(&v, sizeof v);
+  return v;
+}
+
 int _cgc_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
   return pthread_atfork(prepare, parent, child);
 }

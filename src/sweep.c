@@ -40,8 +40,7 @@ uint32_t _cgc_sweep_span(cgc_span_t *s) {
   uint64_t marks[CGC_MARK_WORDS], wasfree[CGC_MARK_WORDS] = {0};
   uint32_t cycle = atomic_load(&_cgc_g.gc_cycle);
   load_marks(s, marks);
-  uint32_t n = s->nelems, marked = 0;
-  for (uint32_t w = 0; w < (n + 63) / 64; w++) marked += (uint32_t)__builtin_popcountll(marks[w]);
+  uint32_t n = s->nelems;
 
   /* Slots on the span's own list are clean (I3). */
   for (void *p = s->freelist; p; p = _cgc_decode(*(uintptr_t *)p)) {

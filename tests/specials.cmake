@@ -1,0 +1,91 @@
+# Tests of cleanups, finalizers and weak handles (tests/specials_*.c; see
+# docs/specials.md).  Each program takes a case name; every case is its own
+# ctest test, named <program>_<case>.
+function(specials_program prog)
+  add_executable(${prog} ${prog}.c)
+  target_include_directories(${prog} PRIVATE ${CGC_TEST_DIR})
+  target_compile_options(${prog} PRIVATE ${CGC_WARN})
+  target_compile_definitions(${prog} PRIVATE _GNU_SOURCE)
+  target_link_libraries(${prog} PRIVATE cgc)
+endfunction()
+
+# specials_cases(PROGRAM prog CASES a b ... [ENV K=V ...] [TIMEOUT s])
+function(specials_cases)
+  cmake_parse_arguments(T "" "PROGRAM;TIMEOUT" "CASES;ENV" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
+  foreach(c ${T_CASES})
+    add_test(NAME ${T_PROGRAM}_${c} COMMAND ${T_PROGRAM} ${c})
+    set_tests_properties(${T_PROGRAM}_${c} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS specials)
+    if(T_ENV)
+      set_tests_properties(${T_PROGRAM}_${c} PROPERTIES ENVIRONMENT "${T_ENV}")
+    endif()
+  endforeach()
+endfunction()
+
+# Cleanups: run once, interior pointers, many per object, cycles, the argument
+# kept alive, static storage, stop (also from inside), the cleanup thread,
+# never for a live object; manual mode.
+specials_program(specials_cleanup)
+specials_cases(PROGRAM specials_cleanup CASES basic cycle arg static stop stop_inside thread live)
+specials_cases(PROGRAM specials_cleanup CASES manual ENV "CGC_DEBUG=cleanups=manual")
+
+# Finalizers: once, with the object; resurrection; A-reaches-B ordering; with
+# cleanups; cycles never finalized; return values; nothing at exit.
+specials_program(specials_finalizer)
+specials_cases(PROGRAM specials_finalizer CASES basic resurrect order both cycle api exit)
+
+# Weak handles: identity, clearing (before and inside callbacks, for ever),
+# handles collected, static storage, use during concurrent collections.
+specials_program(specials_weak)
+specials_cases(PROGRAM specials_weak CASES identity death callbacks collected static concurrent)
+specials_cases(PROGRAM specials_weak CASES before ENV "CGC_DEBUG=cleanups=manual")
+
+# cgc_free of objects with specials: weak handles NULL, then everything runs on
+# the calling thread before cgc_free returns, and nothing later.
+specials_program(specials_free)
+specials_cases(PROGRAM specials_free CASES run stop reuse threads rearm)
+
+# Concurrent registration and stop from several threads while collecting.
+specials_program(specials_threads)
+specials_cases(PROGRAM specials_threads CASES register stop_race)
+
+# fork: the child's cleanups run, and cgc_wait_cleanups returns in the child
+# even when the parent's cleanup thread was inside a cleanup at the fork; a
+# fork from inside a cleanup keeps the counts right in the child.
+specials_program(specials_fork)
+specials_cases(PROGRAM specials_fork CASES child inflight)
+specials_cases(PROGRAM specials_fork CASES inside ENV "CGC_DEBUG=cleanups=manual")
+
+# CGC_DEBUG=checkfinalizers=1 reports objects reachable from their own cleanup
+# argument or finalizer, naming them; correct uses are not reported.
+specials_program(specials_checkfin)
+specials_cases(PROGRAM specials_checkfin CASES arg chain self cycle clean ENV "CGC_DEBUG=checkfinalizers=1")
+
+# Misuse aborts with a `cgc: <call>: ...` message.
+specials_program(specials_misuse)
+add_test(NAME specials_misuse_none COMMAND specials_misuse none)
+set_tests_properties(specials_misuse_none PROPERTIES TIMEOUT 60 LABELS specials)
+foreach(case arg_is_ptr arg_inside arg_base_ptr_interior arg_inside_large arg_inside_noscan
+             cleanup_malloc cleanup_stack cleanup_tls cleanup_arena cleanup_null_ptr cleanup_null_fn)
+  cgc_abort_test(specials_misuse_${case} PROGRAM specials_misuse CASE ${case}
+    REGEX "cgc: cgc_add_cleanup: ")
+endforeach()
+foreach(case arg_is_ptr arg_inside arg_base_ptr_interior arg_inside_large arg_inside_noscan)
+  # The message says why: the argument points into the object.
+  cgc_abort_test(specials_misuse_${case}_why PROGRAM specials_misuse CASE ${case}
+    REGEX "cgc: cgc_add_cleanup: .*0x[0-9a-f]+.*(into|inside) the object")
+endforeach()
+foreach(case cleanup_malloc cleanup_stack)
+  cgc_abort_test(specials_misuse_${case}_why PROGRAM specials_misuse CASE ${case}
+    REGEX "cgc: cgc_add_cleanup: 0x[0-9a-f]+ is not in the collected heap")
+endforeach()
+foreach(case finalizer_interior finalizer_interior_large finalizer_malloc finalizer_stack finalizer_null_ptr)
+  cgc_abort_test(specials_misuse_${case} PROGRAM specials_misuse CASE ${case}
+    REGEX "cgc: cgc_set_finalizer: ")
+endforeach()
+foreach(case weak_malloc weak_stack)
+  cgc_abort_test(specials_misuse_${case} PROGRAM specials_misuse CASE ${case}
+    REGEX "cgc: cgc_weak_make: 0x[0-9a-f]+ ")
+endforeach()

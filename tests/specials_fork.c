@@ -1,0 +1,121 @@
+/* fork and the cleanup queue.  Run as `specials_fork CASE`.
+ *
+ *   child     a child of a program whose cleanup thread has run: its own
+ *             cleanups run (a new cleanup thread) and cgc_wait_cleanups returns
+ *   inflight  fork while the cleanup thread is inside a cleanup: in the child,
+ *             cgc_wait_cleanups must still return (the batch the parent's
+ *             cleanup thread had taken does not exist in the child)
+ *   inside    (CGC_DEBUG=cleanups=manual) a cleanup run by cgc_run_cleanups on
+ *             the main thread forks: in the child the rest of that batch runs
+ *             on (it is the child's own thread), and every count stays right
+ *             (cleanups_queued 0, not negative)
+ * A child that hangs is killed by alarm() and reported.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "specials_util.h"
+
+static _Atomic int ran, started, release_it;
+
+static NOINLINE void make(size_t n, void (*fn)(void *)) {
+  for (size_t i = 0; i < n; i++) cgc_add_cleanup(cgc_alloc(24), fn, NULL);
+}
+
+static void count(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&ran, 1);
+}
+
+static void slow(void *arg) {
+  (void)arg;
+  atomic_store(&started, 1);
+  while (!atomic_load(&release_it)) usleep(1000);
+  atomic_fetch_add(&ran, 1);
+}
+
+static pid_t forked = -1;
+static int inside_runs;
+static void fork_in_cleanup(void *arg) {
+  (void)arg;
+  if (++inside_runs == 3) {
+    forked = fork();
+    CHECK(forked >= 0);
+    if (forked == 0) alarm(10);
+  }
+}
+
+static void expect_child_ok(pid_t pid) {
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
+    fprintf(stderr, "the child hung (killed by SIGALRM after 10 s)\n");
+    abort();
+  }
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
+
+int main(int argc, char **argv) {
+  CHECKF(argc == 2, "usage: specials_fork CASE");
+  const char *c = argv[1];
+  cgc_init();
+  if (strcmp(c, "child") == 0) {
+    make(1000, count);
+    collect_wait();
+    CHECK(atomic_load(&ran) >= 900);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      alarm(10);
+      atomic_store(&ran, 0);
+      make(1000, count);
+      collect_rounds(2);
+      CHECKF(atomic_load(&ran) >= 900, "child: %d of 1000 cleanups ran", atomic_load(&ran));
+      CHECK(thread_named_exists("cgc-cleanup"));
+      _exit(0);
+    }
+    expect_child_ok(pid);
+  } else if (strcmp(c, "inflight") == 0) {
+    make(200, slow);
+    clear_stack();
+    cgc_collect();
+    uint64_t t0 = now_ns();
+    while (!atomic_load(&started)) {
+      CHECKF(now_ns() - t0 < 10000000000ull, "no cleanup started");
+      usleep(1000);
+    }
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      alarm(10);
+      atomic_store(&release_it, 1);
+      cgc_wait_cleanups();
+      make(100, count);
+      collect_wait();
+      _exit(0);
+    }
+    atomic_store(&release_it, 1);
+    cgc_wait_cleanups();
+    expect_child_ok(pid);
+    CHECK(atomic_load(&ran) >= 180);
+  } else if (strcmp(c, "inside") == 0) {
+    const char *dbg = getenv("CGC_DEBUG");
+    CHECKF(dbg && strstr(dbg, "cleanups=manual"), "run with CGC_DEBUG=cleanups=manual");
+    make(10, fork_in_cleanup);
+    clear_stack();
+    cgc_collect();
+    size_t n = cgc_run_cleanups();
+    cgc_stats_t s = stats();
+    CHECKF(s.cleanups_queued == 0, "%s: cleanups_queued is %llu after everything ran", forked == 0 ? "child" : "parent",
+           (unsigned long long)s.cleanups_queued);
+    cgc_wait_cleanups();
+    if (forked == 0) _exit(n == 10 ? 0 : 1);
+    CHECK(n == 10);
+    expect_child_ok(forked);
+  } else {
+    fprintf(stderr, "unknown case %s\n", c);
+    return 2;
+  }
+  fprintf(stderr, "%s: ok\n", c);
+  return 0;
+}

@@ -1,0 +1,89 @@
+/* Misuse of cleanups, finalizers and weak handles: each case must print a
+ * `cgc: <call>: ...` message and abort.  Run as `specials_misuse CASE`;
+ * tests/specials.cmake checks the status and stderr (cgc_abort_test).
+ * The case "none" uses everything correctly and must exit 0.
+ *
+ *   arg_*          the argument points into the object (the cleanup could never run)
+ *   cleanup_*      ptr is malloc'd, on the stack, thread-local, arena memory, NULL; fn NULL
+ *   finalizer_*    interior pointers (small, large), malloc, stack, NULL
+ *   weak_*         malloc, stack
+ */
+#include "specials_util.h"
+
+static void nop(void *arg) { (void)arg; }
+
+static int global_arg;
+static __thread long tls_var;
+
+int main(int argc, char **argv) {
+  CHECKF(argc == 2, "usage: specials_misuse CASE");
+  const char *c = argv[1];
+  cgc_init();
+  char *heap = cgc_alloc(100);
+  char *big = cgc_alloc(100000);
+  char *other = cgc_alloc(100);
+  CHECK(heap && big && other);
+  int local = 0;
+  char *m = malloc(64);
+  CHECK(m);
+  if (strcmp(c, "arg_is_ptr") == 0) {
+    cgc_add_cleanup(heap, nop, heap);
+  } else if (strcmp(c, "arg_inside") == 0) {
+    cgc_add_cleanup(heap, nop, heap + 50);
+  } else if (strcmp(c, "arg_base_ptr_interior") == 0) {
+    cgc_add_cleanup(heap + 40, nop, heap); /* ptr interior, arg the base */
+  } else if (strcmp(c, "arg_inside_large") == 0) {
+    cgc_add_cleanup(big, nop, big + 99999);
+  } else if (strcmp(c, "arg_inside_noscan") == 0) {
+    char *n = cgc_alloc_noscan(64);
+    cgc_add_cleanup(n + 8, nop, n + 63);
+  } else if (strcmp(c, "cleanup_malloc") == 0) {
+    cgc_add_cleanup(m, nop, NULL);
+  } else if (strcmp(c, "cleanup_stack") == 0) {
+    cgc_add_cleanup(&local, nop, NULL);
+  } else if (strcmp(c, "cleanup_tls") == 0) {
+    cgc_add_cleanup(&tls_var, nop, NULL);
+  } else if (strcmp(c, "cleanup_arena") == 0) {
+    cgc_arena_t *a = cgc_arena_new();
+    CHECK(a);
+    cgc_add_cleanup(cgc_arena_alloc(a, 64), nop, NULL);
+  } else if (strcmp(c, "cleanup_null_ptr") == 0) {
+    cgc_add_cleanup(NULL, nop, NULL);
+  } else if (strcmp(c, "cleanup_null_fn") == 0) {
+    cgc_add_cleanup(heap, NULL, NULL);
+  } else if (strcmp(c, "finalizer_interior") == 0) {
+    cgc_set_finalizer(heap + 8, nop);
+  } else if (strcmp(c, "finalizer_interior_large") == 0) {
+    cgc_set_finalizer(big + 8192, nop);
+  } else if (strcmp(c, "finalizer_malloc") == 0) {
+    cgc_set_finalizer(m, nop);
+  } else if (strcmp(c, "finalizer_stack") == 0) {
+    cgc_set_finalizer(&local, nop);
+  } else if (strcmp(c, "finalizer_null_ptr") == 0) {
+    cgc_set_finalizer(NULL, nop);
+  } else if (strcmp(c, "weak_malloc") == 0) {
+    consume(cgc_weak_make(m));
+  } else if (strcmp(c, "weak_stack") == 0) {
+    consume(cgc_weak_make(&local));
+  } else if (strcmp(c, "none") == 0) {
+    /* Correct uses next to the misuses above. */
+    cgc_add_cleanup(heap, nop, other);            /* another object */
+    cgc_add_cleanup(heap, nop, (void *)((uintptr_t)heap + 4096)); /* outside the object */
+    cgc_add_cleanup(heap + 99, nop, &global_arg); /* the last byte, static arg */
+    cgc_add_cleanup(big + 99999, nop, NULL);
+    cgc_add_cleanup(&global_arg, nop, heap);      /* static storage: no-op */
+    CHECK(cgc_set_finalizer(big, nop) == 0);
+    CHECK(cgc_set_finalizer(&global_arg, nop) == 0);
+    consume(cgc_weak_make(&global_arg));
+    consume(cgc_weak_make(big + 5));
+    cgc_collect();
+    free(m);
+    return 0;
+  } else {
+    fprintf(stderr, "unknown case %s\n", c);
+    return 2;
+  }
+  fprintf(stderr, "case %s did not abort\n", c);
+  free(m);
+  return 3;
+}
