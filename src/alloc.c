@@ -288,7 +288,8 @@ void _cgc_tcache_release(cgc_tcache_t *tc) {
 /* A free slot is zero except a link word that decodes to NULL or to a slot
    start of the same span class (I3).  A live object matching that by chance
    would need its first word to equal a random 64-bit key XOR an address. */
-static bool slot_looks_free(const cgc_span_t *s, uintptr_t base) {
+bool _cgc_slot_looks_free(const cgc_span_t *s, uintptr_t base) {
+  if (s->nelems == 1) return false; /* large: freed spans are not SMALL/LARGE */
   void *next = _cgc_decode(*(uintptr_t *)base);
   if (s->elemsize >= 16 && ((uintptr_t *)base)[1] != 0) return false;
   if (!next) return true;
@@ -316,7 +317,7 @@ static obj_ref_t resolve_base(const char *fn, const void *p) {
   obj_ref_t r = {s, _cgc_slot_index(s, a)};
   uintptr_t base = _cgc_slot_base(s, r.idx);
   if (base != a) _cgc_fatal("%s: %p is an interior pointer (object starts at %p)", fn, p, (void *)base);
-  if (s->nelems > 1 && slot_looks_free(s, base))
+  if (_cgc_slot_looks_free(s, base))
     _cgc_fatal("%s: %p is not an allocated object (double free?)", fn, p);
   return r;
 }
@@ -330,7 +331,7 @@ void *cgc_base(const void *p) {
   cgc_span_t *s = _cgc_span_of((uintptr_t)p);
   if (!s) return NULL;
   uintptr_t base = _cgc_slot_base(s, _cgc_slot_index(s, (uintptr_t)p));
-  if (s->nelems > 1 && slot_looks_free(s, base)) return NULL;
+  if (_cgc_slot_looks_free(s, base)) return NULL;
   return (void *)base;
 }
 

@@ -174,7 +174,10 @@ static cgc_span_t *span_new(size_t bytes, int noscan, uint32_t id) {
   _cgc_pacing_check(_cgc_tc);
   cgc_span_t *s = NULL;
   for (int attempt = 0; attempt < 2 && !s; attempt++) {
-    if (attempt) _cgc_collect(CGC_GC_OOM, 0);
+    if (attempt) { /* out of memory: collect, sweep, try once more */
+      _cgc_collect(CGC_GC_OOM, 0);
+      _cgc_sweep_all();
+    }
     _cgc_before_grow(bytes);
     _cgc_heap_lock();
     s = _cgc_page_alloc_locked(npages);

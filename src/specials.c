@@ -70,6 +70,7 @@ struct cgc_weak {
 
 typedef struct {
   pthread_mutex_t lock;
+  uint64_t next_id;           /* ids are next_id * NSTRIPES + stripe index: unique */
   obj_rec_t *objs;            /* records of this stripe */
   obj_rec_t *free_objs;
   cleanup_rec_t *free_cleanups;
@@ -78,8 +79,8 @@ typedef struct {
 } stripe_t;
 
 static stripe_t stripes[NSTRIPES];
-static _Atomic uint64_t next_id = 1;
 static _Atomic uint64_t nweak;
+static _Atomic int64_t nfinalizers; /* records with a finalizer: skip their passes when 0 */
 
 /* Slabs of cleanup records are roots: a registered cleanup keeps its arg alive. */
 typedef struct slab {
@@ -279,20 +280,28 @@ static size_t q_take(work_t *out, size_t max) {
   return n;
 }
 
+static size_t q_waiters;              /* threads in cgc_wait_cleanups: queue_lock */
+static __thread size_t my_running;     /* items this thread took and has not finished */
+
+/* Run a batch taken with q_take; the bookkeeping is once per batch. */
 static void run_work(work_t *w, size_t n) {
+  size_t fins = 0;
   in_cleanup++;
+  my_running += n;
   for (size_t i = 0; i < n; i++) {
     w[i].fn(w[i].arg);
-    if (w[i].finalizer) atomic_fetch_add(&n_finalizers_run, 1);
-    else atomic_fetch_add(&n_cleanups_run, 1);
+    fins += (size_t)w[i].finalizer;
     w[i].arg = NULL;
-    pthread_mutex_lock(&queue_lock);
-    q_running--;
-    q_done++;
-    pthread_cond_broadcast(&queue_cond);
-    pthread_mutex_unlock(&queue_lock);
   }
   in_cleanup--;
+  atomic_fetch_add_explicit(&n_finalizers_run, fins, memory_order_relaxed);
+  atomic_fetch_add_explicit(&n_cleanups_run, n - fins, memory_order_relaxed);
+  pthread_mutex_lock(&queue_lock);
+  my_running -= n;
+  q_running -= n;
+  q_done += n;
+  if (q_waiters) pthread_cond_broadcast(&queue_cond);
+  pthread_mutex_unlock(&queue_lock);
 }
 
 size_t cgc_run_cleanups(void) {
@@ -368,7 +377,9 @@ void cgc_wait_cleanups(void) {
       if (q_done >= target) break;
       /* Others are running the rest. */
     }
+    q_waiters++;
     pthread_cond_wait(&queue_cond, &queue_lock);
+    q_waiters--;
   }
   pthread_mutex_unlock(&queue_lock);
 }
@@ -384,6 +395,8 @@ static ptr_kind_t classify(const char *fn, const void *ptr, cgc_span_t **sp, uin
   if (s) {
     *sp = s;
     *idx = _cgc_slot_index(s, (uintptr_t)ptr);
+    if (_cgc_slot_looks_free(s, _cgc_slot_base(s, *idx)))
+      _cgc_fatal("%s: %p is not a live object (freed with cgc_free?)", fn, ptr);
     return PTR_HEAP;
   }
   cgc_span_t *any = _cgc_span_of_any((uintptr_t)ptr);
@@ -419,7 +432,7 @@ cgc_cleanup_t cgc_add_cleanup(void *ptr, void (*fn)(void *arg), void *arg) {
   st->free_cleanups = c->next;
   c->arg = arg;
   c->fn = fn;
-  c->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+  c->id = ++st->next_id * NSTRIPES + (uint64_t)(st - stripes);
   c->obj = o;
   c->prev = NULL;
   c->next = o->cleanups;
@@ -471,14 +484,16 @@ int cgc_set_finalizer(void *ptr, void (*fn)(void *obj)) {
   obj_rec_t *o = obj_rec(st, s, idx, fn != NULL);
   int rc = 0;
   if (!fn) {
-    if (o) {
+    if (o && o->finalizer) {
       o->finalizer = NULL;
+      atomic_fetch_sub(&nfinalizers, 1);
       if (obj_rec_empty(o)) drop_obj_rec(st, o);
     }
   } else if (o->finalizer && o->finalizer != fn) {
     rc = -1;
     errno = EEXIST;
   } else {
+    if (!o->finalizer) atomic_fetch_add(&nfinalizers, 1);
     o->finalizer = fn;
   }
   pthread_mutex_unlock(&st->lock);
@@ -495,23 +510,28 @@ typedef struct {
 static static_weak_t *static_tab; /* stripes[0].lock */
 static size_t static_cap, static_n;
 
+static size_t static_hash(uintptr_t key, size_t cap) {
+  return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
 static struct cgc_weak **static_find(uintptr_t p, bool create) {
   if (create && (static_n + 1) * 2 > static_cap) {
     size_t ncap = static_cap ? static_cap * 2 : 64;
-    static_weak_t *n = _cgc_meta_alloc(ncap * sizeof *n);
+    static_weak_t *n = _cgc_os_map(ncap * sizeof *n);
     if (!n) _cgc_fatal("cgc_weak_make: out of memory");
     for (size_t i = 0; i < static_cap; i++)
       if (static_tab[i].handle) {
-        size_t h = (static_tab[i].key * 0x9E3779B97F4A7C15ull) & (ncap - 1);
+        size_t h = static_hash(static_tab[i].key, ncap);
         while (n[h].handle) h = (h + 1) & (ncap - 1);
         n[h] = static_tab[i];
       }
+    if (static_tab) _cgc_os_unmap(static_tab, static_cap * sizeof *static_tab);
     static_tab = n;
     static_cap = ncap;
   }
   if (!static_cap) return NULL;
   uintptr_t key = p ^ _cgc_g.key;
-  size_t h = (key * 0x9E3779B97F4A7C15ull) & (static_cap - 1);
+  size_t h = static_hash(key, static_cap);
   while (static_tab[h].handle) {
     if (static_tab[h].key == key) return &static_tab[h].handle;
     h = (h + 1) & (static_cap - 1);
@@ -528,15 +548,19 @@ static void static_rehash_after_removals(void) {
   static_weak_t *old = static_tab;
   size_t cap = static_cap;
   static_tab = _cgc_os_map(cap * sizeof *old);
-  if (!static_tab) { static_tab = old; return; }
+  if (!static_tab) {
+    static_tab = old;
+    return;
+  }
   static_n = 0;
   for (size_t i = 0; i < cap; i++)
     if (old[i].handle) {
-      size_t h = (old[i].key * 0x9E3779B97F4A7C15ull) & (cap - 1);
+      size_t h = static_hash(old[i].key, cap);
       while (static_tab[h].handle) h = (h + 1) & (cap - 1);
       static_tab[h] = old[i];
       static_n++;
     }
+  _cgc_os_unmap(old, cap * sizeof *old);
 }
 
 cgc_weak_t cgc_weak_make(void *ptr) {
@@ -691,12 +715,13 @@ static void check_finalizers(void) {
 
 void _cgc_specials_process_stw(void) {
   if (_cgc_g.opt.checkfinalizers) check_finalizers();
+  bool any_fin = atomic_load(&nfinalizers) > 0, any_weak = atomic_load(&nweak) > 0;
   /* 1. Mark what unmarked finalizable objects reach (not the objects). */
-  for (int i = 0; i < NSTRIPES; i++)
+  for (int i = 0; i < NSTRIPES && any_fin; i++)
     for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
       if (o->finalizer && !rec_marked(o)) _cgc_mark_children(rec_base(o));
   /* 2. Weak handles: clear those of unmarked objects; drop dead handles. */
-  for (int i = 0; i < NSTRIPES; i++)
+  for (int i = 0; i < NSTRIPES && any_weak; i++)
     for (obj_rec_t *o = stripes[i].objs; o; o = o->next) {
       if (!o->weaks) continue;
       bool dead = !rec_marked(o);
@@ -724,12 +749,13 @@ void _cgc_specials_process_stw(void) {
     }
   if (removed) static_rehash_after_removals();
   /* 3. Finalizers of unmarked objects: queue them, resurrect the objects. */
-  for (int i = 0; i < NSTRIPES; i++)
+  for (int i = 0; i < NSTRIPES && any_fin; i++)
     for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
       if (o->finalizer && !rec_marked(o)) {
         uintptr_t base = rec_base(o);
         q_push(o->finalizer, (void *)base, 1);
         o->finalizer = NULL;
+        atomic_fetch_sub(&nfinalizers, 1);
         _cgc_mark_from(base);
       }
   /* 4. Cleanups of objects still unmarked; drop empty records. */
@@ -780,6 +806,7 @@ bool _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, bool run
   }
   o->weaks = NULL;
   void (*fin)(void *) = o->finalizer;
+  if (fin) atomic_fetch_sub(&nfinalizers, 1);
   cleanup_rec_t *list = o->cleanups;
   for (cleanup_rec_t *c = list; c; c = c->next) __atomic_store_n(&c->obj, NULL, __ATOMIC_RELEASE);
   o->finalizer = NULL;
@@ -811,8 +838,9 @@ void _cgc_specials_fork_child(void) {
   /* The cleanup thread did not survive the fork, and work it had taken runs
      in the parent only: count it as done here. */
   runner_started = 0;
-  q_done += q_running;
-  q_running = 0;
+  q_done += q_running - my_running;
+  q_running = my_running;
+  q_waiters = 0;
   pthread_cond_init(&queue_cond, NULL);
 }
 

@@ -1,0 +1,210 @@
+/* Arenas: zeroed, aligned, non-overlapping memory of any size; big requests;
+   many objects; arena_bytes; arena memory is a root while the arena lives
+   (a pointer held only there keeps its target alive; noscan memory does
+   not); arena objects are never collected; after cgc_arena_free the arena no
+   longer keeps anything alive. */
+#include "free_util.h"
+
+static void test_shapes(void) {
+  cgc_arena_t *a = cgc_arena_new();
+  CHECK(a != NULL);
+  for (int noscan = 0; noscan < 2; noscan++) {
+    char *prev = NULL;
+    size_t prev_n = 0;
+    for (size_t n = 1; n <= 300; n++) {
+      char *p = noscan ? cgc_arena_alloc_noscan(a, n) : cgc_arena_alloc(a, n);
+      CHECK(p != NULL);
+      size_t rounded = (n + 7) & ~(size_t)7;
+      CHECKF((uintptr_t)p % (rounded % 16 == 0 ? 16 : 8) == 0, "size %zu at %p", n, (void *)p);
+      CHECK(zeroed(p, n));
+      if (prev) CHECK(p >= prev + prev_n || p + n <= prev); /* no overlap */
+      memset(p, 0xee, n);
+      prev = p;
+      prev_n = n;
+    }
+  }
+  /* Size 0 gives a unique pointer. */
+  char *z1 = cgc_arena_alloc(a, 0), *z2 = cgc_arena_alloc(a, 0);
+  CHECK(z1 && z2 && z1 != z2);
+  /* Big requests (own chunks), then small ones again. */
+  size_t bigs[] = {20000, 100000, 1 * MIB, 5 * MIB + 3};
+  for (size_t i = 0; i < sizeof bigs / sizeof bigs[0]; i++) {
+    unsigned char *b = cgc_arena_alloc(a, bigs[i]);
+    CHECK(b != NULL && (uintptr_t)b % 16 == 0);
+    CHECK(zeroed(b, bigs[i]));
+    fill(b, bigs[i], i);
+    char *s = cgc_arena_alloc(a, 24);
+    CHECK(s != NULL && zeroed(s, 24));
+    CHECK(intact(b, bigs[i], i));
+  }
+  /* Too big. */
+  errno = 0;
+  CHECK(cgc_arena_alloc(a, (size_t)1 << 62) == NULL && errno == ENOMEM);
+  CHECK(cgc_arena_alloc_noscan(a, SIZE_MAX) == NULL);
+  cgc_arena_free(a);
+  cgc_arena_free(NULL);
+  cgc_arena_free(cgc_arena_new()); /* empty */
+}
+
+/* A million 32-byte list nodes; arena_bytes follows the arena. */
+struct node {
+  struct node *next;
+  uint64_t v;
+  uint64_t pad[2];
+};
+
+static void test_many(void) {
+  uint64_t base = stats().arena_bytes;
+  cgc_arena_t *a = cgc_arena_new();
+  struct node *head = NULL;
+  for (uint64_t i = 0; i < 1000000; i++) {
+    struct node *n = cgc_arena_alloc(a, sizeof *n);
+    CHECK(n != NULL && n->next == NULL && n->v == 0);
+    n->v = i;
+    n->next = head;
+    head = n;
+  }
+  uint64_t ab = stats().arena_bytes - base;
+  CHECKF(ab >= 32000000 && ab <= 40000000, "arena_bytes %llu", (unsigned long long)ab);
+  cgc_collect();
+  uint64_t i = 1000000;
+  for (struct node *n = head; n; n = n->next) CHECK(n->v == --i);
+  CHECK(i == 0);
+  cgc_arena_free(a);
+  CHECK(stats().arena_bytes == base);
+}
+
+/* ---- roots -------------------------------------------------------------------- */
+
+#define TARGET (8 * MIB)
+static cgc_arena_t *g_arena;
+static volatile uintptr_t g_slot_hidden[8];
+
+/* Store the only pointer to a big object in arena memory (of the kind). */
+static void stash(int slot, int noscan, size_t offset_objs) {
+  for (size_t k = 0; k < offset_objs; k++) consume(cgc_arena_alloc(g_arena, 48)); /* move along */
+  void **o = noscan ? cgc_arena_alloc_noscan(g_arena, 64) : cgc_arena_alloc(g_arena, 64);
+  unsigned char *t = cgc_alloc_noscan(TARGET);
+  fill(t, 4096, (uint64_t)slot);
+  o[3] = t;
+  g_slot_hidden[slot] = hide_ptr(&o[3]);
+}
+
+struct stash_args {
+  int slot, noscan;
+  size_t offset_objs;
+};
+static void stash_thread(void *p) {
+  struct stash_args *a = p;
+  stash(a->slot, a->noscan, a->offset_objs);
+}
+
+
+static void stash_big(void *arg) {
+  (void)arg;
+  void **big = cgc_arena_alloc(g_arena, 2 * MIB);
+  big[MIB / 8 + 1] = cgc_alloc_noscan(TARGET);
+  g_slot_hidden[2] = hide_ptr(&big[MIB / 8 + 1]);
+}
+
+static inline __attribute__((always_inline)) uint64_t live_after_collect(void) {
+  clear_stack();
+  cgc_collect();
+  return stats().last_live_bytes;
+}
+
+static void churn(void) {
+  for (int i = 0; i < 20000; i++) memset(cgc_alloc(200), 0xdd, 200);
+}
+
+static void test_roots(void) {
+  g_arena = cgc_arena_new();
+  struct stash_args s0 = {0, 0, 0}, s1 = {1, 0, 5000}, s3 = {3, 1, 0};
+  in_thread(stash_thread, &s0); /* in the first chunk */
+  in_thread(stash_thread, &s1); /* in a later chunk */
+  uint64_t live = live_after_collect();
+  CHECKF(live >= 2 * TARGET, "live %llu: the arena did not keep its targets", (unsigned long long)live);
+  churn();
+  live = live_after_collect();
+  CHECK(live >= 2 * TARGET);
+  for (int s = 0; s < 2; s++) {
+    unsigned char *t = *(unsigned char **)reveal_ptr(g_slot_hidden[s]);
+    CHECK(cgc_base(t) == t && intact(t, 4096, (uint64_t)s));
+  }
+  /* Big dedicated chunk: the pointer sits past a 1 MiB object. */
+  in_thread(stash_big, NULL);
+  live = live_after_collect();
+  CHECK(live >= 3 * TARGET);
+
+  /* Noscan arena memory keeps nothing alive. */
+  cgc_arena_t *keep = g_arena;
+  g_arena = cgc_arena_new();
+  in_thread(stash_thread, &s3);
+  live = live_after_collect();
+  CHECKF(live < 4 * TARGET - TARGET / 2, "live %llu: noscan arena memory kept its target", (unsigned long long)live);
+  cgc_arena_free(g_arena);
+
+  /* Freed, the arena keeps nothing alive. */
+  g_arena = NULL;
+  cgc_arena_free(keep);
+  live = live_after_collect();
+  CHECKF(live < TARGET, "live %llu after cgc_arena_free", (unsigned long long)live);
+}
+
+/* Arena objects are not collected even when nothing points to them. */
+static __attribute__((noinline)) void fill_arena(cgc_arena_t *a, uintptr_t *hidden, int n) {
+  for (int i = 0; i < n; i++) {
+    size_t sz = 16 + (size_t)i * 40;
+    unsigned char *p = (i & 1) ? cgc_arena_alloc_noscan(a, sz) : cgc_arena_alloc(a, sz);
+    fill(p, sz, (uint64_t)i + 100);
+    hidden[i] = hide_ptr(p);
+  }
+}
+
+static void test_not_collected(void) {
+  cgc_arena_t *a = cgc_arena_new();
+  uintptr_t hidden[200];
+  fill_arena(a, hidden, 200);
+  clear_stack();
+  cgc_collect();
+  churn();
+  cgc_collect();
+  churn();
+  for (int i = 0; i < 200; i++) CHECK(intact(reveal_ptr(hidden[i]), 16 + (size_t)i * 40, (uint64_t)i + 100));
+  cgc_arena_free(a);
+}
+
+/* Many arenas alive at once, freed in another order. */
+static void test_many_arenas(void) {
+  enum { N = 2000 };
+  static cgc_arena_t *as[N];
+  static void *objs[N];
+  for (int i = 0; i < N; i++) {
+    as[i] = cgc_arena_new();
+    CHECK(as[i] != NULL);
+    uint64_t *o = cgc_arena_alloc(as[i], 64);
+    o[0] = (uint64_t)i;
+    o[1] = (uint64_t)(uintptr_t)cgc_strdup("x"); /* kept alive by the arena */
+    objs[i] = o;
+  }
+  cgc_collect();
+  for (int i = 0; i < N; i++) {
+    uint64_t *o = objs[i];
+    CHECK(o[0] == (uint64_t)i && strcmp((char *)(uintptr_t)o[1], "x") == 0);
+  }
+  for (int i = 1; i < N; i += 2) cgc_arena_free(as[i]);
+  for (int i = 0; i < N; i += 2) cgc_arena_free(as[i]);
+  memset(objs, 0, sizeof objs);
+}
+
+int main(void) {
+  test_seed();
+  cgc_init();
+  test_roots(); /* first: a clean heap, no reused pages under stale pointers */
+  test_shapes();
+  test_many();
+  test_not_collected();
+  test_many_arenas();
+  printf("arena_basic: ok\n");
+  return 0;
+}

@@ -1,0 +1,80 @@
+# Explicit free, growable buffers, arenas and the checkfree mode
+# (tests/free_*.c, tests/arena_*.c; see docs/free.md).
+
+# LIFO reuse, zeroing, statistics, large objects, every cgc_realloc case.
+cgc_test(free_basic SOURCES free_basic.c TIMEOUT 60)
+# Allocate/free loops (10M small pairs, large objects, growing buffers): no
+# collection, mapped and live bytes flat.
+cgc_test(free_loop SOURCES free_loop.c TIMEOUT 60)
+# Cross-thread free under stress with concurrent collections (seeded).
+cgc_test(free_threads SOURCES free_threads.c TIMEOUT 120)
+
+# Misuse aborts with a `cgc: <call>: ...` message naming the pointer.
+add_executable(free_abort free_abort.c)
+target_include_directories(free_abort PRIVATE ${CGC_TEST_DIR})
+target_compile_options(free_abort PRIVATE ${CGC_WARN})
+target_compile_definitions(free_abort PRIVATE _GNU_SOURCE)
+target_link_libraries(free_abort PRIVATE cgc)
+set(_hex "0x[0-9a-fA-F]+")
+foreach(case double_free_small double_free_noscan double_free_later)
+  cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case}
+    REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free")
+endforeach()
+cgc_abort_test(free_abort_double_free_large PROGRAM free_abort CASE double_free_large
+  REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\((freed already|double free)")
+foreach(case interior_small interior_large)
+  cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case}
+    REGEX "cgc: cgc_free: ${_hex} is an interior pointer \\(object starts at ${_hex}\\)")
+endforeach()
+foreach(case stack malloc static wild)
+  cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case}
+    REGEX "cgc: cgc_free: ${_hex} is not a pointer into the collected heap")
+endforeach()
+foreach(case arena arena_freed)
+  cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case}
+    REGEX "cgc: cgc_free: ${_hex} points into an arena")
+endforeach()
+cgc_abort_test(free_abort_realloc_double_free PROGRAM free_abort CASE realloc_double_free
+  REGEX "cgc: cgc_realloc: ${_hex} is not an allocated object \\(double free")
+cgc_abort_test(free_abort_realloc_interior PROGRAM free_abort CASE realloc_interior
+  REGEX "cgc: cgc_realloc: ${_hex} is an interior pointer")
+cgc_abort_test(free_abort_realloc_stack PROGRAM free_abort CASE realloc_stack
+  REGEX "cgc: cgc_realloc: ${_hex} is not a pointer into the collected heap")
+cgc_abort_test(free_abort_realloc_arena PROGRAM free_abort CASE realloc_arena
+  REGEX "cgc: cgc_realloc: ${_hex} points into an arena")
+cgc_abort_test(free_abort_arena_alloc_after_free PROGRAM free_abort CASE arena_alloc_after_free
+  REGEX "cgc: cgc_arena_alloc: arena ${_hex} has been freed")
+cgc_abort_test(free_abort_arena_alloc_noscan_after_free PROGRAM free_abort CASE arena_alloc_noscan_after_free
+  REGEX "cgc: cgc_arena_alloc_noscan: arena ${_hex} has been freed")
+cgc_abort_test(free_abort_arena_double_free PROGRAM free_abort CASE arena_double_free
+  REGEX "cgc: cgc_arena_free: arena ${_hex} has been freed")
+foreach(case arena_free_bogus arena_free_heap)
+  cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case}
+    REGEX "cgc: cgc_arena_free: ${_hex} is not an arena")
+endforeach()
+foreach(case checkfree_double_small checkfree_double_large)
+  cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case} ENV "CGC_DEBUG=checkfree=1"
+    REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free: it was freed already and is in the checkfree quarantine")
+endforeach()
+cgc_abort_test(free_abort_checkfree_collected PROGRAM free_abort CASE checkfree_collected
+  ENV "CGC_DEBUG=checkfree=1" REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free\\? it was unreachable")
+cgc_abort_test(free_abort_checkfree_double_unswept PROGRAM free_abort CASE checkfree_double_unswept
+  ENV "CGC_DEBUG=checkfree=1,bgsweep=0" REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free")
+cgc_abort_test(free_abort_checkfree_realloc_double PROGRAM free_abort CASE checkfree_realloc_double
+  ENV "CGC_DEBUG=checkfree=1" REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free")
+cgc_abort_test(free_abort_checkfree_global PROGRAM free_abort CASE checkfree_global ENV "CGC_DEBUG=checkfree=1"
+  REGEX "cgc: use after free: object ${_hex} \\(64 bytes\\) freed with cgc_free is still referenced from ${_hex} \\(in a global")
+
+# checkfree: poison, quarantine, release, stack references, clean runs, and
+# the exact report for references from globals, heap objects, arenas and roots.
+cgc_test(free_checkfree SOURCES free_checkfree.c TIMEOUT 120 ENV "CGC_DEBUG=checkfree=1")
+
+# Arenas: sizes, alignment, zeroing, big requests, 1M objects, arena_bytes,
+# roots while alive (noscan memory is not), arena objects never collected.
+cgc_test(arena_basic SOURCES arena_basic.c TIMEOUT 60)
+# cgc_arena_free: faults everywhere (child processes), time by chunks,
+# quarantine until a collection proves a range unreferenced, reuse, loops
+# bounded in mapped bytes, address space and mappings.
+cgc_test(arena_fault SOURCES arena_fault.c TIMEOUT 120)
+# Arenas on several threads under collections; arenas freed by another thread.
+cgc_test(arena_threads SOURCES arena_threads.c TIMEOUT 120)

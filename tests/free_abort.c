@@ -1,0 +1,135 @@
+/* Misuse of cgc_free, cgc_realloc and the arena calls: each case must print
+   a `cgc: <call>: ...` message (with the pointer) and abort.  Run as
+   `free_abort CASE`; tests/free.cmake checks the status and stderr. */
+#include "free_util.h"
+
+static long g_static_word = 7;
+void *volatile g_keep;
+
+/* Allocate objects of class n until a collection has run (without
+   cgc_collect, which would also sweep everything). */
+static void until_collection(size_t n) {
+  uint64_t gc = cgc_gc_count();
+  while (cgc_gc_count() == gc) consume(cgc_alloc(n));
+}
+
+/* An object known only through a hidden pointer; freed first if asked. */
+static __attribute__((noinline)) uintptr_t hidden_object(size_t n, int free_it) {
+  void *p = cgc_alloc(n);
+  uintptr_t h = hide_ptr(p);
+  if (free_it) cgc_free(p);
+  return h;
+}
+
+int main(int argc, char **argv) {
+  CHECKF(argc == 2, "usage: free_abort CASE");
+  const char *c = argv[1];
+  cgc_init();
+  char *small = cgc_alloc(64);
+  char *large = cgc_alloc(100000);
+  char *noscan = cgc_alloc_noscan(64);
+  cgc_arena_t *a = cgc_arena_new();
+  char *in_arena = cgc_arena_alloc(a, 32);
+  CHECK(small && large && noscan && a && in_arena);
+  long local = 1;
+
+  /* ---- cgc_free ---- */
+  if (strcmp(c, "double_free_small") == 0) {
+    cgc_free(small);
+    cgc_free(small);
+  } else if (strcmp(c, "double_free_noscan") == 0) {
+    cgc_free(noscan);
+    cgc_free(noscan);
+  } else if (strcmp(c, "double_free_later") == 0) { /* other frees in between */
+    char *b = cgc_alloc(64), *d = cgc_alloc(64);
+    cgc_free(small);
+    cgc_free(b);
+    cgc_free(d);
+    cgc_free(small);
+  } else if (strcmp(c, "double_free_large") == 0) {
+    cgc_free(large);
+    cgc_free(large);
+  } else if (strcmp(c, "interior_small") == 0) {
+    cgc_free(small + 8);
+  } else if (strcmp(c, "interior_large") == 0) {
+    cgc_free(large + 8192);
+  } else if (strcmp(c, "stack") == 0) {
+    cgc_free(&local);
+  } else if (strcmp(c, "malloc") == 0) {
+    void *m = malloc(64);
+    cgc_free(m);
+  } else if (strcmp(c, "static") == 0) {
+    cgc_free(&g_static_word);
+  } else if (strcmp(c, "wild") == 0) {
+    cgc_free((void *)(uintptr_t)0x1000);
+  } else if (strcmp(c, "arena") == 0) {
+    cgc_free(in_arena);
+  } else if (strcmp(c, "arena_freed") == 0) {
+    cgc_arena_free(a);
+    cgc_free(in_arena);
+  } else if (strcmp(c, "checkfree_collected") == 0) { /* an object the collector found unreachable */
+    volatile uintptr_t h = hidden_object(200, 0);
+    clear_stack();
+    until_collection(1000); /* another class: the slot is not reused */
+    clear_stack();
+    cgc_collect();
+    cgc_free(reveal_ptr(h));
+
+  /* ---- cgc_realloc ---- */
+  } else if (strcmp(c, "realloc_double_free") == 0) {
+    cgc_free(small);
+    g_keep = cgc_realloc(small, 200);
+  } else if (strcmp(c, "realloc_interior") == 0) {
+    g_keep = cgc_realloc(small + 16, 200);
+  } else if (strcmp(c, "realloc_stack") == 0) {
+    g_keep = cgc_realloc(&local, 200);
+  } else if (strcmp(c, "realloc_arena") == 0) {
+    g_keep = cgc_realloc(in_arena, 200);
+
+  /* ---- arenas ---- */
+  } else if (strcmp(c, "arena_alloc_after_free") == 0) {
+    cgc_arena_free(a);
+    g_keep = cgc_arena_alloc(a, 16);
+  } else if (strcmp(c, "arena_alloc_noscan_after_free") == 0) {
+    cgc_arena_free(a);
+    g_keep = cgc_arena_alloc_noscan(a, 16);
+  } else if (strcmp(c, "arena_double_free") == 0) {
+    cgc_arena_free(a);
+    cgc_arena_free(a);
+  } else if (strcmp(c, "arena_free_bogus") == 0) {
+    cgc_arena_free((cgc_arena_t *)&local);
+  } else if (strcmp(c, "arena_free_heap") == 0) {
+    cgc_arena_free((cgc_arena_t *)small);
+
+  /* ---- checkfree (CGC_DEBUG=checkfree=1) ---- */
+  } else if (strcmp(c, "checkfree_double_small") == 0) {
+    cgc_free(small);
+    cgc_free(small);
+  } else if (strcmp(c, "checkfree_double_large") == 0) {
+    cgc_free(large);
+    cgc_free(large);
+  } else if (strcmp(c, "checkfree_double_unswept") == 0) {
+    /* Freed, released by a collection, not swept yet (bgsweep=0 and other
+       classes allocated), then freed again. */
+    volatile uintptr_t h = hidden_object(200, 1);
+    clear_stack();
+    until_collection(1000);
+    cgc_free(reveal_ptr(h));
+  } else if (strcmp(c, "checkfree_realloc_double") == 0) {
+    cgc_free(small);
+    g_keep = cgc_realloc(small, 1000);
+  } else if (strcmp(c, "checkfree_global") == 0) {
+    g_keep = small;
+    cgc_free(small);
+    small = NULL;
+    cgc_collect();
+  } else {
+    fprintf(stderr, "unknown case %s\n", c);
+    return 2;
+  }
+  consume(small);
+  consume(large);
+  consume(noscan);
+  fprintf(stderr, "case %s: no abort\n", c);
+  return 1;
+}

@@ -1,0 +1,233 @@
+/* cgc_free and cgc_realloc: LIFO reuse on the freeing thread, zeroing,
+   statistics, large objects, and every cgc_realloc case (in place, grow,
+   shrink, moves, kind kept, failure). */
+#include "free_util.h"
+
+static const size_t sizes[] = {1, 8, 16, 24, 40, 100, 256, 1000, 1024, 1025, 4000, 12345, 32768};
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+
+/* 1. The next allocation of the class returns the object just freed, zeroed;
+   several frees come back in reverse order. */
+static void test_lifo(void) {
+  for (int noscan = 0; noscan < 2; noscan++) {
+    for (size_t i = 0; i < NSIZES; i++) {
+      size_t n = sizes[i];
+      void *(*alloc)(size_t) = noscan ? cgc_alloc_noscan : cgc_alloc;
+      unsigned char *p = alloc(n);
+      CHECK(p != NULL);
+      fill(p, n, n);
+      cgc_free(p);
+      unsigned char *q = alloc(n);
+      CHECKF(q == p, "size %zu noscan %d: %p freed, %p allocated", n, noscan, (void *)p, (void *)q);
+      CHECKF(zeroed(q, n), "size %zu: reused object not zeroed", n);
+
+      void *a = alloc(n), *b = alloc(n), *c = alloc(n);
+      cgc_free(a);
+      cgc_free(b);
+      cgc_free(c);
+      CHECK(alloc(n) == c);
+      CHECK(alloc(n) == b);
+      CHECK(alloc(n) == a);
+      cgc_free(q);
+    }
+  }
+  /* Same size class, other request size: still the same slot. */
+  void *p = cgc_alloc(100);
+  size_t cls = cgc_usable_size(p);
+  cgc_free(p);
+  CHECK(cgc_alloc(cls) == p);
+  /* Scanned and noscan objects never share a list. */
+  void *s = cgc_alloc(48);
+  cgc_free(s);
+  void *ns = cgc_alloc_noscan(48);
+  CHECK(ns != s);
+  CHECK(cgc_alloc(48) == s);
+  cgc_free(NULL); /* a no-op */
+}
+
+/* Statistics count explicit frees; large objects go straight back. */
+static void test_stats_large(void) {
+  cgc_stats_t before = stats();
+  void *objs[100];
+  for (int i = 0; i < 100; i++) objs[i] = cgc_alloc(64);
+  for (int i = 0; i < 100; i++) cgc_free(objs[i]);
+  cgc_stats_t after = stats();
+  CHECK(after.total_free_objects - before.total_free_objects == 100);
+  CHECK(after.total_free_bytes - before.total_free_bytes == 100 * 64);
+
+  before = stats();
+  unsigned char *big = cgc_alloc(3 * MIB);
+  CHECK(big != NULL);
+  fill(big, 4096, 9);
+  cgc_stats_t mid = stats();
+  CHECK(mid.live_bytes >= before.live_bytes + 3 * MIB);
+  cgc_free(big);
+  after = stats();
+  CHECK(after.live_bytes + 3 * MIB <= mid.live_bytes);
+  CHECK(after.total_free_objects == mid.total_free_objects + 1);
+  /* The pages come back zeroed to the next allocation. */
+  unsigned char *again = cgc_alloc(3 * MIB);
+  CHECK(again != NULL);
+  CHECK(zeroed(again, 3 * MIB));
+  cgc_free(again);
+}
+
+/* Freed from another thread: the object lands on the freeing thread's list. */
+static void *free_here(void *arg) {
+  void *p = arg;
+  size_t n = cgc_usable_size(p);
+  cgc_free(p);
+  void *q = cgc_alloc(n);
+  return (void *)(uintptr_t)(q == p);
+}
+static void test_other_thread(void) {
+  void *p = cgc_alloc(200);
+  fill(p, 200, 3);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, free_here, p) == 0);
+  void *r;
+  CHECK(pthread_join(t, &r) == 0);
+  CHECK(r == (void *)1);
+}
+
+/* ---- cgc_realloc ----------------------------------------------------------- */
+
+static void test_realloc_basic(void) {
+  /* NULL: allocate (scanned). */
+  unsigned char *p = cgc_realloc(NULL, 50);
+  CHECK(p != NULL && cgc_usable_size(p) >= 50 && zeroed(p, 50));
+
+  /* Grow in place within the size class.  (Through cgc_realloc, so that the
+     compiler does not take the object for 100 bytes.) */
+  p = cgc_realloc(NULL, 100);
+  size_t cls = cgc_usable_size(p);
+  CHECK(cls > 100);
+  fill(p, 100, 1);
+  CHECK(cgc_realloc(p, cls) == p);
+  CHECK(intact(p, 100, 1));
+  /* Shrink in place (the slot is not more than twice too big); the cut bytes
+     read as zero when grown again. */
+  CHECK(cgc_realloc(p, 60) == p);
+  CHECK(intact(p, 60, 1));
+  CHECK(cgc_realloc(p, cls) == p);
+  CHECK(intact(p, 60, 1) && zeroed(p + 60, cls - 60));
+
+  /* Grow beyond the class: moves, copies, zero tail, old block freed at once
+     (the next allocation of its class on this thread gets it back). */
+  fill(p, cls, 2);
+  unsigned char *q = cgc_realloc(p, 500);
+  CHECK(q != NULL && q != p);
+  CHECK(intact(q, cls, 2) && zeroed(q + cls, cgc_usable_size(q) - cls));
+  CHECK(cgc_alloc(cls) == p);
+
+  /* Shrink a lot: moves to a small slot, old freed. */
+  unsigned char *big = cgc_alloc(1000);
+  fill(big, 1000, 3);
+  unsigned char *small = cgc_realloc(big, 16);
+  CHECK(small != big && cgc_usable_size(small) == 16);
+  CHECK(intact(small, 16, 3));
+  CHECK(cgc_alloc(1000) == big);
+
+  /* Size 0 frees. */
+  unsigned char *z = cgc_alloc(72);
+  CHECK(cgc_realloc(z, 0) == NULL);
+  CHECK(cgc_alloc(72) == z);
+}
+
+static void test_realloc_large(void) {
+  unsigned char *p = cgc_alloc(100000);
+  fill(p, 100000, 4);
+  unsigned char *q = cgc_realloc(p, 300000); /* large -> larger */
+  CHECK(q != NULL && intact(q, 100000, 4) && zeroed(q + 100000, 200000));
+  fill(q, 300000, 5);
+  unsigned char *r = cgc_realloc(q, 200000); /* shrink within 2x: in place */
+  CHECK(r == q && intact(r, 200000, 5) && zeroed(r + 200000, cgc_usable_size(r) - 200000));
+  unsigned char *s = cgc_realloc(r, 1000); /* large -> small */
+  CHECK(s != r && cgc_usable_size(s) < 2000 && intact(s, 1000, 5));
+  unsigned char *t = cgc_realloc(s, 50000); /* small -> large */
+  CHECK(t != s && intact(t, 1000, 5) && zeroed(t + 1000, 49000));
+
+  /* Failure leaves the block alone. */
+  errno = 0;
+  CHECK(cgc_realloc(t, (size_t)1 << 62) == NULL);
+  CHECK(errno == ENOMEM);
+  CHECK(intact(t, 1000, 5));
+  cgc_free(t);
+}
+
+/* A string built by doubling, as a string builder does. */
+static void test_realloc_doubling(void) {
+  size_t cap = 8, len = 0;
+  char *buf = cgc_alloc_noscan(cap);
+  for (int i = 0; i < 200000; i++) {
+    char c = (char)('a' + i % 26);
+    if (len + 1 > cap) {
+      cap *= 2;
+      buf = cgc_realloc(buf, cap);
+      CHECK(buf != NULL);
+    }
+    buf[len++] = c;
+  }
+  for (size_t i = 0; i < len; i++) CHECK(buf[i] == (char)('a' + i % 26));
+  cgc_free(buf);
+}
+
+/* ---- kind kept ---------------------------------------------------------------- */
+
+#define TARGET (8 * MIB)
+
+void *volatile g_holder; /* a root */
+
+/* Make a buffer of the kind, grow it with cgc_realloc, and store in it the
+   only pointer to a big object.  The buffer itself stays reachable from
+   g_holder. */
+static void make_holder(void *arg) {
+  int noscan = arg != NULL;
+  void **b = noscan ? cgc_alloc_noscan(24) : cgc_alloc(24);
+  b = cgc_realloc(b, 3000);  /* moves */
+  b = cgc_realloc(b, 2900);  /* in place */
+  b = cgc_realloc(b, 40000); /* moves to a large object */
+  b[100] = cgc_alloc_noscan(TARGET);
+  g_holder = b;
+}
+
+/* Inlined, so that clear_stack wipes the frames of the calls made before. */
+static inline __attribute__((always_inline)) uint64_t live_after_collect(void) {
+  clear_stack();
+  cgc_collect();
+  cgc_collect();
+  return stats().last_live_bytes;
+}
+
+static void test_realloc_kind(void) {
+  in_thread(make_holder, (void *)1);
+  uint64_t live = live_after_collect();
+  CHECKF(live < TARGET / 2, "noscan buffer kept %llu bytes alive", (unsigned long long)live);
+  CHECK(cgc_usable_size(g_holder) >= 40000);
+
+  in_thread(make_holder, NULL);
+  live = live_after_collect();
+  CHECKF(live >= TARGET, "scanned buffer did not keep its target (%llu live)", (unsigned long long)live);
+  void **b = g_holder;
+  CHECK(cgc_usable_size(b[100]) >= TARGET);
+  g_holder = NULL;
+}
+
+int main(void) {
+  test_seed();
+  cgc_init();
+  /* First, while no freed block's pages can have been reused by the big
+     target (a stale pointer to a freed block would then retain it). */
+  test_realloc_kind();
+  uint64_t gc0 = cgc_gc_count();
+  test_lifo();
+  test_stats_large();
+  test_other_thread();
+  test_realloc_basic();
+  test_realloc_large();
+  test_realloc_doubling();
+  /* None of this needed a collection. */
+  CHECKF(cgc_gc_count() == gc0, "%llu collections", (unsigned long long)(cgc_gc_count() - gc0));
+  printf("free_basic: ok\n");
+  return 0;
+}

@@ -1,0 +1,267 @@
+/* CGC_DEBUG=checkfree=1 (set by tests/free.cmake): freed objects are
+   poisoned and not reused; a collection that finds them unreferenced
+   releases them; references from stacks are not reported (stale copies are
+   normal there) and keep the object quarantined; a reference from a global,
+   a heap object, an arena or a registered root aborts with a message giving
+   the object's address and size and the reference's address and place.
+   Programs that use free correctly run clean, with collections, threads,
+   realloc and arenas. */
+#include <sys/mman.h>
+
+#include "free_util.h"
+
+#define POISON 0xA5
+
+static bool poisoned(const void *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (((const unsigned char *)p)[i] != POISON) return false;
+  return true;
+}
+
+static volatile uintptr_t g_freed[2];
+
+/* On a thread of their own (no stale stack copies): freed, hidden. */
+static void freed_objects(void *arg) {
+  (void)arg;
+  size_t sizes[2] = {48, 200000};
+  for (int i = 0; i < 2; i++) {
+    unsigned char *p = cgc_alloc(sizes[i]);
+    fill(p, sizes[i], sizes[i]);
+    g_freed[i] = hide_ptr(p);
+    cgc_free(p);
+  }
+}
+
+/* ---- poison, no reuse, release ------------------------------------------------ */
+
+static void test_quarantine(void) {
+  unsigned char *p = cgc_alloc(64);
+  fill(p, 64, 1);
+  cgc_free(p);
+  CHECK(poisoned(p, 64));
+  for (int i = 0; i < 1000; i++) CHECK(cgc_alloc(64) != (void *)p);
+
+  unsigned char *big = cgc_realloc(NULL, 100000);
+  size_t bsize = cgc_usable_size(big);
+  cgc_free(big);
+  CHECK(poisoned(big, bsize));
+  CHECK(cgc_is_heap_ptr(big));
+  consume(p);
+}
+
+static void test_release(void) {
+  in_thread(freed_objects, NULL);
+  uintptr_t hs = g_freed[0], hl = g_freed[1];
+  clear_stack();
+  cgc_collect();
+  /* The large object's pages are free again. */
+  CHECK(!cgc_is_heap_ptr(reveal_ptr(hl)));
+  /* The small slot comes back to an allocation of its class (its span may
+     be this thread's own, swept when its list runs dry). */
+  bool found = false;
+  for (int i = 0; i < 100000 && !found; i++) {
+    void *q = cgc_alloc(48);
+    found = q == reveal_ptr(hs);
+    if (found) CHECK(zeroed(q, 48));
+  }
+  CHECK(found);
+}
+
+/* A reference on the stack is not reported; it keeps the object in quarantine. */
+static __attribute__((noinline)) void stack_ref(void) {
+  void *volatile keep = cgc_alloc(150000);
+  size_t n = cgc_usable_size(keep);
+  cgc_free(keep);
+  cgc_collect();
+  cgc_collect();
+  CHECK(cgc_is_heap_ptr(keep));
+  CHECK(poisoned(keep, n));
+  keep = NULL;
+}
+static void test_stack_ref(void) {
+  stack_ref();
+  clear_stack();
+  cgc_collect();
+}
+
+/* ---- correct programs run clean ------------------------------------------------------- */
+
+static void *churn(void *arg) {
+  uint64_t st = (uint64_t)(uintptr_t)arg * 1000003 + 17;
+  void *ring[32] = {0};
+  cgc_arena_t *a = cgc_arena_new();
+  void *anchor = cgc_alloc(40); /* outlives the arena that points to it */
+  for (int i = 0; i < (FREE_ASAN ? 20000 : 100000); i++) {
+    uint64_t r = rng_next(&st);
+    size_t n = 8 + (r >> 8) % ((r & 64) ? 5000 : 300);
+    int k = (int)(r % 32);
+    cgc_free(ring[k]);
+    ring[k] = (r & 1) ? cgc_alloc(n) : cgc_alloc_noscan(n);
+    if ((r & 0x70) == 0) ring[k] = cgc_realloc(ring[k], n * 3);
+    if ((r & 0x1f00) == 0) consume(cgc_alloc(4096)); /* garbage */
+    void **o = cgc_arena_alloc(a, 32);
+    o[0] = anchor;
+    if (i % 5000 == 4999) {
+      cgc_arena_free(a);
+      cgc_free(anchor);
+      a = cgc_arena_new();
+      anchor = cgc_alloc(40);
+    }
+  }
+  cgc_arena_free(a);
+  cgc_free(anchor);
+  for (int k = 0; k < 32; k++) cgc_free(ring[k]);
+  return NULL;
+}
+
+static void test_clean(void) {
+  uint64_t gc0 = cgc_gc_count();
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++) CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);
+  churn(NULL);
+  for (int i = 0; i < 3; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  cgc_collect();
+  printf("clean run: %llu collections, %llu MiB mapped\n", (unsigned long long)(cgc_gc_count() - gc0),
+         (unsigned long long)(stats().mapped_bytes >> 20));
+  CHECK(cgc_gc_count() - gc0 >= 3);
+}
+
+/* ---- dangling references abort with the right message ------------------------------- */
+
+void *volatile g_dangling;
+void *volatile g_base_sentinel;
+void **volatile g_holder;
+static char *expect; /* shared with the children */
+
+static void run_child(void (*fn)(void), const char *what) {
+  int fd[2];
+  CHECK(pipe(fd) == 0);
+  expect[0] = 0;
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    close(fd[0]);
+    dup2(fd[1], 2);
+    fn();
+    fprintf(stderr, "\nno abort\n");
+    _exit(0);
+  }
+  close(fd[1]);
+  static char out[65536];
+  size_t len = 0;
+  ssize_t r;
+  while ((r = read(fd[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)r;
+  out[len] = 0;
+  close(fd[0]);
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(expect[0], "%s: the child wrote no expectation; its output:\n%s", what, out);
+  CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: the child did not abort (status %d); output:\n%s", what, st,
+         out);
+  CHECKF(strstr(out, expect) != NULL, "%s: expected\n  %s\nin\n%s", what, expect, out);
+  printf("%s: %s\n", what, expect);
+}
+
+/* The child tells the parent what message to expect before it aborts. */
+static void expect_msg(const void *obj, size_t size, const void *where, const char *place) {
+  snprintf(expect, 512, "cgc: use after free: object %p (%zu bytes) freed with cgc_free is still referenced from %p (in %s)\n",
+           obj, size, where, place);
+}
+
+static void case_global(void) {
+  void *p = cgc_alloc(64);
+  g_dangling = p;
+  expect_msg(p, 64, (const void *)&g_dangling, "a global or thread-local variable");
+  cgc_free(p);
+  cgc_collect();
+}
+
+static void case_global_interior(void) {
+  char *p = cgc_alloc(1000);
+  g_dangling = p + 500;
+  expect_msg(p, cgc_usable_size(p), (const void *)&g_dangling, "a global or thread-local variable");
+  cgc_free(p);
+  cgc_collect();
+}
+
+static void case_global_large(void) {
+  void *p = cgc_alloc(100000);
+  g_dangling = p;
+  expect_msg(p, cgc_usable_size(p), (const void *)&g_dangling, "a global or thread-local variable");
+  cgc_free(p);
+  cgc_collect();
+}
+
+static void case_heap(void) {
+  void *p = cgc_alloc(32);
+  g_holder = cgc_alloc(128);
+  g_holder[3] = p;
+  char place[128];
+  snprintf(place, sizeof place, "heap object %p of 128 bytes, at offset 24", (void *)g_holder);
+  expect_msg(p, 32, (const void *)&g_holder[3], place);
+  cgc_free(p);
+  cgc_collect();
+}
+
+static void case_arena(void) {
+  void *p = cgc_alloc(256);
+  cgc_arena_t *a = cgc_arena_new();
+  void **o = cgc_arena_alloc(a, 64);
+  o[5] = p;
+  expect_msg(p, 256, (const void *)&o[5], "memory of a live arena");
+  cgc_free(p);
+  cgc_collect();
+  cgc_arena_free(a);
+}
+
+static void case_roots(void) {
+  void **blk = calloc(16, sizeof(void *));
+  CHECK(blk != NULL);
+  cgc_add_roots(blk, 16 * sizeof(void *));
+  void *p = cgc_alloc(16);
+  blk[7] = p;
+  char place[128];
+  snprintf(place, sizeof place, "the range %p registered with cgc_add_roots", (void *)blk);
+  expect_msg(p, 16, (const void *)&blk[7], place);
+  cgc_free(p);
+  cgc_collect();
+}
+
+static void *thread_case(void *arg) {
+  (void)arg;
+  case_heap();
+  return NULL;
+}
+static void case_other_thread(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, thread_case, NULL) == 0);
+  pthread_join(t, NULL);
+}
+
+int main(void) {
+  test_seed();
+  const char *d = getenv("CGC_DEBUG");
+  CHECKF(d && strstr(d, "checkfree=1"), "run with CGC_DEBUG=checkfree=1");
+  cgc_init();
+  /* The first object sits at the heap's first address, which a pair of
+     32-bit counters in the collector's own scanned statics can spell out;
+     keep it allocated so that such a word cannot be taken for a reference
+     to a freed object. */
+  g_base_sentinel = cgc_alloc(64);
+  expect = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(expect != MAP_FAILED);
+  test_quarantine();
+  test_release();
+  test_stack_ref();
+  test_clean();
+  run_child(case_global, "global");
+  run_child(case_global_interior, "interior pointer in a global");
+  run_child(case_global_large, "large object");
+  run_child(case_heap, "heap object");
+  run_child(case_arena, "arena");
+  run_child(case_roots, "registered root");
+  run_child(case_other_thread, "freed and collected on another thread");
+  printf("free_checkfree: ok\n");
+  return 0;
+}
