@@ -82,17 +82,17 @@ typedef struct handle_block {
   struct cgc_arena h[];
 } handle_block_t;
 
-static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cgc_arena *live_head;
-static struct cgc_arena *fq_head, *fq_tail; /* freed handles, oldest first */
-static size_t fq_len;
-static handle_block_t *blocks;
-static chunk_t *chunk_pool;
-static chunk_t *quarantine, *pending; /* pending: proven unreferenced, to return */
-static uint32_t next_id;
-static _Atomic uint64_t live_bytes;   /* chunks of live arenas */
-static _Atomic uint64_t quarantined_bytes;
-static _Atomic int warned_protect;
+static CGC_STATE pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static CGC_STATE struct cgc_arena *live_head;
+static CGC_STATE struct cgc_arena *fq_head, *fq_tail; /* freed handles, oldest first */
+static CGC_STATE size_t fq_len;
+static CGC_STATE handle_block_t *blocks;
+static CGC_STATE chunk_t *chunk_pool;
+static CGC_STATE chunk_t *quarantine, *pending; /* pending: proven unreferenced, to return */
+static CGC_STATE uint32_t next_id;
+static CGC_STATE _Atomic uint64_t live_bytes;   /* chunks of live arenas */
+static CGC_STATE _Atomic uint64_t quarantined_bytes;
+static CGC_STATE _Atomic int warned_protect;
 
 void _cgc_arenas_lock(void) CGC_HIDDEN;
 void _cgc_arenas_unlock(void) CGC_HIDDEN;

@@ -45,10 +45,10 @@ typedef struct {
   int ref_tid;     /* thread owning the stack of sref */
 } qent_t;
 
-static pthread_mutex_t cf_lock = PTHREAD_MUTEX_INITIALIZER;
-static qent_t *tab;
-static size_t tab_cap, tab_n;
-static _Atomic int warned_full;
+static CGC_STATE pthread_mutex_t cf_lock = PTHREAD_MUTEX_INITIALIZER;
+static CGC_STATE qent_t *tab;
+static CGC_STATE size_t tab_cap, tab_n;
+static CGC_STATE _Atomic int warned_full;
 
 void _cgc_checkfree_lock(void) CGC_HIDDEN;
 void _cgc_checkfree_unlock(void) CGC_HIDDEN;

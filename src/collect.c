@@ -23,10 +23,10 @@
 
 #include "internal.h"
 
-cgc_globals_t _cgc_g;
+CGC_STATE cgc_globals_t _cgc_g;
 
-static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic int limit_gc_cycle = -1; /* cycle of the last memory-limit collection */
+static CGC_STATE pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static CGC_STATE _Atomic int limit_gc_cycle = -1; /* cycle of the last memory-limit collection */
 
 void _cgc_specials_init(void) CGC_HIDDEN;
 void _cgc_mark_prepare(void) CGC_HIDDEN;
@@ -59,7 +59,9 @@ void _cgc_init_slow(void) {
   _cgc_g.tls_ok = _cgc_os_tls_init();
   _cgc_g.on_valgrind = _cgc_os_on_valgrind();
 #if defined(__x86_64__) || defined(__aarch64__)
-  _cgc_g.grow_hint = (uintptr_t)0xc0 << 32; /* a dense heap away from other mappings */
+  /* A dense heap away from other mappings (and from the sanitizers' shadow),
+     at an address whose halves are unlikely values for two adjacent ints. */
+  _cgc_g.grow_hint = (uintptr_t)0x5a5a << 32;
 #endif
   atomic_store(&_cgc_g.mark_epoch, 1);
   _cgc_threads_init();

@@ -28,7 +28,8 @@
  *   I5  sweeps never run while the world is stopped or a collection is pending
  *       (_cgc_sweep_begin/_cgc_sweep_end fence them).
  *   I6  no scanned memory of cgc's own holds a heap address: such state lives
- *       in _cgc_g (excluded from the roots) or in mapped metadata.
+ *       in the cgc_state section (CGC_STATE; excluded from the roots) or in
+ *       mapped metadata.
  */
 #ifndef CGC_INTERNAL_H
 #define CGC_INTERNAL_H

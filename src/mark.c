@@ -170,15 +170,15 @@ typedef struct {
   uintptr_t lo, hi;
 } job_t;
 
-static worker_t *workers;  /* MAX_WORKERS entries, mapped once */
-static int nworkers;       /* including the collector (worker 0) */
-static int helpers_started;
-static job_t *jobs;
-static size_t njobs, jobs_cap;
-static _Atomic size_t next_job;
-static _Atomic int active;
-static _Atomic uint32_t phase;       /* bumped to start a marking */
-static _Atomic int helpers_running;  /* helpers still marking */
+static CGC_STATE worker_t *workers;  /* MAX_WORKERS entries, mapped once */
+static CGC_STATE int nworkers;       /* including the collector (worker 0) */
+static CGC_STATE int helpers_started;
+static CGC_STATE job_t *jobs;
+static CGC_STATE size_t njobs, jobs_cap;
+static CGC_STATE _Atomic size_t next_job;
+static CGC_STATE _Atomic int active;
+static CGC_STATE _Atomic uint32_t phase;       /* bumped to start a marking */
+static CGC_STATE _Atomic int helpers_running;  /* helpers still marking */
 /* Heap bounds for this marking: in _cgc_g, which is not scanned (a heap
    address in a scanned static would keep that object alive). */
 
@@ -216,12 +216,12 @@ void _cgc_mark_root_range(uintptr_t lo, uintptr_t hi) { add_job(lo, hi); }
 
 /* ---- scanning ---------------------------------------------------------------------- */
 
-static _Atomic int idle_workers; /* workers looking for work: a hint to share */
+static CGC_STATE _Atomic int idle_workers; /* workers looking for work: a hint to share */
 
 /* Mark stack overflow: when a stack cannot grow (out of memory), the object
    stays marked but unscanned and the worker records the overflow; marking
    then rescans every marked object of the heap until no overflow is left. */
-static _Atomic int overflowed;
+static CGC_STATE _Atomic int overflowed;
 
 static bool pstack_grow(pstack_t *ps) {
   size_t ncap = ps->cap ? ps->cap * 2 : 1 << 16;

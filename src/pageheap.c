@@ -22,7 +22,7 @@
 
 /* ---- metadata allocator ---------------------------------------------------- */
 
-static char *meta_cur, *meta_end;
+static CGC_STATE char *meta_cur, *meta_end;
 
 void *_cgc_meta_alloc(size_t size) {
   size = CGC_ALIGN_UP(size, 64);

@@ -307,7 +307,7 @@ typedef union {
   } pointer;
 } glibc_dtv_t;
 
-static int tls_dtv_ok;
+static CGC_STATE int tls_dtv_ok;
 
 static glibc_dtv_t *dtv_of(uintptr_t tp) {
 #if defined(__x86_64__)

@@ -26,17 +26,20 @@
 #define MAX_SEGS 4096
 #define MAX_TLS 1024
 
-static struct cgc_root segs[MAX_SEGS];
-static size_t nsegs;
-static cgc_tls_module_t tls_mods[MAX_TLS];
-static size_t ntls;
-static uint32_t prepared_generation;
+static CGC_STATE struct cgc_root segs[MAX_SEGS];
+static CGC_STATE size_t nsegs;
+static CGC_STATE cgc_tls_module_t tls_mods[MAX_TLS];
+static CGC_STATE size_t ntls;
+static CGC_STATE uint32_t prepared_generation;
+
+/* The linker's bounds of the cgc_state section (util.h: CGC_STATE). */
+extern char __start_cgc_state[] CGC_HIDDEN, __stop_cgc_state[] CGC_HIDDEN;
 
 static void seg_cb(void *ctx, uintptr_t lo, uintptr_t hi) {
   (void)ctx;
   /* Leave out cgc's own state: it holds heap addresses (bounds, free lists)
-     that must not keep anything alive. */
-  uintptr_t xlo = (uintptr_t)&_cgc_g, xhi = xlo + sizeof _cgc_g;
+     that must not keep anything alive (I6). */
+  uintptr_t xlo = (uintptr_t)__start_cgc_state, xhi = (uintptr_t)__stop_cgc_state;
   if (xlo < hi && xhi > lo) {
     if (lo < xlo) seg_cb(ctx, lo, xlo);
     if (xhi < hi) seg_cb(ctx, xhi, hi);

@@ -78,17 +78,17 @@ typedef struct {
   char pad[64];
 } stripe_t;
 
-static stripe_t stripes[NSTRIPES];
-static _Atomic uint64_t nweak;
-static _Atomic int64_t nfinalizers; /* records with a finalizer: skip their passes when 0 */
+static CGC_STATE stripe_t stripes[NSTRIPES];
+static CGC_STATE _Atomic uint64_t nweak;
+static CGC_STATE _Atomic int64_t nfinalizers; /* records with a finalizer: skip their passes when 0 */
 
 /* Slabs of cleanup records are roots: a registered cleanup keeps its arg alive. */
 typedef struct slab {
   struct slab *next;
   size_t bytes;
 } slab_t;
-static slab_t *cleanup_slabs;          /* slab_lock */
-static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
+static CGC_STATE slab_t *cleanup_slabs;          /* slab_lock */
+static CGC_STATE pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static inline stripe_t *stripe_of(cgc_span_t *s) {
   return &stripes[((uintptr_t)s >> 8) * 0x9E3779B97F4A7C15ull >> 58];
@@ -150,8 +150,8 @@ static weak_node_t *new_weak_node(stripe_t *st) {
 }
 
 /* Arrays are recycled by size (n is a class's object count: few distinct). */
-static specials_arr_t *free_arrays[CGC_MAX_SPAN_OBJS + 1];
-static pthread_mutex_t arr_lock = PTHREAD_MUTEX_INITIALIZER;
+static CGC_STATE specials_arr_t *free_arrays[CGC_MAX_SPAN_OBJS + 1];
+static CGC_STATE pthread_mutex_t arr_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static specials_arr_t *new_array(uint32_t n) {
   pthread_mutex_lock(&arr_lock);
@@ -167,7 +167,7 @@ static specials_arr_t *new_array(uint32_t n) {
   return a;
 }
 
-static bool in_collection; /* the collector holds every lock here */
+static CGC_STATE bool in_collection; /* the collector holds every lock here */
 
 static void free_array(specials_arr_t *a) {
   if (!in_collection) pthread_mutex_lock(&arr_lock);
@@ -228,14 +228,14 @@ typedef struct qchunk {
   work_t items[QCHUNK_ITEMS];
 } qchunk_t;
 
-static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
-static qchunk_t *q_first, *q_last, *q_spare; /* queue_lock */
-static uint64_t q_pushed, q_done;            /* queue_lock */
-static size_t q_running;                     /* items taken and not finished: queue_lock */
-static _Atomic uint32_t runner_kick;
-static int runner_started;                   /* queue_lock */
-static _Atomic uint64_t n_cleanups_run, n_finalizers_run;
+static CGC_STATE pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static CGC_STATE pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
+static CGC_STATE qchunk_t *q_first, *q_last, *q_spare; /* queue_lock */
+static CGC_STATE uint64_t q_pushed, q_done;            /* queue_lock */
+static CGC_STATE size_t q_running;                     /* items taken and not finished: queue_lock */
+static CGC_STATE _Atomic uint32_t runner_kick;
+static CGC_STATE int runner_started;                   /* queue_lock */
+static CGC_STATE _Atomic uint64_t n_cleanups_run, n_finalizers_run;
 static __thread int in_cleanup;
 
 /* Append (queue_lock held, or the world stopped with it held). */
@@ -280,7 +280,7 @@ static size_t q_take(work_t *out, size_t max) {
   return n;
 }
 
-static size_t q_waiters;              /* threads in cgc_wait_cleanups: queue_lock */
+static CGC_STATE size_t q_waiters;              /* threads in cgc_wait_cleanups: queue_lock */
 static __thread size_t my_running;     /* items this thread took and has not finished */
 
 /* Run a batch taken with q_take; the bookkeeping is once per batch. */
@@ -507,8 +507,8 @@ typedef struct {
   uintptr_t key;
   struct cgc_weak *handle;
 } static_weak_t;
-static static_weak_t *static_tab; /* stripes[0].lock */
-static size_t static_cap, static_n;
+static CGC_STATE static_weak_t *static_tab; /* stripes[0].lock */
+static CGC_STATE size_t static_cap, static_n;
 
 static size_t static_hash(uintptr_t key, size_t cap) {
   return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);

@@ -152,8 +152,8 @@ void _cgc_sweep_prepare_stw(void) {
 
 /* ---- background sweeper ------------------------------------------------------- */
 
-static _Atomic uint32_t sweeper_kick;
-static _Atomic int sweeper_started;
+static CGC_STATE _Atomic uint32_t sweeper_kick;
+static CGC_STATE _Atomic int sweeper_started;
 
 void _cgc_after_sweep(void) CGC_HIDDEN; /* collect.c: scavenging after a full sweep */
 

@@ -24,7 +24,7 @@
 __thread cgc_thread_t *_cgc_self;
 
 static pthread_key_t exit_key;
-static cgc_thread_t *free_threads; /* recycled structs: threads_lock */
+static CGC_STATE cgc_thread_t *free_threads; /* recycled structs: threads_lock */
 
 #define STOP_TIMEOUT_NS (5ull * 1000000000ull)
 
@@ -132,7 +132,7 @@ typedef struct start_info {
 } start_info_t;
 
 static start_info_t *pending_starts; /* scanned as part of cgc's data segment */
-static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static CGC_STATE pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void pending_remove(start_info_t *si) {
   pthread_mutex_lock(&pending_lock);

@@ -19,6 +19,11 @@
 #define CGC_ALWAYS_INLINE inline __attribute__((always_inline))
 #define CGC_UNUSED      __attribute__((unused))
 
+/* cgc's own mutable statics live in one section that the collector does not
+   scan (invariant I6): words there may hold heap addresses, or add up to one
+   (two adjacent counters can read as a pointer). */
+#define CGC_STATE __attribute__((section("cgc_state")))
+
 /* For code that reads memory it does not own by design (conservative scans,
    loader structures in a forked child). */
 #if defined(__clang__)
