@@ -290,11 +290,20 @@ void _cgc_tcache_release(cgc_tcache_t *tc) {
    would need its first word to equal a random 64-bit key XOR an address. */
 bool _cgc_slot_looks_free(const cgc_span_t *s, uintptr_t base) {
   if (s->nelems == 1) return false; /* large: freed spans are not SMALL/LARGE */
-  void *next = _cgc_decode(*(uintptr_t *)base);
+  uintptr_t next = (uintptr_t)_cgc_decode(*(uintptr_t *)base);
   if (s->elemsize >= 16 && ((uintptr_t *)base)[1] != 0) return false;
   if (!next) return true;
-  cgc_span_t *ns = _cgc_span_of((uintptr_t)next);
-  return ns && ns->spanclass == s->spanclass && _cgc_slot_base(ns, _cgc_slot_index(ns, (uintptr_t)next)) == (uintptr_t)next;
+  if (next - s->base < s->limit - s->base) /* the common case: a link within the span */
+    return _cgc_slot_base(s, _cgc_slot_index(s, next)) == next;
+  cgc_span_t *ns = _cgc_span_of(next);
+  return ns && ns->spanclass == s->spanclass && _cgc_slot_base(ns, _cgc_slot_index(ns, next)) == next;
+}
+
+/* Did the last collection find this object unreachable, with its span not
+   swept since?  Then no pointer to it should exist: freeing it would hand
+   the slot out twice (its only reference was hidden from the collector). */
+static inline bool found_dead(cgc_span_t *s, uint32_t idx) {
+  return s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed) && !_cgc_slot_marked(s, idx);
 }
 
 typedef struct {
@@ -302,23 +311,36 @@ typedef struct {
   uint32_t idx;
 } obj_ref_t;
 
-/* Resolve p as the base of a live object for public call fn, or die. */
-static obj_ref_t resolve_base(const char *fn, const void *p) {
+/* Why p is not the start of a live object, for public call fn: never returns. */
+static CGC_COLD _Noreturn void bad_pointer(const char *fn, const void *p) {
   uintptr_t a = (uintptr_t)p;
   cgc_span_t *s = _cgc_span_of_any(a);
   uint8_t st = s ? atomic_load_explicit(&s->state, memory_order_acquire) : CGC_SPAN_DEAD;
-  if (st == CGC_SPAN_ARENA) _cgc_fatal("%s: %p points into an arena (arena memory is released with cgc_arena_free)", fn, p);
+  if (st == CGC_SPAN_ARENA && a - s->base < s->limit - s->base)
+    _cgc_fatal("%s: %p points into an arena (arena memory is released with cgc_arena_free)", fn, p);
   s = _cgc_span_of(a);
   if (!s) {
     if (st == CGC_SPAN_FREE || st == CGC_SPAN_BUSY)
       _cgc_fatal("%s: %p is not an allocated object (freed already?)", fn, p);
     _cgc_fatal("%s: %p is not a pointer into the collected heap", fn, p);
   }
-  obj_ref_t r = {s, _cgc_slot_index(s, a)};
-  uintptr_t base = _cgc_slot_base(s, r.idx);
+  uint32_t idx = _cgc_slot_index(s, a);
+  uintptr_t base = _cgc_slot_base(s, idx);
   if (base != a) _cgc_fatal("%s: %p is an interior pointer (object starts at %p)", fn, p, (void *)base);
-  if (_cgc_slot_looks_free(s, base))
-    _cgc_fatal("%s: %p is not an allocated object (double free?)", fn, p);
+  if (_cgc_slot_looks_free(s, base)) _cgc_fatal("%s: %p is not an allocated object (double free?)", fn, p);
+  _cgc_fatal("%s: %p is not an allocated object (double free? it was unreachable at the last collection; was its "
+             "only reference hidden from the collector?)",
+             fn, p);
+}
+
+/* Resolve p as the base of a live object for public call fn, or die. */
+static inline obj_ref_t resolve_base(const char *fn, const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  cgc_span_t *s = _cgc_span_of(a);
+  if (cgc_unlikely(!s)) bad_pointer(fn, p);
+  obj_ref_t r = {s, _cgc_slot_index(s, a)};
+  if (cgc_unlikely(_cgc_slot_base(s, r.idx) != a || _cgc_slot_looks_free(s, a) || found_dead(s, r.idx)))
+    bad_pointer(fn, p);
   return r;
 }
 
@@ -344,9 +366,24 @@ int cgc_is_heap_ptr(const void *p) {
 /* Quarantine hook for checkfree mode (checkfree.c).  Returns true if taken. */
 bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) CGC_HIDDEN;
 
-static void free_small(cgc_span_t *s, uintptr_t base) {
-  if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_take(s, base)) return;
-  memset((void *)base, 0, s->elemsize);
+static inline void zero_object(uintptr_t base, size_t size) {
+  uint64_t *w = (uint64_t *)base;
+  switch (size) { /* small sizes inline: sizes are multiples of 8 */
+  case 64: w[7] = 0; /* fall through */
+  case 56: w[6] = 0; /* fall through */
+  case 48: w[5] = 0; /* fall through */
+  case 40: w[4] = 0; /* fall through */
+  case 32: w[3] = 0; /* fall through */
+  case 24: w[2] = 0; /* fall through */
+  case 16: w[1] = 0; /* fall through */
+  case 8: w[0] = 0; break;
+  default: memset(w, 0, size);
+  }
+}
+
+/* Push a dead small object onto the calling thread's list (LIFO). */
+static inline void push_freed(cgc_span_t *s, uintptr_t base, size_t size) {
+  zero_object(base, size);
   cgc_tcache_t *tc = _cgc_tc;
   if (cgc_unlikely(tc == &_cgc_empty_tcache)) {
     tc = _cgc_tcache_init();
@@ -356,8 +393,13 @@ static void free_small(cgc_span_t *s, uintptr_t base) {
   *(uintptr_t *)base = _cgc_encode(tc->free[sc]);
   cgc_compiler_barrier();
   tc->free[sc] = (void *)base;
-  tc->free_bytes += s->elemsize;
+  tc->free_bytes += size;
   tc->free_objects++;
+}
+
+static void free_small(cgc_span_t *s, uintptr_t base) {
+  if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_take(s, base)) return;
+  push_freed(s, base, s->elemsize);
 }
 
 static void free_large(cgc_span_t *s, const void *p) {
@@ -381,16 +423,34 @@ static void free_large(cgc_span_t *s, const void *p) {
   }
 }
 
-void cgc_free(void *p) {
-  if (!p) return;
+static CGC_NOINLINE void free_slow(void *p) {
   obj_ref_t r = resolve_base("cgc_free", p);
   /* Specials first.  What a cleanup or finalizer attaches to the dying object
      meanwhile is dropped unrun (weak handles cleared): nothing runs later. */
-  if (cgc_unlikely(r.span->specials != NULL) && _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, true))
+  if (r.span->specials != NULL && _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, true))
     while (_cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, false)) {
     }
   if (r.span->nelems == 1 && atomic_load(&r.span->state) == CGC_SPAN_LARGE) free_large(r.span, p);
   else free_small(r.span, (uintptr_t)p);
+}
+
+/* The fast path handles the common case (a small object's start, in a span
+   swept this cycle, without specials, whose first word is not a free-list
+   link); everything else, and every diagnosis, goes to free_slow. */
+void cgc_free(void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (!a) return;
+  cgc_span_t *s = _cgc_span_of(a);
+  if (cgc_unlikely(!s)) bad_pointer("cgc_free", p);
+  uintptr_t next = *(uintptr_t *)a ^ _cgc_g.key, lo = atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed);
+  uintptr_t hi = atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed);
+  if (cgc_unlikely(_cgc_slot_base(s, _cgc_slot_index(s, a)) != a || next - lo < hi - lo || !next ||
+                   s->nelems == 1 || s->specials || _cgc_g.opt.checkfree ||
+                   s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed))) {
+    free_slow(p);
+    return;
+  }
+  push_freed(s, a, s->elemsize);
 }
 
 void *cgc_realloc(void *p, size_t size) {
