@@ -69,7 +69,7 @@ struct cgc_weak {
 };
 
 typedef struct {
-  pthread_mutex_t lock;
+  cgc_spin_t lock;
   uint64_t next_id;           /* ids are next_id * NSTRIPES + stripe index: unique */
   obj_rec_t *objs;            /* records of this stripe */
   obj_rec_t *free_objs;
@@ -110,6 +110,18 @@ static void refill_cleanups(stripe_t *st) {
   }
 }
 
+/* Cleanup records count towards heap_live (so many small objects with
+   cleanups still pace collections), in per-thread batches. */
+static __thread int64_t rec_bytes_pending;
+
+static inline void account_records(int64_t bytes) {
+  rec_bytes_pending += bytes;
+  if (rec_bytes_pending >= 4096 || rec_bytes_pending <= -4096) {
+    atomic_fetch_add_explicit(&_cgc_g.heap_live, rec_bytes_pending, memory_order_relaxed);
+    rec_bytes_pending = 0;
+  }
+}
+
 static void free_cleanup(stripe_t *st, cleanup_rec_t *c) {
   c->arg = NULL;
   c->fn = NULL;
@@ -118,7 +130,7 @@ static void free_cleanup(stripe_t *st, cleanup_rec_t *c) {
   c->prev = NULL;
   c->next = st->free_cleanups;
   st->free_cleanups = c;
-  atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)sizeof *c, memory_order_relaxed);
+  account_records(-(int64_t)sizeof *c);
 }
 
 /* Carve a slab of metadata into a free list of records whose link field is
@@ -395,7 +407,10 @@ static ptr_kind_t classify(const char *fn, const void *ptr, cgc_span_t **sp, uin
   if (s) {
     *sp = s;
     *idx = _cgc_slot_index(s, (uintptr_t)ptr);
-    if (_cgc_slot_looks_free(s, _cgc_slot_base(s, *idx)))
+    uintptr_t base = _cgc_slot_base(s, *idx);
+    uintptr_t next = *(uintptr_t *)base ^ _cgc_g.key, lo = atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed);
+    uintptr_t hi = atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed);
+    if (cgc_unlikely(next - lo < hi - lo || !next) && _cgc_slot_looks_free(s, base))
       _cgc_fatal("%s: %p is not a live object (freed with cgc_free?)", fn, ptr);
     return PTR_HEAP;
   }
@@ -420,10 +435,10 @@ cgc_cleanup_t cgc_add_cleanup(void *ptr, void (*fn)(void *arg), void *arg) {
                "could never run",
                arg, ptr);
   stripe_t *st = stripe_of(s);
-  pthread_mutex_lock(&st->lock);
+  cgc_spin_lock(&st->lock);
   if (cgc_unlikely(atomic_load_explicit(&s->state, memory_order_relaxed) != CGC_SPAN_SMALL &&
                    atomic_load_explicit(&s->state, memory_order_relaxed) != CGC_SPAN_LARGE)) {
-    pthread_mutex_unlock(&st->lock);
+    cgc_spin_unlock(&st->lock);
     _cgc_fatal("cgc_add_cleanup: %p is not a live object", ptr);
   }
   obj_rec_t *o = obj_rec(st, s, idx, true);
@@ -439,10 +454,8 @@ cgc_cleanup_t cgc_add_cleanup(void *ptr, void (*fn)(void *arg), void *arg) {
   if (o->cleanups) o->cleanups->prev = c;
   o->cleanups = c;
   cgc_cleanup_t h = {c->id, c};
-  pthread_mutex_unlock(&st->lock);
-  /* Records count towards the heap, so many small objects with cleanups
-     still pace collections. */
-  atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)sizeof *c, memory_order_relaxed);
+  cgc_spin_unlock(&st->lock);
+  account_records((int64_t)sizeof(cleanup_rec_t));
   return h;
 }
 
@@ -453,9 +466,9 @@ void cgc_cleanup_stop(cgc_cleanup_t h) {
     obj_rec_t *o = __atomic_load_n(&c->obj, __ATOMIC_ACQUIRE);
     if (!o || __atomic_load_n(&c->id, __ATOMIC_RELAXED) != h.id) return; /* ran, queued or stopped */
     stripe_t *st = &stripes[o->stripe];
-    pthread_mutex_lock(&st->lock);
+    cgc_spin_lock(&st->lock);
     if (c->obj != o || c->id != h.id) { /* changed while we locked: look again */
-      pthread_mutex_unlock(&st->lock);
+      cgc_spin_unlock(&st->lock);
       continue;
     }
     if (c->prev) c->prev->next = c->next;
@@ -463,7 +476,7 @@ void cgc_cleanup_stop(cgc_cleanup_t h) {
     if (c->next) c->next->prev = c->prev;
     free_cleanup(st, c);
     if (obj_rec_empty(o)) drop_obj_rec(st, o);
-    pthread_mutex_unlock(&st->lock);
+    cgc_spin_unlock(&st->lock);
     return;
   }
 }
@@ -480,7 +493,7 @@ int cgc_set_finalizer(void *ptr, void (*fn)(void *obj)) {
     _cgc_fatal("cgc_set_finalizer: %p is not the start of an object (it starts at %p)", ptr,
                (void *)_cgc_slot_base(s, idx));
   stripe_t *st = stripe_of(s);
-  pthread_mutex_lock(&st->lock);
+  cgc_spin_lock(&st->lock);
   obj_rec_t *o = obj_rec(st, s, idx, fn != NULL);
   int rc = 0;
   if (!fn) {
@@ -496,7 +509,7 @@ int cgc_set_finalizer(void *ptr, void (*fn)(void *obj)) {
     if (!o->finalizer) atomic_fetch_add(&nfinalizers, 1);
     o->finalizer = fn;
   }
-  pthread_mutex_unlock(&st->lock);
+  cgc_spin_unlock(&st->lock);
   return rc;
 }
 
@@ -577,19 +590,19 @@ cgc_weak_t cgc_weak_make(void *ptr) {
   struct cgc_weak *h = NULL;
   if (kind == PTR_STATIC) {
     stripe_t *st = &stripes[0];
-    pthread_mutex_lock(&st->lock);
+    cgc_spin_lock(&st->lock);
     struct cgc_weak **slot = static_find((uintptr_t)ptr, true);
     if (!*slot) {
       *slot = fresh;
       atomic_fetch_add(&nweak, 1);
     }
     h = *slot;
-    pthread_mutex_unlock(&st->lock);
+    cgc_spin_unlock(&st->lock);
   } else {
     stripe_t *st = stripe_of(s);
-    pthread_mutex_lock(&st->lock);
+    cgc_spin_lock(&st->lock);
     if (atomic_load(&s->state) != CGC_SPAN_SMALL && atomic_load(&s->state) != CGC_SPAN_LARGE) {
-      pthread_mutex_unlock(&st->lock);
+      cgc_spin_unlock(&st->lock);
       _cgc_fatal("cgc_weak_make: %p is not a live object", ptr);
     }
     obj_rec_t *o = obj_rec(st, s, idx, true);
@@ -607,7 +620,7 @@ cgc_weak_t cgc_weak_make(void *ptr) {
       h = fresh;
       atomic_fetch_add(&nweak, 1);
     }
-    pthread_mutex_unlock(&st->lock);
+    cgc_spin_unlock(&st->lock);
   }
   if (h != fresh) cgc_free(fresh);
   return h;
@@ -623,7 +636,7 @@ void *cgc_weak_value(cgc_weak_t w) {
 /* Lock order: stripes, then slab_lock, arr_lock, queue_lock (mutators take a
    stripe and then at most one of the others). */
 void _cgc_specials_lock(void) {
-  for (int i = 0; i < NSTRIPES; i++) pthread_mutex_lock(&stripes[i].lock);
+  for (int i = 0; i < NSTRIPES; i++) cgc_spin_lock(&stripes[i].lock);
   pthread_mutex_lock(&slab_lock);
   pthread_mutex_lock(&arr_lock);
   pthread_mutex_lock(&queue_lock);
@@ -635,11 +648,10 @@ void _cgc_specials_unlock(void) {
   pthread_mutex_unlock(&queue_lock);
   pthread_mutex_unlock(&arr_lock);
   pthread_mutex_unlock(&slab_lock);
-  for (int i = NSTRIPES; i-- > 0;) pthread_mutex_unlock(&stripes[i].lock);
+  for (int i = NSTRIPES; i-- > 0;) cgc_spin_unlock(&stripes[i].lock);
 }
 
 void _cgc_specials_init(void) {
-  for (int i = 0; i < NSTRIPES; i++) pthread_mutex_init(&stripes[i].lock, NULL);
 }
 
 void _cgc_specials_enumerate_roots(void (*fn)(void *, uintptr_t, uintptr_t), void *ctx) {
@@ -791,10 +803,10 @@ void _cgc_specials_after_gc(void) {
    after they ran; until then their arguments stay in the scanned slabs. */
 bool _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, bool run) {
   stripe_t *st = stripe_of(s);
-  pthread_mutex_lock(&st->lock);
+  cgc_spin_lock(&st->lock);
   obj_rec_t *o = s->specials ? obj_rec(st, s, idx, false) : NULL;
   if (!o) {
-    pthread_mutex_unlock(&st->lock);
+    cgc_spin_unlock(&st->lock);
     return false;
   }
   for (weak_node_t *w = o->weaks, *wn; w; w = wn) {
@@ -812,7 +824,7 @@ bool _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, bool run
   o->finalizer = NULL;
   o->cleanups = NULL;
   drop_obj_rec(st, o);
-  pthread_mutex_unlock(&st->lock);
+  cgc_spin_unlock(&st->lock);
   if (!run) fin = NULL;
   in_cleanup++;
   if (fin) {
@@ -825,12 +837,12 @@ bool _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, bool run
   }
   in_cleanup--;
   if (!list) return true;
-  pthread_mutex_lock(&st->lock);
+  cgc_spin_lock(&st->lock);
   for (cleanup_rec_t *c = list, *cn; c; c = cn) {
     cn = c->next;
     free_cleanup(st, c);
   }
-  pthread_mutex_unlock(&st->lock);
+  cgc_spin_unlock(&st->lock);
   return true;
 }
 

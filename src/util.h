@@ -62,6 +62,23 @@ void _cgc_write_all(int fd, const char *buf, size_t len) CGC_HIDDEN;
 #define cgc_assert(cond) ((void)0)
 #endif
 
+/* A spin lock for short critical sections on hot paths (a lock and an
+   unlock are one atomic exchange and one store).  Spins, then yields. */
+#include <stdatomic.h>
+#include <sched.h>
+typedef struct {
+  _Atomic int held;
+} cgc_spin_t;
+
+static inline void cgc_spin_lock(cgc_spin_t *l) {
+  while (atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
+    for (unsigned n = 0; atomic_load_explicit(&l->held, memory_order_relaxed); n++)
+      if (n > 100) sched_yield();
+  }
+}
+
+static inline void cgc_spin_unlock(cgc_spin_t *l) { atomic_store_explicit(&l->held, 0, memory_order_release); }
+
 #define CGC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CGC_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CGC_ALIGN_UP(x, a) (((x) + ((a) - 1)) & ~((uintptr_t)(a) - 1))
