@@ -97,9 +97,11 @@ cgc_span_t *_cgc_list_pop(cgc_span_list_t *l) {
   return s;
 }
 
+/* O(1): spliced spans keep their on_list tag (central lists are only pushed
+   and popped, so the tag only has to say "on some list"). */
 void _cgc_list_splice(cgc_span_list_t *dst, cgc_span_list_t *src, uint8_t which) {
+  (void)which;
   if (!src->head) return;
-  for (cgc_span_t *s = src->head; s; s = s->next) s->on_list = which;
   if (dst->tail) {
     dst->tail->next = src->head;
     src->head->prev = dst->tail;
