@@ -12,6 +12,6 @@ for b in bench/run_core.sh bench/run_specials.sh bench/run_free.sh bench/run_def
   if [ -f "$b" ]; then
     echo
     echo "== $b"
-    sh "$b"
+    bash "$b"
   fi
 done
