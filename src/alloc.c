@@ -218,26 +218,19 @@ CGC_NOINLINE void *_cgc_alloc_slow(size_t size, int noscan) {
   return NULL;
 }
 
-void *_cgc_alloc_large(size_t size, int noscan) {
-  if (size > ((size_t)1 << (CGC_ADDR_BITS - 1))) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  size_t npages = (size + CGC_PAGE_SIZE - 1) >> CGC_PAGE_SHIFT;
+/* Pages for one large object or arena chunk: a BUSY span of npages, zeroed,
+   with the single-object fields set (the caller publishes it).  Paces,
+   sweeps dead large objects first, and on failure collects, sweeps and tries
+   once more.  No lock held; NULL with errno ENOMEM. */
+cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan) {
   size_t bytes = npages * CGC_PAGE_SIZE;
-  cgc_tcache_t *tc = _cgc_tc;
-  if (tc == &_cgc_empty_tcache) tc = _cgc_tcache_init();
-  if (!tc) {
-    errno = ENOMEM;
-    return NULL;
-  }
   cgc_span_t *s = NULL;
   for (int attempt = 0; attempt < 2 && !s; attempt++) {
     if (attempt) {
       _cgc_collect(CGC_GC_OOM, 0);
       _cgc_sweep_all();
     }
-    _cgc_pacing_check(tc);
+    _cgc_pacing_check(_cgc_tc);
     _cgc_before_grow(bytes);
     _cgc_heap_lock();
     if (_cgc_g.large_unswept && _cgc_sweep_begin()) {
@@ -258,6 +251,22 @@ void *_cgc_alloc_large(size_t size, int noscan) {
   s->spanclass = (uint16_t)noscan;
   s->noscan = (uint8_t)noscan;
   s->limit = s->base + bytes;
+  return s;
+}
+
+void *_cgc_alloc_large(size_t size, int noscan) {
+  if (size > ((size_t)1 << (CGC_ADDR_BITS - 1))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t npages = (size + CGC_PAGE_SIZE - 1) >> CGC_PAGE_SHIFT;
+  if (_cgc_tc == &_cgc_empty_tcache && !_cgc_tcache_init()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  cgc_span_t *s = _cgc_alloc_pages(npages, noscan);
+  if (!s) return NULL;
+  size_t bytes = s->elemsize;
   _cgc_heap_lock();
   s->sweepgen = atomic_load(&_cgc_g.gc_cycle);
   _cgc_span_publish(s, CGC_SPAN_LARGE);

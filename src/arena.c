@@ -170,27 +170,9 @@ static void chunk_rec_free_locked(chunk_t *c) {
 /* A zeroed ARENA span of bytes (a multiple of the page size), or NULL.  No
    lock held: this may collect. */
 static cgc_span_t *span_new(size_t bytes, int noscan, uint32_t id) {
-  size_t npages = bytes >> CGC_PAGE_SHIFT;
-  _cgc_pacing_check(_cgc_tc);
-  cgc_span_t *s = NULL;
-  for (int attempt = 0; attempt < 2 && !s; attempt++) {
-    if (attempt) { /* out of memory: collect, sweep, try once more */
-      _cgc_collect(CGC_GC_OOM, 0);
-      _cgc_sweep_all();
-    }
-    _cgc_before_grow(bytes);
-    _cgc_heap_lock();
-    s = _cgc_page_alloc_locked(npages);
-    _cgc_heap_unlock();
-  }
+  cgc_span_t *s = _cgc_alloc_pages(bytes >> CGC_PAGE_SHIFT, noscan);
   if (!s) return NULL;
-  _cgc_span_zero(s);
-  s->elemsize = bytes;
   s->nelems = 0;
-  s->divmul = 0;
-  s->spanclass = (uint16_t)noscan;
-  s->noscan = (uint8_t)noscan;
-  s->limit = s->base + bytes;
   s->arena_id = id;
   atomic_store_explicit(&s->mark_epoch, 0, memory_order_relaxed);
   _cgc_heap_lock();

@@ -20,6 +20,7 @@
 #define LARGE_CHUNK ((uintptr_t)128 << 10)
 #define ROOT_JOB_BYTES ((uintptr_t)256 << 10)
 #define DEQUE_INIT (1u << 12)
+#define CAND 16
 
 #define NO_SANITIZE CGC_NO_SANITIZE
 
@@ -88,6 +89,9 @@ typedef struct {
   dq_buf_t *retired[32]; /* grown-out buffers, unmapped after marking */
   int nretired;
   pstack_t priv;
+  uintptr_t cand_v[CAND];        /* candidates waiting for their prefetches */
+  cgc_span_t *cand_s[CAND];
+  unsigned cand_n;
   uintptr_t cache_key;           /* arena index of the last lookup */
   cgc_arena_meta_t *cache_meta;
   uint64_t marked_bytes, marked_objects;
@@ -279,10 +283,8 @@ static inline bool set_mark(worker_t *w, cgc_span_t *s, uint32_t idx) {
   return true;
 }
 
-static inline void mark_word(worker_t *w, uintptr_t v) {
-  if (v - _cgc_g.mark_lo >= _cgc_g.mark_range) return;
-  cgc_span_t *s = lookup(w, v);
-  if (!s) return;
+/* Mark the object that v points into, in span s (already looked up). */
+static inline void mark_in_span(worker_t *w, uintptr_t v, cgc_span_t *s) {
   /* Free pages may still map to a span struct that was reused for other
      pages: check the bounds, not only the state. */
   if (v - s->base >= s->limit - s->base) return;
@@ -306,6 +308,42 @@ static inline void mark_word(worker_t *w, uintptr_t v) {
   }
 }
 
+static inline void mark_word(worker_t *w, uintptr_t v) {
+  if (v - _cgc_g.mark_lo >= _cgc_g.mark_range) return;
+  cgc_span_t *s = lookup(w, v);
+  if (s) mark_in_span(w, v, s);
+}
+
+/* Candidates found by a scan wait in a small FIFO (CAND entries) while their
+   span's header and mark words and the object itself are prefetched: on a
+   heap whose pointers go everywhere, the misses of several candidates then
+   overlap instead of following one another. */
+
+static inline void cand_push(worker_t *w, uintptr_t v) {
+  cgc_span_t *s = lookup(w, v);
+  if (!s) return;
+  __builtin_prefetch(s);
+  __builtin_prefetch((const char *)s + 64);
+  __builtin_prefetch((const char *)s->mark);
+  __builtin_prefetch((const char *)s->mark + 64);
+  __builtin_prefetch((const void *)v);
+  unsigned i = w->cand_n++ % CAND;
+  if (w->cand_n > CAND) mark_in_span(w, w->cand_v[i], w->cand_s[i]);
+  w->cand_v[i] = v;
+  w->cand_s[i] = s;
+}
+
+/* Mark every candidate still waiting. */
+static void cand_flush(worker_t *w) {
+  unsigned n = w->cand_n < CAND ? w->cand_n : CAND;
+  unsigned start = w->cand_n < CAND ? 0 : w->cand_n % CAND;
+  w->cand_n = 0;
+  for (unsigned k = 0; k < n; k++) {
+    unsigned i = (start + k) % CAND;
+    mark_in_span(w, w->cand_v[i], w->cand_s[i]);
+  }
+}
+
 /* Under valgrind, words are read as defined values so memcheck does not
    report the collector for looking at uninitialised stack slots. */
 static CGC_NOINLINE void scan_range_valgrind(worker_t *w, uintptr_t lo, uintptr_t hi) {
@@ -321,7 +359,7 @@ NO_SANITIZE static void scan_range(worker_t *w, uintptr_t lo, uintptr_t hi) {
   uintptr_t hl = _cgc_g.mark_lo, hr = _cgc_g.mark_range;
   for (; p < end; p++) {
     uintptr_t v = *p;
-    if (v - hl < hr) mark_word(w, v);
+    if (v - hl < hr) cand_push(w, v);
   }
 }
 
@@ -346,6 +384,10 @@ static void drain(worker_t *w) {
       ring[(head + count++) % RING] = it;
     }
     if (count == 0) {
+      if (w->cand_n) {
+        cand_flush(w);
+        continue;
+      }
       item_t it;
       if (!dq_pop(w, &it)) return;
       scan_item(w, it);
