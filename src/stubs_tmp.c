@@ -1,1 +1,0 @@
-#include "internal.h"
