@@ -411,6 +411,17 @@ static void free_small(cgc_span_t *s, uintptr_t base) {
   push_freed(s, base, s->elemsize);
 }
 
+void _cgc_count_free(size_t bytes) {
+  cgc_tcache_t *tc = _cgc_tc;
+  if (tc != &_cgc_empty_tcache) {
+    tc->free_bytes += bytes;
+    tc->free_objects++;
+  } else {
+    atomic_fetch_add(&_cgc_g.exited_free_bytes, bytes);
+    atomic_fetch_add(&_cgc_g.exited_free_objects, 1);
+  }
+}
+
 static void free_large(cgc_span_t *s, const void *p) {
   if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_take(s, s->base)) return;
   size_t bytes = s->elemsize;
@@ -422,14 +433,7 @@ static void free_large(cgc_span_t *s, const void *p) {
   _cgc_page_free_locked(s, false);
   _cgc_heap_unlock();
   atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)bytes, memory_order_relaxed);
-  cgc_tcache_t *tc = _cgc_tc;
-  if (tc != &_cgc_empty_tcache) {
-    tc->free_bytes += bytes;
-    tc->free_objects++;
-  } else {
-    atomic_fetch_add(&_cgc_g.exited_free_bytes, bytes);
-    atomic_fetch_add(&_cgc_g.exited_free_objects, 1);
-  }
+  _cgc_count_free(bytes);
 }
 
 static CGC_NOINLINE void free_slow(void *p) {

@@ -122,14 +122,7 @@ bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) {
   tab_n++;
   pthread_mutex_unlock(&cf_lock);
   memset((void *)base, POISON, size);
-  cgc_tcache_t *tc = _cgc_tc;
-  if (tc != &_cgc_empty_tcache) {
-    tc->free_bytes += size;
-    tc->free_objects++;
-  } else {
-    atomic_fetch_add(&_cgc_g.exited_free_bytes, size);
-    atomic_fetch_add(&_cgc_g.exited_free_objects, 1);
-  }
+  _cgc_count_free(size);
   return true;
 }
 

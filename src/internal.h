@@ -369,6 +369,8 @@ void *_cgc_alloc_slow(size_t size, int noscan) CGC_HIDDEN;
 bool _cgc_slot_looks_free(const cgc_span_t *s, uintptr_t base) CGC_HIDDEN;
 void *_cgc_alloc_large(size_t size, int noscan) CGC_HIDDEN;
 cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan) CGC_HIDDEN;
+/* Count an explicit free of bytes in the calling thread's statistics. */
+void _cgc_count_free(size_t bytes) CGC_HIDDEN;
 cgc_tcache_t *_cgc_tcache_init(void) CGC_HIDDEN;
 /* Give back the thread's cache (thread exit).  The world may not be stopped. */
 void _cgc_tcache_release(cgc_tcache_t *tc) CGC_HIDDEN;

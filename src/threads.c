@@ -125,20 +125,39 @@ void cgc_unregister_thread(void) {
 /* A thread's start routine and argument are kept in a collected object that is
    linked from `pending_starts` (a scanned global) until the new thread has
    registered and holds them on its own stack. */
+/* Collected records kept alive by a list whose head is a scanned global. */
+typedef struct kept {
+  struct kept *next, *prev;
+} kept_t;
+
+static CGC_STATE pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void kept_insert(kept_t **head, kept_t *k) {
+  pthread_mutex_lock(&pending_lock);
+  k->prev = NULL;
+  k->next = *head;
+  if (*head) (*head)->prev = k;
+  *head = k;
+  pthread_mutex_unlock(&pending_lock);
+}
+
+static void kept_remove_locked(kept_t **head, kept_t *k) {
+  if (k->prev) k->prev->next = k->next;
+  else *head = k->next;
+  if (k->next) k->next->prev = k->prev;
+}
+
 typedef struct start_info {
+  kept_t link;
   void *(*fn)(void *);
   void *arg;
-  struct start_info *next, *prev;
 } start_info_t;
 
-static start_info_t *pending_starts; /* scanned as part of cgc's data segment */
-static CGC_STATE pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static kept_t *pending_starts; /* scanned as part of cgc's data segment */
 
 static void pending_remove(start_info_t *si) {
   pthread_mutex_lock(&pending_lock);
-  if (si->prev) si->prev->next = si->next;
-  else pending_starts = si->next;
-  if (si->next) si->next->prev = si->prev;
+  kept_remove_locked(&pending_starts, &si->link);
   pthread_mutex_unlock(&pending_lock);
 }
 
@@ -147,12 +166,12 @@ static void pending_remove(start_info_t *si) {
    which is not scanned once the thread has ended.  Results are kept in
    collected records linked from `results` (a scanned global). */
 typedef struct result_rec {
+  kept_t link;
   uintptr_t thread;
   void *value;
-  struct result_rec *next, *prev;
 } result_rec_t;
 
-static result_rec_t *results; /* scanned; pending_lock */
+static kept_t *results; /* scanned; pending_lock */
 
 static void result_remember(void *value) {
   if (!value) return;
@@ -168,20 +187,14 @@ static void result_remember(void *value) {
   if (!r) return;
   r->thread = (uintptr_t)pthread_self();
   r->value = value;
-  pthread_mutex_lock(&pending_lock);
-  r->next = results;
-  if (results) results->prev = r;
-  results = r;
-  pthread_mutex_unlock(&pending_lock);
+  kept_insert(&results, &r->link);
 }
 
 static void result_forget(pthread_t t) {
   pthread_mutex_lock(&pending_lock);
-  for (result_rec_t *r = results; r; r = r->next)
-    if (r->thread == (uintptr_t)t) {
-      if (r->prev) r->prev->next = r->next;
-      else results = r->next;
-      if (r->next) r->next->prev = r->prev;
+  for (kept_t *k = results; k; k = k->next)
+    if (((result_rec_t *)k)->thread == (uintptr_t)t) {
+      kept_remove_locked(&results, k);
       break;
     }
   pthread_mutex_unlock(&pending_lock);
@@ -236,11 +249,7 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(vo
   if (!si) return EAGAIN;
   si->fn = fn;
   si->arg = arg;
-  pthread_mutex_lock(&pending_lock);
-  si->next = pending_starts;
-  if (pending_starts) pending_starts->prev = si;
-  pending_starts = si;
-  pthread_mutex_unlock(&pending_lock);
+  kept_insert(&pending_starts, &si->link);
   int rc = _cgc_os_real_pthread_create()(thread, attr, start_trampoline, si);
   if (rc != 0) pending_remove(si);
   return rc;
