@@ -411,7 +411,9 @@ int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
   return found;
 }
 
-/* memcheck's client requests are a no-op sequence outside valgrind. */
+/* memcheck's client requests are a no-op sequence outside valgrind; without
+   valgrind's headers cgc builds without them. */
+#if __has_include(<valgrind/memcheck.h>)
 #include <valgrind/memcheck.h>
 
 int _cgc_os_on_valgrind(void) { return RUNNING_ON_VALGRIND ? 1 : 0; }
@@ -425,6 +427,10 @@ uintptr_t _cgc_os_read_defined(const uintptr_t *p) {
   VALGRIND_MAKE_MEM_DEFINED(&v, sizeof v);
   return v;
 }
+#else
+int _cgc_os_on_valgrind(void) { return 0; }
+uintptr_t _cgc_os_read_defined(const uintptr_t *p) { return *p; }
+#endif
 
 int _cgc_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
   return pthread_atfork(prepare, parent, child);
