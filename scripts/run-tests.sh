@@ -51,5 +51,22 @@ if [ "${CGC_SKIP_SANITIZERS:-0}" != 1 ]; then
   export ASAN_OPTIONS UBSAN_OPTIONS
   run_config asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DCGC_SANITIZE=address,undefined
 fi
+# memcheck: a selection of tests under valgrind (the collector reads stack
+# words as defined values, so a report is a real error).
+if [ "${CGC_SKIP_VALGRIND:-0}" != 1 ] && command -v valgrind >/dev/null 2>&1 && [ -d build-test-gcc/tests ]; then
+  echo "=== memcheck"
+  for t in "core_basic" "core_roots" "core_threads" "core_tls" "specials_cleanup basic" "specials_weak identity" \
+           "specials_finalizer order" "free_basic" "defer_dyn" "defer_panic"; do
+    set -- $t
+    if timeout 600 valgrind -q --error-exitcode=9 "build-test-gcc/tests/$1" $2 >build-test-gcc/memcheck.log 2>&1; then
+      passed=$((passed + 1))
+    else
+      echo "memcheck: $t FAILED"
+      tail -30 build-test-gcc/memcheck.log
+      failed=$((failed + 1))
+      status=1
+    fi
+  done
+fi
 echo "$passed passed, $failed failed"
 exit $status

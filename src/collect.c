@@ -311,7 +311,7 @@ int64_t cgc_set_memory_limit(int64_t bytes) {
 
 void cgc_keep_alive(const void *p) { __asm__ volatile("" ::"r"(p) : "memory"); }
 
-void _cgc_threads_move_signal(int sig) CGC_HIDDEN;
+int _cgc_threads_move_signal(int sig) CGC_HIDDEN;
 
 int cgc_set_suspend_signal(int sig) {
   char buf[16];
@@ -325,10 +325,7 @@ int cgc_set_suspend_signal(int sig) {
      first collection. */
   pthread_mutex_lock(&_cgc_g.gc_lock);
   int rc = -1;
-  if (atomic_load(&_cgc_g.gc_cycle) == 0) {
-    _cgc_threads_move_signal(sig);
-    rc = 0;
-  }
+  if (atomic_load(&_cgc_g.gc_cycle) == 0) rc = _cgc_threads_move_signal(sig);
   pthread_mutex_unlock(&_cgc_g.gc_lock);
   return rc;
 }

@@ -379,12 +379,13 @@ static void fork_child(void) {
   pthread_mutex_unlock(&_cgc_g.gc_lock);
 }
 
-void _cgc_threads_move_signal(int sig) CGC_HIDDEN;
-void _cgc_threads_move_signal(int sig) {
-  if (sig == _cgc_g.suspend_signal) return;
-  if (_cgc_os_install_handler(sig, suspend_handler) != 0) return;
+int _cgc_threads_move_signal(int sig) CGC_HIDDEN;
+int _cgc_threads_move_signal(int sig) {
+  if (sig == _cgc_g.suspend_signal) return 0;
+  if (_cgc_os_install_handler(sig, suspend_handler) != 0) return -1;
   _cgc_os_restore_default(_cgc_g.suspend_signal);
   _cgc_g.suspend_signal = sig;
+  return 0;
 }
 
 /* ---- init ------------------------------------------------------------------------------ */
