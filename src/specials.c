@@ -57,11 +57,18 @@ typedef struct obj_rec {
   struct obj_rec *next, *prev; /* the stripe's list */
 } obj_rec_t;
 
+/* A span's records by slot, in two levels so that the first special of a
+   span costs a 64-entry chunk, not an entry for every slot. */
+#define SPC_CHUNK 64
+#define SPC_NCHUNK (CGC_MAX_SPAN_OBJS / SPC_CHUNK)
+typedef struct spc_chunk {
+  obj_rec_t *slot[SPC_CHUNK];
+} spc_chunk_t;
+
 typedef struct cgc_specials {
   uint32_t count;             /* records in use */
-  uint32_t n;
   struct cgc_specials *next_free;
-  obj_rec_t *slot[];
+  spc_chunk_t *chunk[SPC_NCHUNK];
 } specials_arr_t;
 
 struct cgc_weak {
@@ -161,31 +168,44 @@ static weak_node_t *new_weak_node(stripe_t *st) {
   return w;
 }
 
-/* Arrays are recycled by size (n is a class's object count: few distinct). */
-static CGC_STATE specials_arr_t *free_arrays[CGC_MAX_SPAN_OBJS + 1];
+/* Arrays and chunks are recycled: arr_lock. */
+static CGC_STATE specials_arr_t *free_arrays;
+static CGC_STATE spc_chunk_t *free_chunks; /* linked through slot[0] */
 static CGC_STATE pthread_mutex_t arr_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static specials_arr_t *new_array(uint32_t n) {
-  pthread_mutex_lock(&arr_lock);
-  specials_arr_t *a = free_arrays[n];
-  if (a) free_arrays[n] = a->next_free;
-  pthread_mutex_unlock(&arr_lock);
-  if (!a) {
-    a = _cgc_meta_alloc(sizeof *a + n * sizeof(obj_rec_t *));
-    if (!a) _cgc_fatal("out of memory for specials");
-  }
-  memset(a, 0, sizeof *a + n * sizeof(obj_rec_t *));
-  a->n = n;
-  return a;
-}
-
 static CGC_STATE bool in_collection; /* the collector holds every lock here */
+
+static void *arr_take(void **list, size_t size) {
+  pthread_mutex_lock(&arr_lock);
+  void *p = *list;
+  if (p) *list = *(void **)p;
+  pthread_mutex_unlock(&arr_lock);
+  if (!p) {
+    p = _cgc_meta_alloc(size);
+    if (!p) _cgc_fatal("out of memory for specials");
+  }
+  memset(p, 0, size);
+  return p;
+}
 
 static void free_array(specials_arr_t *a) {
   if (!in_collection) pthread_mutex_lock(&arr_lock);
-  a->next_free = free_arrays[a->n];
-  free_arrays[a->n] = a;
+  for (int i = 0; i < SPC_NCHUNK; i++)
+    if (a->chunk[i]) {
+      *(void **)a->chunk[i] = free_chunks;
+      free_chunks = a->chunk[i];
+    }
+  *(void **)a = free_arrays;
+  free_arrays = a;
   if (!in_collection) pthread_mutex_unlock(&arr_lock);
+}
+
+static inline obj_rec_t **slot_of(specials_arr_t *a, uint32_t idx, bool create) {
+  spc_chunk_t *c = a->chunk[idx / SPC_CHUNK];
+  if (!c) {
+    if (!create) return NULL;
+    c = a->chunk[idx / SPC_CHUNK] = arr_take((void **)&free_chunks, sizeof *c);
+  }
+  return &c->slot[idx % SPC_CHUNK];
 }
 
 /* The record for slot idx of span s, created if create; stripe held. */
@@ -193,10 +213,12 @@ static obj_rec_t *obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx, bool create
   specials_arr_t *a = s->specials;
   if (!a) {
     if (!create) return NULL;
-    a = new_array(s->nelems);
+    a = arr_take((void **)&free_arrays, sizeof *a);
     s->specials = a;
   }
-  obj_rec_t *o = a->slot[idx];
+  obj_rec_t **slot = slot_of(a, idx, create);
+  if (!slot) return NULL;
+  obj_rec_t *o = *slot;
   if (o || !create) return o;
   o = new_obj_rec(st);
   o->span = s;
@@ -205,14 +227,14 @@ static obj_rec_t *obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx, bool create
   o->next = st->objs;
   if (st->objs) st->objs->prev = o;
   st->objs = o;
-  a->slot[idx] = o;
+  *slot = o;
   a->count++;
   return o;
 }
 
 static void drop_obj_rec(stripe_t *st, obj_rec_t *o) {
   specials_arr_t *a = o->span->specials;
-  a->slot[o->idx] = NULL;
+  *slot_of(a, o->idx, false) = NULL;
   if (--a->count == 0) {
     o->span->specials = NULL;
     free_array(a);
