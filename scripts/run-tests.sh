@@ -58,7 +58,7 @@ if [ "${CGC_SKIP_VALGRIND:-0}" != 1 ] && command -v valgrind >/dev/null 2>&1 && 
   for t in "core_basic" "core_roots" "core_threads" "core_tls" "specials_cleanup basic" "specials_weak identity" \
            "specials_finalizer order" "free_basic" "defer_dyn" "defer_panic"; do
     set -- $t
-    if timeout 600 valgrind -q --error-exitcode=9 "build-test-gcc/tests/$1" $2 >build-test-gcc/memcheck.log 2>&1; then
+    if timeout 600 valgrind -q --error-exitcode=9 "build-test-gcc/tests/$1" ${2:-} >build-test-gcc/memcheck.log 2>&1; then
       passed=$((passed + 1))
     else
       echo "memcheck: $t FAILED"

@@ -342,20 +342,22 @@ static CGC_COLD _Noreturn void bad_pointer(const char *fn, const void *p) {
              fn, p);
 }
 
-/* Resolve p as the base of a live object for public call fn, or die. */
-static inline obj_ref_t resolve_base(const char *fn, const void *p) {
+/* Resolve p as the base of a live object for public call fn, or die.  For
+   calls that free (freeing), also refuse an object the last collection found
+   unreachable: freeing it would hand its slot out twice. */
+static inline obj_ref_t resolve_base(const char *fn, const void *p, bool freeing) {
   uintptr_t a = (uintptr_t)p;
   cgc_span_t *s = _cgc_span_of(a);
   if (cgc_unlikely(!s)) bad_pointer(fn, p);
   obj_ref_t r = {s, _cgc_slot_index(s, a)};
-  if (cgc_unlikely(_cgc_slot_base(s, r.idx) != a || _cgc_slot_looks_free(s, a) || found_dead(s, r.idx)))
+  if (cgc_unlikely(_cgc_slot_base(s, r.idx) != a || _cgc_slot_looks_free(s, a) || (freeing && found_dead(s, r.idx))))
     bad_pointer(fn, p);
   return r;
 }
 
 size_t cgc_usable_size(const void *p) {
   if (!p) return 0;
-  return resolve_base("cgc_usable_size", p).span->elemsize;
+  return resolve_base("cgc_usable_size", p, false).span->elemsize;
 }
 
 void *cgc_base(const void *p) {
@@ -437,7 +439,7 @@ static void free_large(cgc_span_t *s, const void *p) {
 }
 
 static CGC_NOINLINE void free_slow(void *p) {
-  obj_ref_t r = resolve_base("cgc_free", p);
+  obj_ref_t r = resolve_base("cgc_free", p, true);
   /* Specials first.  What a cleanup or finalizer attaches to the dying object
      meanwhile is dropped unrun (weak handles cleared): nothing runs later. */
   if (r.span->specials != NULL && _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, true))
@@ -468,7 +470,7 @@ void cgc_free(void *p) {
 
 void *cgc_realloc(void *p, size_t size) {
   if (!p) return cgc_alloc(size);
-  obj_ref_t r = resolve_base("cgc_realloc", p);
+  obj_ref_t r = resolve_base("cgc_realloc", p, true);
   cgc_span_t *s = r.span;
   size_t old = s->elemsize;
   int noscan = s->noscan;

@@ -91,7 +91,7 @@ typedef struct {
   pstack_t priv;
   uintptr_t cand_v[CAND];        /* candidates waiting for their prefetches */
   cgc_span_t *cand_s[CAND];
-  unsigned cand_n;
+  uint64_t cand_n;
   uintptr_t cache_key;           /* arena index of the last lookup */
   cgc_arena_meta_t *cache_meta;
   uint64_t marked_bytes, marked_objects;
@@ -327,7 +327,7 @@ static inline void cand_push(worker_t *w, uintptr_t v) {
   __builtin_prefetch((const char *)s->mark);
   __builtin_prefetch((const char *)s->mark + 64);
   __builtin_prefetch((const void *)v);
-  unsigned i = w->cand_n++ % CAND;
+  unsigned i = (unsigned)(w->cand_n++ % CAND);
   if (w->cand_n > CAND) mark_in_span(w, w->cand_v[i], w->cand_s[i]);
   w->cand_v[i] = v;
   w->cand_s[i] = s;
@@ -335,8 +335,8 @@ static inline void cand_push(worker_t *w, uintptr_t v) {
 
 /* Mark every candidate still waiting. */
 static void cand_flush(worker_t *w) {
-  unsigned n = w->cand_n < CAND ? w->cand_n : CAND;
-  unsigned start = w->cand_n < CAND ? 0 : w->cand_n % CAND;
+  unsigned n = w->cand_n < CAND ? (unsigned)w->cand_n : CAND;
+  unsigned start = w->cand_n < CAND ? 0 : (unsigned)(w->cand_n % CAND);
   w->cand_n = 0;
   for (unsigned k = 0; k < n; k++) {
     unsigned i = (start + k) % CAND;
