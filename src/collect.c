@@ -369,15 +369,6 @@ static void totals_locked(uint64_t *alloc, uint64_t *freed) {
   *freed = c.fb;
 }
 
-uint64_t _cgc_total_alloc_bytes(uint64_t *objects) {
-  struct tot c;
-  pthread_mutex_lock(&_cgc_g.threads_lock);
-  totals_of(&c);
-  pthread_mutex_unlock(&_cgc_g.threads_lock);
-  if (objects) *objects = c.ao;
-  return c.ab;
-}
-
 uint64_t _cgc_stats_specials(cgc_stats_t *out) CGC_HIDDEN;
 uint64_t _cgc_arena_stats_bytes(void) CGC_HIDDEN;
 

@@ -376,7 +376,6 @@ cgc_tcache_t *_cgc_tcache_init(void) CGC_HIDDEN;
 void _cgc_tcache_release(cgc_tcache_t *tc) CGC_HIDDEN;
 /* Flush pacing counters and maybe start a collection. */
 void _cgc_pacing_check(cgc_tcache_t *tc) CGC_HIDDEN;
-uint64_t _cgc_total_alloc_bytes(uint64_t *objects) CGC_HIDDEN;
 
 /* ---- sweeping (sweep.c) --------------------------------------------------- */
 
@@ -421,8 +420,6 @@ bool _cgc_is_marked(uintptr_t base) CGC_HIDDEN;
 bool _cgc_span_marks_valid(const cgc_span_t *s) CGC_HIDDEN;
 bool _cgc_slot_marked(cgc_span_t *s, uint32_t idx) CGC_HIDDEN;
 void _cgc_mark_workers_reset(void) CGC_HIDDEN; /* in a forked child */
-/* Scan a root range (callers: roots.c during marking). */
-void _cgc_mark_root_range(uintptr_t lo, uintptr_t hi) CGC_HIDDEN;
 
 /* ---- threads (threads.c) -------------------------------------------------- */
 

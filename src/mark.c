@@ -216,8 +216,6 @@ static void add_job_cb(void *ctx, uintptr_t lo, uintptr_t hi) {
   add_job(lo, hi);
 }
 
-void _cgc_mark_root_range(uintptr_t lo, uintptr_t hi) { add_job(lo, hi); }
-
 /* ---- scanning ---------------------------------------------------------------------- */
 
 static CGC_STATE _Atomic int idle_workers; /* workers looking for work: a hint to share */

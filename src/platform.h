@@ -42,7 +42,6 @@ uint64_t _cgc_os_now_ns(void) CGC_HIDDEN;       /* monotonic */
 int _cgc_os_ncpus(void) CGC_HIDDEN;             /* CPUs this process may run on */
 const char *_cgc_os_getenv(const char *name) CGC_HIDDEN;
 uint64_t _cgc_os_random(void) CGC_HIDDEN;       /* 64 random bits (not cryptographic) */
-int _cgc_os_rlimit_as_set(void) CGC_HIDDEN;     /* 1 if RLIMIT_AS is finite */
 
 /* ---- futex-style waiting -------------------------------------------------- */
 

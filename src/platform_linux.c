@@ -104,11 +104,6 @@ uint64_t _cgc_os_random(void) {
   return r;
 }
 
-int _cgc_os_rlimit_as_set(void) {
-  struct rlimit rl;
-  return getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
-}
-
 void _cgc_os_wait(_Atomic uint32_t *addr, uint32_t val) {
   syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
 }
