@@ -153,6 +153,11 @@ void cgc_remove_roots(const void *start) {
 typedef void *(*dlopen_fn)(const char *, int);
 typedef int (*dlclose_fn)(void *);
 
+/* In a forked child only the forking thread exists: loads that other threads
+   had in flight will never finish there. */
+void _cgc_roots_fork_child(void) CGC_HIDDEN;
+void _cgc_roots_fork_child(void) { atomic_store(&_cgc_g.dl_inflight, dl_depth); }
+
 static void dl_enter(void) {
   atomic_fetch_add(&_cgc_g.dl_inflight, 1);
   dl_depth++;
