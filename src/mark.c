@@ -180,7 +180,12 @@ static CGC_STATE int helpers_started;
 static CGC_STATE job_t *jobs;
 static CGC_STATE size_t njobs, jobs_cap;
 static CGC_STATE _Atomic size_t next_job;
-static CGC_STATE _Atomic int active;
+/* The marking's state: MARK_OPEN while it runs, plus the number of workers
+   taking part and not idle.  A helper joins only while it is open (so a
+   helper that never gets to run, or runs late, cannot hold a marking up), and
+   whoever finds it open with no active worker closes it. */
+#define MARK_OPEN 0x80000000u
+static CGC_STATE _Atomic uint32_t mstate;
 static CGC_STATE _Atomic uint32_t phase;       /* bumped to start a marking */
 static CGC_STATE _Atomic int helpers_running;  /* helpers still marking */
 /* Heap bounds for this marking: in _cgc_g, which is not scanned (a heap
@@ -424,6 +429,14 @@ static bool work_visible(void) {
   return false;
 }
 
+/* Join the open marking (one more active worker); false if it is closed. */
+static bool mark_join(void) {
+  uint32_t cur = atomic_load(&mstate);
+  while (cur & MARK_OPEN)
+    if (atomic_compare_exchange_weak(&mstate, &cur, cur + 1)) return true;
+  return false;
+}
+
 static void mark_loop(worker_t *w) {
   for (;;) {
     size_t j;
@@ -433,21 +446,27 @@ static void mark_loop(worker_t *w) {
     }
     drain(w);
     if (steal_some(w)) continue;
+    /* Idle.  No work can appear while no worker is active, so the marking
+       is over when the count reaches zero. */
     atomic_fetch_add(&idle_workers, 1);
-    atomic_fetch_sub(&active, 1);
+    atomic_fetch_sub(&mstate, 1);
+    bool back = false;
     for (unsigned spins = 0;; spins++) {
       if (work_visible()) {
-        atomic_fetch_add(&active, 1);
-        atomic_fetch_sub(&idle_workers, 1);
+        back = mark_join();
         break;
       }
-      if (atomic_load(&active) == 0) {
-        atomic_fetch_sub(&idle_workers, 1);
-        return;
+      uint32_t cur = atomic_load(&mstate);
+      if (!(cur & MARK_OPEN)) break;
+      if (cur == MARK_OPEN) {
+        if (atomic_compare_exchange_strong(&mstate, &cur, 0)) break;
+        continue;
       }
       if (spins < 64) _cgc_os_cpu_relax();
       else _cgc_os_yield();
     }
+    atomic_fetch_sub(&idle_workers, 1);
+    if (!back) return;
   }
 }
 
@@ -457,8 +476,11 @@ static void *helper_main(void *arg) {
   for (;;) {
     uint32_t seen = w->seen_phase;
     while (atomic_load(&phase) == seen) _cgc_os_wait(&phase, seen);
-    w->seen_phase = seen + 1; /* phases advance one at a time, after all helpers finish */
-    mark_loop(w);
+    w->seen_phase = atomic_load(&phase);
+    /* Count ourselves running before joining: the collector waits for the
+       helpers that joined, and cannot see the marking closed before that. */
+    atomic_fetch_add(&helpers_running, 1);
+    if (mark_join()) mark_loop(w);
     atomic_fetch_sub(&helpers_running, 1);
     _cgc_os_wake_all((_Atomic uint32_t *)&helpers_running);
   }
@@ -578,8 +600,7 @@ void _cgc_mark(cgc_mark_result_t *res) {
   atomic_store(&next_job, 0);
   _cgc_roots_enumerate(add_job_cb, NULL);
 
-  atomic_store(&active, nworkers);
-  atomic_store(&helpers_running, nworkers - 1);
+  atomic_store(&mstate, MARK_OPEN | 1); /* the collector itself */
   atomic_fetch_add(&phase, 1);
   _cgc_os_wake_all(&phase);
   mark_loop(&workers[0]);
