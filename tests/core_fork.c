@@ -79,6 +79,8 @@ static void *child_thread(void *arg) {
   return NULL;
 }
 
+static int g_parent_threads; /* other threads were running when the parent forked */
+
 /* What a child does; returns only on success. */
 static __attribute__((noinline)) void child_work(void) {
   alarm(60); /* a deadlock fails the child instead of hanging the test */
@@ -100,6 +102,16 @@ static __attribute__((noinline)) void child_work(void) {
   check_list(mine, 7, 20000);
   check_list(g_before, 42, 5000);
   verify_obj(g_obj, "object made before fork, in the child after collections");
+#if CORE_ASAN
+  /* AddressSanitizer's allocator is not fork-safe: a lock another parent
+     thread held in its calloc (thread creation uses it) stays held in the
+     child, so the child's own threads could never start. */
+  if (g_parent_threads) {
+    cgc_collect();
+    check_list(mine, 7, 20000);
+    return;
+  }
+#endif
   pthread_t t[2];
   for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, child_thread, (void *)(uintptr_t)(i * 100000)) == 0);
   for (int i = 0; i < 2; i++) CHECK(pthread_join(t[i], NULL) == 0);
@@ -147,6 +159,7 @@ int main(void) {
   wait_child(pid, "a single-threaded parent");
 
   atomic_store(&stop_workers, 0);
+  g_parent_threads = 1;
   pthread_t w[3], col;
   for (int i = 0; i < 3; i++) CHECK(pthread_create(&w[i], NULL, allocator, (void *)(uintptr_t)(i + 1)) == 0);
   CHECK(pthread_create(&col, NULL, collector, NULL) == 0);
