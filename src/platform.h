@@ -75,6 +75,12 @@ int _cgc_os_thread_create(void *(*fn)(void *), void *arg) CGC_HIDDEN;
 typedef int (*_cgc_pthread_create_fn)(void *, const void *, void *(*)(void *), void *);
 _cgc_pthread_create_fn _cgc_os_real_pthread_create(void) CGC_HIDDEN;
 void *_cgc_os_real_symbol(const char *name) CGC_HIDDEN;
+/* In a function that interposes name: declare f, the C library's definition
+   (looked up once). */
+#define CGC_REAL(type, name)                                                   \
+  static _Atomic(__typeof__(type)) real_;                                      \
+  __typeof__(type) f = atomic_load_explicit(&real_, memory_order_acquire);     \
+  if (!f) atomic_store_explicit(&real_, f = (__typeof__(type))_cgc_os_real_symbol(name), memory_order_release)
 
 /* Install handler for sig (SA_SIGINFO|SA_RESTART, all signals blocked while it runs). */
 int _cgc_os_install_handler(int sig, void (*handler)(int, void *, void *)) CGC_HIDDEN;

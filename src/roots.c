@@ -150,9 +150,6 @@ void cgc_remove_roots(const void *start) {
 
 /* ---- dlopen / dlclose ------------------------------------------------------------------ */
 
-typedef void *(*dlopen_fn)(const char *, int);
-typedef int (*dlclose_fn)(void *);
-
 /* In a forked child only the forking thread exists: loads that other threads
    had in flight will never finish there. */
 void _cgc_roots_fork_child(void) CGC_HIDDEN;
@@ -171,13 +168,7 @@ static void dl_leave(void) {
 
 CGC_API void *dlopen(const char *file, int mode);
 void *dlopen(const char *file, int mode) {
-  static _Atomic(dlopen_fn) real;
-  dlopen_fn f = atomic_load(&real);
-  if (!f) {
-    f = (dlopen_fn)_cgc_os_real_symbol("dlopen");
-    if (!f) return NULL;
-    atomic_store(&real, f);
-  }
+  CGC_REAL(void *(*)(const char *, int), "dlopen");
   dl_enter();
   void *h = f(file, mode);
   dl_leave();
@@ -186,13 +177,7 @@ void *dlopen(const char *file, int mode) {
 
 CGC_API int dlclose(void *handle);
 int dlclose(void *handle) {
-  static _Atomic(dlclose_fn) real;
-  dlclose_fn f = atomic_load(&real);
-  if (!f) {
-    f = (dlclose_fn)_cgc_os_real_symbol("dlclose");
-    if (!f) return -1;
-    atomic_store(&real, f);
-  }
+  CGC_REAL(int (*)(void *), "dlclose");
   dl_enter();
   int rc = f(handle);
   dl_leave();

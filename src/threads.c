@@ -212,15 +212,9 @@ static void *start_trampoline(void *p) {
   return r;
 }
 
-/* The C library's definition of an interposed call, looked up once. */
-#define REAL(type, name)                                                       \
-  static _Atomic(__typeof__(type)) real_;                                      \
-  __typeof__(type) f = atomic_load_explicit(&real_, memory_order_acquire);     \
-  if (!f) atomic_store_explicit(&real_, f = (__typeof__(type))_cgc_os_real_symbol(name), memory_order_release)
-
 CGC_API int pthread_join(pthread_t t, void **ret);
 int pthread_join(pthread_t t, void **ret) {
-  REAL(int (*)(pthread_t, void **), "pthread_join");
+  CGC_REAL(int (*)(pthread_t, void **), "pthread_join");
   int rc = f(t, ret);
   if (rc == 0) result_forget(t);
   return rc;
@@ -228,7 +222,7 @@ int pthread_join(pthread_t t, void **ret) {
 
 CGC_API int pthread_detach(pthread_t t);
 int pthread_detach(pthread_t t) {
-  REAL(int (*)(pthread_t), "pthread_detach");
+  CGC_REAL(int (*)(pthread_t), "pthread_detach");
   int rc = f(t);
   if (rc == 0) result_forget(t);
   return rc;
@@ -236,7 +230,7 @@ int pthread_detach(pthread_t t) {
 
 CGC_API _Noreturn void pthread_exit(void *value);
 void pthread_exit(void *value) {
-  REAL(void (*)(void *), "pthread_exit");
+  CGC_REAL(void (*)(void *), "pthread_exit");
   if (_cgc_self) result_remember(value);
   f(value);
   __builtin_unreachable();
