@@ -30,6 +30,18 @@ static CGC_ALWAYS_INLINE void *pop_free(cgc_tcache_t *tc, unsigned sc, size_t cs
   return p;
 }
 
+/* A slot from the dirty list (noscan, left by cgc_realloc): words 0 and 1
+   zero, the rest as its last user left it. */
+static CGC_ALWAYS_INLINE void *pop_dirty(cgc_tcache_t *tc, unsigned sc, size_t csize) {
+  void *p = tc->dirty[sc];
+  tc->dirty[sc] = _cgc_decode(*(uintptr_t *)p);
+  cgc_compiler_barrier();
+  *(uintptr_t *)p = 0;
+  tc->alloc_bytes += csize;
+  tc->alloc_objects++;
+  return p;
+}
+
 static CGC_ALWAYS_INLINE void *alloc_inline(size_t size, int noscan) {
   if (cgc_likely(size <= 1024)) {
     uint32_t e = _cgc_lut8[(size + 7) >> 3];
@@ -207,6 +219,7 @@ CGC_NOINLINE void *_cgc_alloc_slow(size_t size, int noscan) {
   unsigned sc = (cls << 1) | (unsigned)noscan;
   size_t csize = _cgc_class_size[cls];
   if (tc->free[sc]) return pop_free(tc, sc, csize);
+  if (tc->dirty[sc]) return memset(pop_dirty(tc, sc, csize), 0, csize);
   for (int attempt = 0;; attempt++) {
     _cgc_pacing_check(tc);
     if (refill(tc, sc)) return pop_free(tc, sc, csize);
@@ -282,7 +295,7 @@ void _cgc_tcache_release(cgc_tcache_t *tc) {
   for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
     /* Slots on the list are dropped: unreachable and unmarked, the next
        sweep of their spans frees them. */
-    tc->free[sc] = NULL;
+    tc->free[sc] = tc->dirty[sc] = NULL;
     if (tc->span[sc]) release_owned(tc, sc);
   }
   atomic_fetch_add(&_cgc_g.exited_alloc_bytes, tc->alloc_bytes);
@@ -312,7 +325,12 @@ bool _cgc_slot_looks_free(const cgc_span_t *s, uintptr_t base) {
    swept since?  Then no pointer to it should exist: freeing it would hand
    the slot out twice (its only reference was hidden from the collector). */
 static inline bool found_dead(cgc_span_t *s, uint32_t idx) {
-  return s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed) && !_cgc_slot_marked(s, idx);
+  if (cgc_likely(s->sweepgen == atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed))) return false;
+  /* Unswept (a thread's owned span stays so while its list lasts): the marks
+     of the last collection are still the span's. */
+  return atomic_load_explicit(&s->mark_epoch, memory_order_acquire) !=
+             atomic_load_explicit(&_cgc_g.mark_epoch, memory_order_relaxed) ||
+         !((atomic_load_explicit(&s->mark[idx / 64], memory_order_relaxed) >> (idx % 64)) & 1);
 }
 
 typedef struct {
@@ -392,25 +410,28 @@ static inline void zero_object(uintptr_t base, size_t size) {
   }
 }
 
-/* Push a dead small object onto the calling thread's list (LIFO). */
-static inline void push_freed(cgc_span_t *s, uintptr_t base, size_t size) {
-  zero_object(base, size);
+/* Push a dead small object onto the calling thread's free list (LIFO),
+   zeroed; or, for a noscan object left by cgc_realloc, onto its dirty list,
+   writing only the link and word 1 (I3). */
+static inline void push_slot(cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
+  if (!dirty) zero_object(base, size);
+  else if (size >= 16) ((uintptr_t *)base)[1] = 0;
   cgc_tcache_t *tc = _cgc_tc;
   if (cgc_unlikely(tc == &_cgc_empty_tcache)) {
     tc = _cgc_tcache_init();
     if (!tc) return; /* cannot register: leave it to the collector */
   }
-  unsigned sc = s->spanclass;
-  *(uintptr_t *)base = _cgc_encode(tc->free[sc]);
+  void **head = dirty ? &tc->dirty[s->spanclass] : &tc->free[s->spanclass];
+  *(uintptr_t *)base = _cgc_encode(*head);
   cgc_compiler_barrier();
-  tc->free[sc] = (void *)base;
+  *head = (void *)base;
   tc->free_bytes += size;
   tc->free_objects++;
 }
 
 static void free_small(cgc_span_t *s, uintptr_t base) {
   if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_take(s, base)) return;
-  push_freed(s, base, s->elemsize);
+  push_slot(s, base, s->elemsize, false);
 }
 
 void _cgc_count_free(size_t bytes) {
@@ -438,8 +459,8 @@ static void free_large(cgc_span_t *s, const void *p) {
   _cgc_count_free(bytes);
 }
 
-static CGC_NOINLINE void free_slow(void *p) {
-  obj_ref_t r = resolve_base("cgc_free", p, true);
+/* Free the live object p resolved as r: specials, large objects, checkfree. */
+static void free_resolved(obj_ref_t r, void *p) {
   /* Specials first.  What a cleanup or finalizer attaches to the dying object
      meanwhile is dropped unrun (weak handles cleared): nothing runs later. */
   if (r.span->specials != NULL && _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, true))
@@ -449,28 +470,43 @@ static CGC_NOINLINE void free_slow(void *p) {
   else free_small(r.span, (uintptr_t)p);
 }
 
-/* The fast path handles the common case (a small object's start, in a span
-   swept this cycle, without specials, whose first word is not a free-list
-   link); everything else, and every diagnosis, goes to free_slow. */
+static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_free", p, true), p); }
+
+/* The cheap half of resolve_base for a small object: p is a slot start
+   whose first word is not a free-list link (I3: a live object's first word
+   would have to equal a random key XOR a heap address) and the last
+   collection did not find it dead.  False sends the caller to resolve_base,
+   which diagnoses. */
+static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
+  uintptr_t next = *(uintptr_t *)a ^ _cgc_g.key, lo = atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed);
+  uintptr_t hi = atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed);
+  *idx = _cgc_slot_index(s, a);
+  return cgc_likely(_cgc_slot_base(s, *idx) == a && next - lo >= hi - lo && next && s->nelems > 1 &&
+                    !found_dead(s, *idx));
+}
+
+/* The fast path handles the common case (a small object's start, without
+   specials, whose first word is not a free-list link); everything else, and
+   every diagnosis, goes to free_slow. */
 void cgc_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   if (!a) return;
   cgc_span_t *s = _cgc_span_of(a);
   if (cgc_unlikely(!s)) bad_pointer("cgc_free", p);
-  uintptr_t next = *(uintptr_t *)a ^ _cgc_g.key, lo = atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed);
-  uintptr_t hi = atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed);
-  if (cgc_unlikely(_cgc_slot_base(s, _cgc_slot_index(s, a)) != a || next - lo < hi - lo || !next ||
-                   s->nelems == 1 || s->specials || _cgc_g.opt.checkfree ||
-                   s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed))) {
+  uint32_t idx;
+  if (cgc_unlikely(!small_live_fast(s, a, &idx) || s->specials || _cgc_g.opt.checkfree)) {
     free_slow(p);
     return;
   }
-  push_freed(s, a, s->elemsize);
+  push_slot(s, a, s->elemsize, false);
 }
 
 void *cgc_realloc(void *p, size_t size) {
   if (!p) return cgc_alloc(size);
-  obj_ref_t r = resolve_base("cgc_realloc", p, true);
+  obj_ref_t r;
+  r.span = _cgc_span_of((uintptr_t)p);
+  if (cgc_unlikely(!r.span || !small_live_fast(r.span, (uintptr_t)p, &r.idx)))
+    r = resolve_base("cgc_realloc", p, true);
   cgc_span_t *s = r.span;
   size_t old = s->elemsize;
   int noscan = s->noscan;
@@ -479,16 +515,23 @@ void *cgc_realloc(void *p, size_t size) {
     return NULL;
   }
   /* In place when the current slot fits and is not more than twice too big. */
-  size_t fit;
-  if (size <= CGC_MAX_SMALL) fit = _cgc_class_size[_cgc_size_to_class(size)];
-  else fit = CGC_ALIGN_UP(size, CGC_PAGE_SIZE);
+  bool small = size <= CGC_MAX_SMALL;
+  unsigned cls = small ? _cgc_size_to_class(size) : 0;
+  size_t fit = small ? _cgc_class_size[cls] : CGC_ALIGN_UP(size, CGC_PAGE_SIZE);
   if (size <= old && fit * 2 > old) {
-    memset((char *)p + size, 0, old - size); /* grown bytes read as zero later */
+    if (!noscan) memset((char *)p + size, 0, old - size); /* no stale pointers past size */
     return p;
   }
-  void *n = noscan ? cgc_alloc_noscan(size) : cgc_alloc(size);
-  if (!n) return NULL;
+  /* Move.  A noscan buffer moves into a slot that an earlier move left
+     behind in its class if there is one (the bytes past the copy are then
+     unspecified, as with realloc), and leaves its old slot the same way. */
+  cgc_tcache_t *tc = _cgc_tc;
+  unsigned sc = (cls << 1) | 1u;
+  void *n;
+  if (noscan && small && tc->dirty[sc]) n = pop_dirty(tc, sc, fit);
+  else if (!(n = noscan ? cgc_alloc_noscan(size) : cgc_alloc(size))) return NULL;
   memcpy(n, p, CGC_MIN(old, size));
-  cgc_free(p);
+  if (noscan && s->nelems > 1 && !s->specials && !_cgc_g.opt.checkfree) push_slot(s, (uintptr_t)p, old, true);
+  else free_resolved(r, p);
   return n;
 }

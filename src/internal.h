@@ -15,15 +15,20 @@
  *   slot's address XOR _cgc_g.key (the key has its top 16 bits set, so a link
  *   never looks like a heap pointer to the scanner).  Free slots live on
  *     - a thread's list tc->free[sc] (any span of that span class), or
- *     - an unowned span's own list span->freelist.
+ *     - an unowned span's own list span->freelist, or
+ *     - a thread's list tc->dirty[sc] (noscan classes only): slots that
+ *       cgc_realloc moved away from, kept for the next cgc_realloc into that
+ *       class, which overwrites them; only words 0 (the link) and 1 (zero)
+ *       are defined.  Any other allocation zeroes such a slot first.
  *
  * Invariants
  *   I1  state is published last (release) when a span is created and cleared
  *       first when it is freed; readers check state before other fields.
  *   I2  span->owner != NULL  =>  span->freelist == NULL.
- *   I3  every slot on any list is zero except word 0.
+ *   I3  every slot on any list is zero except word 0 (on a dirty list: word 1
+ *       is zero, the rest is unspecified).
  *   I4  a collection marks every reachable object and every slot on every
- *       thread list; a sweep frees exactly the unmarked slots that are not
+ *       thread list (free and dirty); a sweep frees exactly the unmarked slots that are not
  *       already on span->freelist.
  *   I5  sweeps never run while the world is stopped or a collection is pending
  *       (_cgc_sweep_begin/_cgc_sweep_end fence them).
@@ -125,6 +130,7 @@ typedef struct cgc_arena_meta {
 
 typedef struct cgc_tcache {
   void *free[CGC_NUM_SPAN_CLASSES];           /* owner only; walked while the world is stopped */
+  void *dirty[CGC_NUM_SPAN_CLASSES];          /* noscan slots left by cgc_realloc (I3); as free */
   cgc_span_t *span[CGC_NUM_SPAN_CLASSES];     /* owned span per class; owner only */
   uint64_t alloc_bytes, alloc_objects;        /* owner writes; others read racily (stats) */
   uint64_t free_bytes, free_objects;
@@ -186,6 +192,10 @@ typedef struct {
 
 /* ---- the global state ----------------------------------------------------- */
 
+/* Fields that the allocation and free paths read are grouped at the start
+   and written rarely; fields written often (locks, the sweep fence, shared
+   counters) start cache lines of their own, so that a sweeper or another
+   thread writing them does not evict what every cgc_free reads. */
 typedef struct {
   /* Set once at init. */
   _Atomic int initialized;
@@ -196,14 +206,17 @@ typedef struct {
   cgc_options_t opt;
   int tls_ok;
   int on_valgrind;
+  /* Written rarely: at heap growth (bounds) and once per collection. */
+  _Atomic uintptr_t heap_lo, heap_hi;  /* bounds of all heap mappings */
+  _Atomic uint32_t gc_cycle;           /* completed collections; spans with sweepgen != this need sweeping */
+  _Atomic uint32_t mark_epoch;         /* changes every marking */
+  uintptr_t mark_lo, mark_range;       /* the bounds used by the current marking */
 
   /* Page map: written under heap_lock, read lock-free. */
   _Atomic(cgc_arena_meta_t **) arena_l1[1 << CGC_L1_BITS];
-  _Atomic uintptr_t heap_lo, heap_hi;  /* bounds of all heap mappings */
-  uintptr_t mark_lo, mark_range;       /* the bounds used by the current marking */
 
   /* Page heap: heap_lock. */
-  pthread_mutex_t heap_lock;
+  _Alignas(64) pthread_mutex_t heap_lock;
   cgc_span_list_t free_small[129];     /* free spans by npages (1..128) */
   cgc_span_list_t free_large;          /* free spans of more than 128 pages */
   size_t free_pages;                   /* pages in free spans */
@@ -215,10 +228,10 @@ typedef struct {
   cgc_central_t central[CGC_NUM_SPAN_CLASSES];
 
   /* Accounting (atomics unless noted). */
+  _Alignas(64) _Atomic uint64_t heap_goal;
   _Atomic uint64_t mapped_bytes;       /* heap pages mapped and not released */
   _Atomic uint64_t released_total;
-  _Atomic int64_t heap_live;           /* pacing: marked + spans handed out + large - frees */
-  _Atomic uint64_t heap_goal;
+  _Alignas(64) _Atomic int64_t heap_live; /* pacing: marked + spans handed out + large - frees */
   uint64_t marked_bytes;               /* last cycle: reachable bytes (gc_lock) */
   uint64_t premarked_bytes;            /* last cycle: slots on thread lists */
   _Atomic uint64_t large_alloc_bytes, large_alloc_objects; /* cumulative */
@@ -233,12 +246,11 @@ typedef struct {
   _Atomic int64_t memory_limit;
 
   /* Collection state. */
-  pthread_mutex_t gc_lock;             /* one collection at a time */
-  _Atomic uint32_t gc_cycle;           /* completed collections; spans with sweepgen != this need sweeping */
-  _Atomic uint32_t mark_epoch;         /* changes every marking */
-  _Atomic int gc_pending;              /* set from just before stop until restart (I5) */
-  _Atomic int active_sweeps;
+  _Alignas(64) pthread_mutex_t gc_lock; /* one collection at a time */
   _Atomic uint32_t world_epoch;        /* odd while the world is stopped */
+  _Alignas(64) _Atomic int gc_pending; /* set from just before stop until restart (I5) */
+  _Atomic int active_sweeps;
+  _Alignas(64) char fence_end;         /* nothing else on the sweep fence's line */
   uint64_t pause_total_ns, pause_max_ns, last_pause_ns, mark_total_ns; /* gc_lock */
   uint64_t num_forced;
 

@@ -522,8 +522,9 @@ void _cgc_mark_prepare(void) { workers_init(); }
 static void premark_thread(cgc_thread_t *t, void *ctx) {
   worker_t *w = ctx;
   cgc_tcache_t *tc = t->tc;
-  for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
-    for (void *p = tc->free[sc]; p;) {
+  for (unsigned k = 2; k < 2 * CGC_NUM_SPAN_CLASSES; k++) {
+    unsigned sc = k % CGC_NUM_SPAN_CLASSES;
+    for (void *p = k < CGC_NUM_SPAN_CLASSES ? tc->free[sc] : tc->dirty[sc]; p;) {
       cgc_span_t *s = _cgc_span_of((uintptr_t)p);
       if (!s || s->spanclass != sc)
         _cgc_fatal("heap corruption: thread %d's free list for size %u links to %p (written after cgc_free?)",

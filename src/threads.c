@@ -343,7 +343,7 @@ static void fork_child(void) {
     if (t == self) continue;
     for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
       cgc_span_t *s = t->tc->span[sc];
-      t->tc->free[sc] = NULL;
+      t->tc->free[sc] = t->tc->dirty[sc] = NULL;
       if (!s) continue;
       t->tc->span[sc] = NULL;
       _cgc_span_file_unowned_locked(s);

@@ -3,8 +3,9 @@
    some and pass others through a shared queue; whoever takes an object from
    the queue checks its stamp and frees it.  Garbage keeps collections
    running meanwhile, and short-lived threads hand over objects and exit
-   before they are freed.  Every new object must be zero (a slot handed out
-   twice would not be), and every kept or queued object must stay intact. */
+   before they are freed; kept objects also grow with cgc_realloc.  Every new
+   object must be zero (a slot handed out twice would not be), and every kept
+   or queued object must stay intact. */
 #include "free_util.h"
 
 #define NWORKERS 4
@@ -99,8 +100,22 @@ static void *worker(void *arg) {
         }
         break;
       }
-      case 5: { /* keep one locally, replacing (and freeing) an older one */
+      case 5: { /* keep one locally, replacing (and freeing) an older one, or grow it */
         int k = (int)((r >> 8) % LOCAL);
+        if (local[k] && (r >> 16) % 2) {
+          verify(local[k]);
+          stamp_t sp;
+          memcpy(&sp, local[k], sizeof sp);
+          size_t n2 = sp.size * 2 > 9000 ? sp.size + 8 : sp.size * 2;
+          unsigned char *q = cgc_realloc(local[k], n2);
+          CHECK(q != NULL);
+          for (size_t b = sp.size; b < n2; b++) q[b] = pat(sp.seed, b - sizeof sp);
+          sp.size = n2;
+          memcpy(q, &sp, sizeof sp);
+          local[k] = q;
+          verify(q);
+          break;
+        }
         if (local[k]) {
           verify(local[k]);
           cgc_free(local[k]);
