@@ -491,8 +491,19 @@ static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
 void cgc_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   if (!a) return;
-  cgc_span_t *s = _cgc_span_of(a);
-  if (cgc_unlikely(!s)) bad_pointer("cgc_free", p);
+  /* Recent frees' spans first (a small cache indexed by page): frees
+     cluster, and the check (state, then bounds, as I1 orders them) is
+     shorter than the page-map walk.  Span structs are never unmapped, so a
+     stale hint only fails the check. */
+  cgc_tcache_t *tc = _cgc_tc;
+  cgc_span_t **hint = &tc->free_span[(a >> CGC_PAGE_SHIFT) & 7];
+  cgc_span_t *s = *hint;
+  if (cgc_unlikely(!s || atomic_load_explicit(&s->state, memory_order_acquire) != CGC_SPAN_SMALL ||
+                   a - s->base >= s->limit - s->base)) {
+    s = _cgc_span_of(a);
+    if (cgc_unlikely(!s)) bad_pointer("cgc_free", p);
+    if (tc != &_cgc_empty_tcache) *hint = s;
+  }
   uint32_t idx;
   if (cgc_unlikely(!small_live_fast(s, a, &idx) || s->specials || _cgc_g.opt.checkfree)) {
     free_slow(p);

@@ -132,6 +132,7 @@ typedef struct cgc_tcache {
   void *free[CGC_NUM_SPAN_CLASSES];           /* owner only; walked while the world is stopped */
   void *dirty[CGC_NUM_SPAN_CLASSES];          /* noscan slots left by cgc_realloc (I3); as free */
   cgc_span_t *span[CGC_NUM_SPAN_CLASSES];     /* owned span per class; owner only */
+  cgc_span_t *free_span[8];                   /* spans of recent frees by page: hints, checked (I1) */
   uint64_t alloc_bytes, alloc_objects;        /* owner writes; others read racily (stats) */
   uint64_t free_bytes, free_objects;
   struct cgc_thread *thread;
