@@ -264,7 +264,11 @@ typedef struct qchunk {
 
 static CGC_STATE pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static CGC_STATE pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
-static CGC_STATE qchunk_t *q_first, *q_last, *q_spare; /* queue_lock */
+/* Emptied chunks are kept for the next collection's pushes (up to
+   Q_SPARE_MAX of them) rather than unmapped and mapped again each cycle. */
+#define Q_SPARE_MAX 64
+static CGC_STATE qchunk_t *q_first, *q_last, *q_spare; /* queue_lock; q_spare linked through next */
+static CGC_STATE size_t q_nspare;                       /* queue_lock */
 static CGC_STATE uint64_t q_pushed, q_done;            /* queue_lock */
 static CGC_STATE size_t q_running;                     /* items taken and not finished: queue_lock */
 static CGC_STATE _Atomic uint32_t runner_kick;
@@ -276,8 +280,10 @@ static __thread int in_cleanup;
 static void q_push(void (*fn)(void *), void *arg, int finalizer) {
   if (!q_last || q_last->tail == QCHUNK_ITEMS) {
     qchunk_t *c = q_spare;
-    if (c) q_spare = NULL;
-    else {
+    if (c) {
+      q_spare = c->next;
+      q_nspare--;
+    } else {
       c = _cgc_os_map(sizeof *c); /* no locks: usable with the world stopped */
       if (!c) _cgc_fatal("out of memory for the cleanup queue");
     }
@@ -307,8 +313,13 @@ static size_t q_take(work_t *out, size_t max) {
       break;
     }
     q_first = c->next;
-    if (!q_spare) q_spare = c;
-    else _cgc_os_unmap(c, sizeof *c);
+    if (q_nspare < Q_SPARE_MAX) {
+      c->next = q_spare;
+      q_spare = c;
+      q_nspare++;
+    } else {
+      _cgc_os_unmap(c, sizeof *c);
+    }
   }
   q_running += n;
   return n;

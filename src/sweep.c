@@ -77,11 +77,8 @@ static bool sweep_or_free(cgc_span_t *s) {
   uint32_t marked = 0;
   for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) marked += (uint32_t)__builtin_popcountll(marks[w]);
   if (marked == 0 && s->specials == NULL) {
-    /* Zero it here, off the allocating threads' path: a span carved from
-       these pages then needs no clearing. */
-    memset((void *)s->base, 0, s->npages * CGC_PAGE_SIZE);
     _cgc_heap_lock();
-    _cgc_page_free_locked(s, true);
+    _cgc_page_free_locked(s, false);
     _cgc_heap_unlock();
     return true;
   }
@@ -117,29 +114,23 @@ void _cgc_sweep_large_locked(void) {
   _cgc_g.large_unswept = false;
 }
 
-/* Spans taken per lock acquisition: the central lock is shared with
-   allocating threads, so the sweeper takes and files spans in batches. */
-#define SWEEP_BATCH 16
-
 bool _cgc_sweep_all(void) {
+  /* One span per take: a span the sweeper holds is one an allocating thread
+     cannot find (it would carve fresh pages instead). */
   for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
     cgc_central_t *c = &_cgc_g.central[sc];
     for (;;) {
-      cgc_span_t *batch[SWEEP_BATCH];
-      size_t n = 0, kept = 0;
       if (!_cgc_sweep_begin()) return false;
       pthread_mutex_lock(&c->lock);
-      while (n < SWEEP_BATCH && (batch[n] = _cgc_list_pop(&c->unswept)) != NULL) n++;
+      cgc_span_t *s = _cgc_list_pop(&c->unswept);
       pthread_mutex_unlock(&c->lock);
-      for (size_t i = 0; i < n; i++)
-        if (!sweep_or_free(batch[i])) batch[kept++] = batch[i];
-      _cgc_sweep_end();
-      if (kept) {
-        pthread_mutex_lock(&c->lock);
-        for (size_t i = 0; i < kept; i++) _cgc_span_file_unowned_locked(batch[i]);
-        pthread_mutex_unlock(&c->lock);
+      if (!s) {
+        _cgc_sweep_end();
+        break;
       }
-      if (n < SWEEP_BATCH) break;
+      bool freed = sweep_or_free(s);
+      _cgc_sweep_end();
+      if (!freed) _cgc_span_put_swept(s);
     }
   }
   if (!_cgc_sweep_begin()) return false;
