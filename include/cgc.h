@@ -110,6 +110,9 @@ CGC_API void  cgc_wait_cleanups(void);   /* return once everything queued before
 /* ------------------------------------------------------------------------ */
 
 CGC_API void  cgc_free(void *p);                    /* NULL is a no-op */
+/* cgc_realloc: p NULL: allocate; keeps p's scan/noscan kind.  Bytes past the
+   old size are zero for scanned objects and unspecified for noscan ones
+   (as with C's realloc). */
 CGC_API void *cgc_realloc(void *p, size_t size);    /* p NULL: allocate; keeps p's scan/noscan kind */
 typedef struct cgc_arena cgc_arena_t;
 CGC_API cgc_arena_t *cgc_arena_new(void);

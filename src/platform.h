@@ -126,7 +126,7 @@ int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) CGC_HID
 
 /* ---- running under valgrind ------------------------------------------------ */
 
-/* 1 when the program runs under valgrind. */
+/* 1 when the program runs under valgrind's memcheck (a tool with V bits). */
 int _cgc_os_on_valgrind(void) CGC_HIDDEN;
 /* Read a word of memory that may be uninitialised (a stack slot) as a
    defined value for valgrind's memcheck, leaving the memory as it was. */

@@ -411,7 +411,14 @@ int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
 #if __has_include(<valgrind/memcheck.h>)
 #include <valgrind/memcheck.h>
 
-int _cgc_os_on_valgrind(void) { return RUNNING_ON_VALGRIND ? 1 : 0; }
+int _cgc_os_on_valgrind(void) {
+  if (!RUNNING_ON_VALGRIND) return 0;
+  /* Only memcheck tracks V bits.  Under the other tools (callgrind,
+     cachegrind, none, ...) the request answers 0 and memory is read as is. */
+  uintptr_t probe = 0;
+  unsigned char vbits[sizeof probe];
+  return VALGRIND_GET_VBITS(&probe, vbits, sizeof vbits) == 1;
+}
 
 uintptr_t _cgc_os_read_defined(const uintptr_t *p) {
   /* A word memcheck holds unaddressable (below a stopped thread's stack
