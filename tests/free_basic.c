@@ -90,6 +90,57 @@ static void test_other_thread(void) {
   CHECK(r == (void *)1);
 }
 
+/* cgc_free remembers the spans of recent frees.  A remembered span whose
+   pages are freed and reused by a span of another class must not mislead
+   it: frees in the new span go to the new span's class. */
+static uintptr_t t_page; /* the page of the object the thread handed over */
+static void *fill_and_leave(void *arg) {
+  (void)arg;
+  void *keep = NULL;
+  for (int i = 0; i < 4000; i++) {
+    void *p = cgc_alloc(64);
+    if (i == 2000) keep = p;
+  }
+  return (void *)hide_ptr(keep); /* its spans die with the thread's lists */
+}
+
+/* In a frame of its own, so that no stale copy of y outlives it. */
+static __attribute__((noinline)) void hand_over_and_drop(void) {
+  pthread_t t;
+  void *r;
+  CHECK(pthread_create(&t, NULL, fill_and_leave, NULL) == 0);
+  CHECK(pthread_join(t, &r) == 0);
+  unsigned char *y = reveal_ptr((uintptr_t)r);
+  t_page = (uintptr_t)y >> 13;
+  /* Free y here: this thread now remembers y's span for its page. */
+  cgc_free(y);
+  CHECK(cgc_alloc(64) == y); /* LIFO; dropped */
+}
+
+static void test_free_span_reuse(void) {
+  hand_over_and_drop();
+  for (int i = 0; i < 5 && cgc_is_heap_ptr((void *)(t_page << 13)); i++) {
+    clear_stack();
+    cgc_collect(); /* the thread's spans die: their pages are free */
+  }
+  CHECKF(!cgc_is_heap_ptr((void *)(t_page << 13)), "the page of the thread's objects is still in use");
+  /* Allocate another class until a slot lands on that page. */
+  enum { N = 200000 };
+  static unsigned char *objs[N];
+  int hit = -1;
+  for (int i = 0; i < N && hit < 0; i++) {
+    objs[i] = cgc_alloc(48);
+    if ((uintptr_t)objs[i] >> 13 == t_page) hit = i;
+  }
+  CHECKF(hit >= 0, "no 48-byte object on the reused page");
+  unsigned char *p = objs[hit];
+  CHECK(cgc_usable_size(p) == 48);
+  fill(p, 48, 11);
+  cgc_free(p);
+  CHECK(cgc_alloc(48) == p && zeroed(p, 48));
+  for (int i = 0; i <= hit; i++) objs[i] = NULL;
+}
+
 /* ---- cgc_realloc ----------------------------------------------------------- */
 
 static void test_realloc_basic(void) {
@@ -312,6 +363,7 @@ int main(void) {
   /* None of this needed a collection. */
   CHECKF(cgc_gc_count() == gc0, "%llu collections", (unsigned long long)(cgc_gc_count() - gc0));
   test_realloc_noscan_collect();
+  test_free_span_reuse();
   printf("free_basic: ok\n");
   return 0;
 }
