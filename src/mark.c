@@ -519,20 +519,24 @@ void _cgc_mark_prepare(void) { workers_init(); }
 
 /* ---- thread free lists (I4) -------------------------------------------------------- */
 
+static void premark_list(worker_t *w, const cgc_thread_t *t, unsigned sc, void *p) {
+  for (; p; p = _cgc_decode(*(uintptr_t *)p)) {
+    cgc_span_t *s = _cgc_span_of((uintptr_t)p);
+    if (!s || s->spanclass != sc)
+      _cgc_fatal("heap corruption: thread %d's free list for size %u links to %p (written after cgc_free?)",
+                 (int)t->tid, _cgc_class_size[sc >> 1], p);
+    uint32_t idx = _cgc_slot_index(s, (uintptr_t)p);
+    if (mark_bit(s, idx, w->epoch)) _cgc_g.premarked_bytes += s->elemsize;
+  }
+}
+
+/* Every slot on a thread's free and dirty lists (I4). */
 static void premark_thread(cgc_thread_t *t, void *ctx) {
   worker_t *w = ctx;
   cgc_tcache_t *tc = t->tc;
-  for (unsigned k = 2; k < 2 * CGC_NUM_SPAN_CLASSES; k++) {
-    unsigned sc = k % CGC_NUM_SPAN_CLASSES;
-    for (void *p = k < CGC_NUM_SPAN_CLASSES ? tc->free[sc] : tc->dirty[sc]; p;) {
-      cgc_span_t *s = _cgc_span_of((uintptr_t)p);
-      if (!s || s->spanclass != sc)
-        _cgc_fatal("heap corruption: thread %d's free list for size %u links to %p (written after cgc_free?)",
-                   (int)t->tid, _cgc_class_size[sc >> 1], p);
-      uint32_t idx = _cgc_slot_index(s, (uintptr_t)p);
-      if (mark_bit(s, idx, w->epoch)) _cgc_g.premarked_bytes += s->elemsize;
-      p = _cgc_decode(*(uintptr_t *)p);
-    }
+  for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
+    premark_list(w, t, sc, tc->free[sc]);
+    premark_list(w, t, sc, tc->dirty[sc]);
   }
 }
 
