@@ -82,6 +82,11 @@ typedef struct {
   obj_rec_t *free_objs;
   cleanup_rec_t *free_cleanups;
   weak_node_t *free_weaks;
+  /* Slot tables of the stripe's spans, recycled here.  A table or chunk on
+     these lists is all zero but its link, so taking one clears one word. */
+  struct cgc_specials *free_arrays;      /* linked through next_free */
+  spc_chunk_t *free_chunks;              /* linked through slot[0] */
+  char *carve, *carve_end;               /* fresh (zero) metadata to cut them from */
   char pad[64];
 } stripe_t;
 
@@ -174,42 +179,52 @@ static weak_node_t *new_weak_node(stripe_t *st) {
   return w;
 }
 
-/* Arrays and chunks are recycled: arr_lock. */
-static CGC_STATE specials_arr_t *free_arrays;
-static CGC_STATE spc_chunk_t *free_chunks; /* linked through slot[0] */
-static CGC_STATE pthread_mutex_t arr_lock = PTHREAD_MUTEX_INITIALIZER;
-static CGC_STATE bool in_collection; /* the collector holds every lock here */
-
-static void *arr_take(void **list, size_t size) {
-  pthread_mutex_lock(&arr_lock);
-  void *p = *list;
-  if (p) *list = *(void **)p;
-  pthread_mutex_unlock(&arr_lock);
-  if (!p) {
-    p = _cgc_meta_alloc(size);
-    if (!p) _cgc_fatal("out of memory for specials");
+/* Zero metadata for a slot table or chunk: from the stripe's block of fresh
+   metadata (taken 64 KiB at a time), stripe held. */
+static void *carve_zero(stripe_t *st, size_t size) {
+  if ((size_t)(st->carve_end - st->carve) < size) {
+    st->carve = _cgc_meta_alloc(SLAB_BYTES);
+    if (!st->carve) _cgc_fatal("out of memory for specials");
+    st->carve_end = st->carve + SLAB_BYTES;
   }
-  memset(p, 0, size);
+  void *p = st->carve;
+  st->carve += size;
   return p;
 }
 
-static void free_array(specials_arr_t *a) {
-  if (!in_collection) pthread_mutex_lock(&arr_lock);
-  for (int i = 0; i < SPC_NCHUNK; i++)
-    if (a->chunk[i]) {
-      *(void **)a->chunk[i] = free_chunks;
-      free_chunks = a->chunk[i];
-    }
-  *(void **)a = free_arrays;
-  free_arrays = a;
-  if (!in_collection) pthread_mutex_unlock(&arr_lock);
+static specials_arr_t *take_array(stripe_t *st) {
+  specials_arr_t *a = st->free_arrays;
+  if (!a) return carve_zero(st, sizeof *a);
+  st->free_arrays = a->next_free;
+  a->next_free = NULL;
+  return a;
 }
 
-static inline obj_rec_t **slot_of(specials_arr_t *a, uint32_t idx, bool create) {
+static spc_chunk_t *take_chunk(stripe_t *st) {
+  spc_chunk_t *c = st->free_chunks;
+  if (!c) return carve_zero(st, sizeof *c);
+  st->free_chunks = (spc_chunk_t *)c->slot[0];
+  c->slot[0] = NULL;
+  return c;
+}
+
+/* A span's table whose last record went (every slot is NULL again). */
+static void free_array(stripe_t *st, specials_arr_t *a) {
+  for (int i = 0; i < SPC_NCHUNK; i++)
+    if (a->chunk[i]) {
+      a->chunk[i]->slot[0] = (obj_rec_t *)st->free_chunks;
+      st->free_chunks = a->chunk[i];
+      a->chunk[i] = NULL;
+    }
+  a->next_free = st->free_arrays;
+  st->free_arrays = a;
+}
+
+static inline obj_rec_t **slot_of(stripe_t *st, specials_arr_t *a, uint32_t idx, bool create) {
   spc_chunk_t *c = a->chunk[idx / SPC_CHUNK];
   if (!c) {
     if (!create) return NULL;
-    c = a->chunk[idx / SPC_CHUNK] = arr_take((void **)&free_chunks, sizeof *c);
+    c = a->chunk[idx / SPC_CHUNK] = take_chunk(st);
   }
   return &c->slot[idx % SPC_CHUNK];
 }
@@ -219,10 +234,10 @@ static obj_rec_t *obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx, bool create
   specials_arr_t *a = s->specials;
   if (!a) {
     if (!create) return NULL;
-    a = arr_take((void **)&free_arrays, sizeof *a);
+    a = take_array(st);
     s->specials = a;
   }
-  obj_rec_t **slot = slot_of(a, idx, create);
+  obj_rec_t **slot = slot_of(st, a, idx, create);
   if (!slot) return NULL;
   obj_rec_t *o = *slot;
   if (o || !create) return o;
@@ -240,10 +255,10 @@ static obj_rec_t *obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx, bool create
 
 static void drop_obj_rec(stripe_t *st, obj_rec_t *o) {
   specials_arr_t *a = o->span->specials;
-  *slot_of(a, o->idx, false) = NULL;
+  *slot_of(st, a, o->idx, false) = NULL;
   if (--a->count == 0) {
     o->span->specials = NULL;
-    free_array(a);
+    free_array(st, a);
   }
   if (o->prev) o->prev->next = o->next;
   else st->objs = o->next;
@@ -672,20 +687,16 @@ void *cgc_weak_value(cgc_weak_t w) {
 
 /* ---- the collector's side ---------------------------------------------------------------- */
 
-/* Lock order: stripes, then slab_lock, arr_lock, queue_lock (mutators take a
-   stripe and then at most one of the others). */
+/* Lock order: stripes, then slab_lock, queue_lock (mutators take a stripe
+   and then at most one of the others). */
 void _cgc_specials_lock(void) {
   for (int i = 0; i < NSTRIPES; i++) cgc_spin_lock(&stripes[i].lock);
   pthread_mutex_lock(&slab_lock);
-  pthread_mutex_lock(&arr_lock);
   pthread_mutex_lock(&queue_lock);
-  in_collection = true;
 }
 
 void _cgc_specials_unlock(void) {
-  in_collection = false;
   pthread_mutex_unlock(&queue_lock);
-  pthread_mutex_unlock(&arr_lock);
   pthread_mutex_unlock(&slab_lock);
   for (int i = NSTRIPES; i-- > 0;) cgc_spin_unlock(&stripes[i].lock);
 }
