@@ -54,33 +54,28 @@ fi
 # memcheck: a selection of tests under valgrind (the collector reads stack
 # words as defined values, so a report is a real error).
 if [ "${CGC_SKIP_VALGRIND:-0}" != 1 ] && command -v valgrind >/dev/null 2>&1 && [ -d build-test-gcc/tests ]; then
-  echo "=== memcheck"
-  for t in "core_basic" "core_roots" "core_threads" "core_tls" "specials_cleanup basic" "specials_weak identity" \
-           "specials_finalizer order" "free_basic" "defer_dyn" "defer_panic"; do
-    set -- $t
-    if timeout 600 valgrind -q --error-exitcode=9 "build-test-gcc/tests/$1" ${2:-} >build-test-gcc/memcheck.log 2>&1; then
-      passed=$((passed + 1))
-    else
-      echo "memcheck: $t FAILED"
-      tail -30 build-test-gcc/memcheck.log
-      failed=$((failed + 1))
-      status=1
-    fi
-  done
+  # vg NAME TOOL-ARGS TEST...: run each test ("program [case]") under valgrind.
+  vg() {
+    name=$1 args=$2
+    shift 2
+    echo "=== $name"
+    for t in "$@"; do
+      set -- $t
+      if timeout 600 valgrind -q $args "build-test-gcc/tests/$1" ${2:-} >build-test-gcc/valgrind.log 2>&1; then
+        passed=$((passed + 1))
+      else
+        echo "$name: $t FAILED"
+        tail -30 build-test-gcc/valgrind.log
+        failed=$((failed + 1))
+        status=1
+      fi
+    done
+  }
+  vg memcheck --error-exitcode=9 "core_basic" "core_roots" "core_threads" "core_tls" "specials_cleanup basic" \
+    "specials_weak identity" "specials_finalizer order" "free_basic" "defer_dyn" "defer_panic"
   # Under valgrind's other tools (callgrind, none, ...) there are no V bits:
   # the collector must read memory as it is and still find every root.
-  echo "=== valgrind --tool=none"
-  for t in "core_basic" "free_basic" "specials_cleanup basic"; do
-    set -- $t
-    if timeout 600 valgrind -q --tool=none "build-test-gcc/tests/$1" ${2:-} >build-test-gcc/vgnone.log 2>&1; then
-      passed=$((passed + 1))
-    else
-      echo "valgrind --tool=none: $t FAILED"
-      tail -30 build-test-gcc/vgnone.log
-      failed=$((failed + 1))
-      status=1
-    fi
-  done
+  vg "valgrind --tool=none" --tool=none "core_basic" "free_basic" "specials_cleanup basic"
 fi
 echo "$passed passed, $failed failed"
 exit $status

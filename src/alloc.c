@@ -20,27 +20,20 @@ cgc_tcache_t _cgc_empty_tcache;
 
 /* ---- fast paths ------------------------------------------------------------ */
 
-static CGC_ALWAYS_INLINE void *pop_free(cgc_tcache_t *tc, unsigned sc, size_t csize) {
-  void *p = tc->free[sc];
-  tc->free[sc] = _cgc_decode(*(uintptr_t *)p);
+/* Pop the head of one of the thread's lists: tc->free[sc] (the slot is zero
+but its link, I3) or tc->dirty[sc] (noscan, left by cgc_realloc: words 0
+and 1 zero, the rest as its last user left it). */
+static CGC_ALWAYS_INLINE void *pop_slot(cgc_tcache_t *tc, void **head, size_t csize) {
+  void *p = *head;
+  *head = _cgc_decode(*(uintptr_t *)p);
   cgc_compiler_barrier(); /* unlink before clearing: the list stays walkable (I4) */
   *(uintptr_t *)p = 0;
   tc->alloc_bytes += csize;
   tc->alloc_objects++;
   return p;
 }
-
-/* A slot from the dirty list (noscan, left by cgc_realloc): words 0 and 1
-   zero, the rest as its last user left it. */
-static CGC_ALWAYS_INLINE void *pop_dirty(cgc_tcache_t *tc, unsigned sc, size_t csize) {
-  void *p = tc->dirty[sc];
-  tc->dirty[sc] = _cgc_decode(*(uintptr_t *)p);
-  cgc_compiler_barrier();
-  *(uintptr_t *)p = 0;
-  tc->alloc_bytes += csize;
-  tc->alloc_objects++;
-  return p;
-}
+#define pop_free(tc, sc, csize) pop_slot((tc), &(tc)->free[(sc)], (csize))
+#define pop_dirty(tc, sc, csize) pop_slot((tc), &(tc)->dirty[(sc)], (csize))
 
 static CGC_ALWAYS_INLINE void *alloc_inline(size_t size, int noscan) {
   if (cgc_likely(size <= 1024)) {
@@ -321,18 +314,6 @@ bool _cgc_slot_looks_free(const cgc_span_t *s, uintptr_t base) {
   return ns && ns->spanclass == s->spanclass && _cgc_slot_base(ns, _cgc_slot_index(ns, next)) == next;
 }
 
-/* Did the last collection find this object unreachable, with its span not
-   swept since?  Then no pointer to it should exist: freeing it would hand
-   the slot out twice (its only reference was hidden from the collector). */
-static inline bool found_dead(cgc_span_t *s, uint32_t idx) {
-  if (cgc_likely(s->sweepgen == atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed))) return false;
-  /* Unswept (a thread's owned span stays so while its list lasts): the marks
-     of the last collection are still the span's. */
-  return atomic_load_explicit(&s->mark_epoch, memory_order_acquire) !=
-             atomic_load_explicit(&_cgc_g.mark_epoch, memory_order_relaxed) ||
-         !((atomic_load_explicit(&s->mark[idx / 64], memory_order_relaxed) >> (idx % 64)) & 1);
-}
-
 typedef struct {
   cgc_span_t *span;
   uint32_t idx;
@@ -368,7 +349,8 @@ static inline obj_ref_t resolve_base(const char *fn, const void *p, bool freeing
   cgc_span_t *s = _cgc_span_of(a);
   if (cgc_unlikely(!s)) bad_pointer(fn, p);
   obj_ref_t r = {s, _cgc_slot_index(s, a)};
-  if (cgc_unlikely(_cgc_slot_base(s, r.idx) != a || _cgc_slot_looks_free(s, a) || (freeing && found_dead(s, r.idx))))
+  if (cgc_unlikely(_cgc_slot_base(s, r.idx) != a || _cgc_slot_looks_free(s, a) ||
+                   (freeing && _cgc_found_dead(s, r.idx))))
     bad_pointer(fn, p);
   return r;
 }
@@ -478,11 +460,9 @@ static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_fr
    collection did not find it dead.  False sends the caller to resolve_base,
    which diagnoses. */
 static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
-  uintptr_t next = *(uintptr_t *)a ^ _cgc_g.key, lo = atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed);
-  uintptr_t hi = atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed);
   *idx = _cgc_slot_index(s, a);
-  return cgc_likely(_cgc_slot_base(s, *idx) == a && next - lo >= hi - lo && next && s->nelems > 1 &&
-                    !found_dead(s, *idx));
+  return cgc_likely(_cgc_slot_base(s, *idx) == a && !_cgc_word0_may_link(a) && s->nelems > 1 &&
+                    !_cgc_found_dead(s, *idx));
 }
 
 /* The fast path handles the common case (a small object's start, without

@@ -105,7 +105,7 @@ bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) {
   }
   /* Under cf_lock no collection is running, so the marks are the last
      collection's. */
-  if (s->sweepgen != atomic_load(&_cgc_g.gc_cycle) && !_cgc_slot_marked(s, idx)) {
+  if (_cgc_found_dead(s, idx)) {
     pthread_mutex_unlock(&cf_lock);
     _cgc_fatal("cgc_free: %p is not an allocated object (double free? it was unreachable at the last "
                "collection)", (void *)base);

@@ -379,6 +379,14 @@ void _cgc_list_splice(cgc_span_list_t *dst, cgc_span_list_t *src, uint8_t which)
 
 void *_cgc_alloc_slow(size_t size, int noscan) CGC_HIDDEN;
 /* Does the slot at base look free (zero but for a valid free-list link)? */
+/* The cheap half of _cgc_slot_looks_free: could the first word of the slot
+   at base be a free-list link (zero, or the key XOR a heap address)?  A
+   live object's first word matches only by a 2^-64-ish chance; false means
+   the slot is surely not on a list. */
+static inline bool _cgc_word0_may_link(uintptr_t base) {
+  uintptr_t next = *(uintptr_t *)base ^ _cgc_g.key, lo = atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed);
+  return next - lo < atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed) - lo || !next;
+}
 bool _cgc_slot_looks_free(const cgc_span_t *s, uintptr_t base) CGC_HIDDEN;
 void *_cgc_alloc_large(size_t size, int noscan) CGC_HIDDEN;
 cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan) CGC_HIDDEN;
@@ -430,8 +438,23 @@ void _cgc_mark_from(uintptr_t p) CGC_HIDDEN;
 /* Same, for everything reachable from the object at base but not the object. */
 void _cgc_mark_children(uintptr_t base) CGC_HIDDEN;
 bool _cgc_is_marked(uintptr_t base) CGC_HIDDEN;
-bool _cgc_span_marks_valid(const cgc_span_t *s) CGC_HIDDEN;
-bool _cgc_slot_marked(cgc_span_t *s, uint32_t idx) CGC_HIDDEN;
+/* Mark bits are valid only when the span's epoch is the current marking's
+   (see mark.c). */
+static inline bool _cgc_span_marks_valid(const cgc_span_t *s) {
+  return atomic_load_explicit(&((cgc_span_t *)s)->mark_epoch, memory_order_acquire) ==
+         atomic_load_explicit(&_cgc_g.mark_epoch, memory_order_relaxed);
+}
+static inline bool _cgc_slot_marked(cgc_span_t *s, uint32_t idx) {
+  if (!_cgc_span_marks_valid(s)) return false;
+  return (atomic_load_explicit(&s->mark[idx / 64], memory_order_relaxed) >> (idx % 64)) & 1;
+}
+/* Did the last collection find this object unreachable, with its span not
+   swept since?  (A thread's owned span stays unswept while its list lasts;
+   until swept, a span's marks are the last collection's.)  Then no pointer
+   to it should exist: freeing it would hand the slot out twice. */
+static inline bool _cgc_found_dead(cgc_span_t *s, uint32_t idx) {
+  return s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed) && !_cgc_slot_marked(s, idx);
+}
 void _cgc_mark_workers_reset(void) CGC_HIDDEN; /* in a forked child */
 
 /* ---- threads (threads.c) -------------------------------------------------- */

@@ -26,16 +26,6 @@
 
 /* ---- mark bits ---------------------------------------------------------------- */
 
-bool _cgc_span_marks_valid(const cgc_span_t *s) {
-  return atomic_load_explicit(&((cgc_span_t *)s)->mark_epoch, memory_order_acquire) ==
-         atomic_load_explicit(&_cgc_g.mark_epoch, memory_order_relaxed);
-}
-
-bool _cgc_slot_marked(cgc_span_t *s, uint32_t idx) {
-  if (!_cgc_span_marks_valid(s)) return false;
-  return (atomic_load_explicit(&s->mark[idx / 64], memory_order_relaxed) >> (idx % 64)) & 1;
-}
-
 static inline void marks_prepare(cgc_span_t *s, uint32_t epoch) {
   uint32_t e = atomic_load_explicit(&s->mark_epoch, memory_order_acquire);
   if (cgc_likely(e == epoch)) return;

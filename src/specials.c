@@ -86,7 +86,6 @@ typedef struct {
      these lists is all zero but its link, so taking one clears one word. */
   struct cgc_specials *free_arrays;      /* linked through next_free */
   spc_chunk_t *free_chunks;              /* linked through slot[0] */
-  char *carve, *carve_end;               /* fresh (zero) metadata to cut them from */
   char pad[64];
 } stripe_t;
 
@@ -179,30 +178,21 @@ static weak_node_t *new_weak_node(stripe_t *st) {
   return w;
 }
 
-/* Zero metadata for a slot table or chunk: from the stripe's block of fresh
-   metadata (taken 64 KiB at a time), stripe held. */
-static void *carve_zero(stripe_t *st, size_t size) {
-  if ((size_t)(st->carve_end - st->carve) < size) {
-    st->carve = _cgc_meta_alloc(SLAB_BYTES);
-    if (!st->carve) _cgc_fatal("out of memory for specials");
-    st->carve_end = st->carve + SLAB_BYTES;
-  }
-  void *p = st->carve;
-  st->carve += size;
-  return p;
-}
-
+/* New tables and chunks come from slabs of fresh (zero) metadata, so they
+   too are zero but their link. */
 static specials_arr_t *take_array(stripe_t *st) {
+  if (!st->free_arrays)
+    st->free_arrays = slab_refill(sizeof(specials_arr_t), offsetof(specials_arr_t, next_free), "cgc_add_cleanup");
   specials_arr_t *a = st->free_arrays;
-  if (!a) return carve_zero(st, sizeof *a);
   st->free_arrays = a->next_free;
   a->next_free = NULL;
   return a;
 }
 
 static spc_chunk_t *take_chunk(stripe_t *st) {
+  if (!st->free_chunks)
+    st->free_chunks = slab_refill(sizeof(spc_chunk_t), offsetof(spc_chunk_t, slot), "cgc_add_cleanup");
   spc_chunk_t *c = st->free_chunks;
-  if (!c) return carve_zero(st, sizeof *c);
   st->free_chunks = (spc_chunk_t *)c->slot[0];
   c->slot[0] = NULL;
   return c;
@@ -462,9 +452,7 @@ static ptr_kind_t classify(const char *fn, const void *ptr, cgc_span_t **sp, uin
     *sp = s;
     *idx = _cgc_slot_index(s, (uintptr_t)ptr);
     uintptr_t base = _cgc_slot_base(s, *idx);
-    uintptr_t next = *(uintptr_t *)base ^ _cgc_g.key, lo = atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed);
-    uintptr_t hi = atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed);
-    if (cgc_unlikely(next - lo < hi - lo || !next) && _cgc_slot_looks_free(s, base))
+    if (cgc_unlikely(_cgc_word0_may_link(base)) && _cgc_slot_looks_free(s, base))
       _cgc_fatal("%s: %p is not a live object (freed with cgc_free?)", fn, ptr);
     return PTR_HEAP;
   }
