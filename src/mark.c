@@ -568,6 +568,18 @@ static void recover_overflow(void) {
   while (atomic_exchange(&overflowed, 0)) rescan_marked(w);
 }
 
+/* The slow half of _cgc_found_dead: the loads saw "dead" in cycle c; true
+   once they are known to come from one collection's results. */
+bool _cgc_found_dead_confirm(cgc_span_t *s, uint32_t idx, uint32_t c) {
+  for (;;) {
+    atomic_signal_fence(memory_order_acq_rel); /* the loads above, before the re-read */
+    uint32_t now = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
+    if (now == c) return true;
+    c = now;
+    if (s->sweepgen == c || _cgc_slot_marked(s, idx)) return false;
+  }
+}
+
 /* ---- entry points ---------------------------------------------------------------------- */
 
 static void start_marking(void) {
