@@ -73,15 +73,17 @@ cgc_tcache_t *_cgc_tcache_init(void) {
   return t ? t->tc : NULL;
 }
 
-/* Hand the free slots of s (swept, claimed by the caller) to tc.  Must hold
-   the central lock: the sweep must belong to the current cycle, or a
-   collection ran in between and the span has to be swept again. */
-static bool take_locked(cgc_tcache_t *tc, unsigned sc, cgc_span_t *s) {
+/* Hand the free slots of s (swept, claimed by the caller) to tc: to its
+   dirty list if the sweep left them uncleared (dirty), else to its free
+   list.  Must hold the central lock: the sweep must belong to the current
+   cycle, or a collection ran in between and the span has to be swept again. */
+static bool take_locked(cgc_tcache_t *tc, unsigned sc, cgc_span_t *s, bool dirty) {
   if (s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed)) return false;
-  cgc_assert(tc->free[sc] == NULL);
+  void **list = dirty ? &tc->dirty[sc] : &tc->free[sc];
+  cgc_assert(*list == NULL);
   s->owner = tc;
   tc->span[sc] = s;
-  tc->free[sc] = s->freelist;
+  *list = s->freelist;
   atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)s->nfree * (int64_t)s->elemsize,
                             memory_order_relaxed);
   s->freelist = NULL;
@@ -110,8 +112,10 @@ static void release_owned(cgc_tcache_t *tc, unsigned sc) {
 }
 
 /* A new span for span class sc from the page heap, swept for the current
-   cycle and not on any list.  NULL when out of memory. */
-static cgc_span_t *new_small_span(unsigned sc) {
+   cycle and not on any list; its slots zero, or (!zero, noscan only) as the
+   pages were but for word 0 (the link) and word 1 (I3).  NULL when out of
+   memory. */
+static cgc_span_t *new_small_span(unsigned sc, bool zero) {
   unsigned cls = sc >> 1;
   size_t npages = _cgc_class_npages[cls];
   _cgc_before_grow(npages * CGC_PAGE_SIZE);
@@ -119,18 +123,20 @@ static cgc_span_t *new_small_span(unsigned sc) {
   cgc_span_t *s = _cgc_page_alloc_locked(npages);
   _cgc_heap_unlock();
   if (!s) return NULL;
-  _cgc_span_zero(s);
+  if (zero) _cgc_span_zero(s);
   s->elemsize = _cgc_class_size[cls];
   s->nelems = _cgc_class_nelems[cls];
   s->divmul = _cgc_class_divmul[cls];
   s->spanclass = (uint16_t)sc;
   s->noscan = sc & 1;
   s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
-  /* Build the free list in address order (the memory is zero). */
+  /* Build the free list in address order. */
   void *head = NULL;
+  bool word1 = !zero && s->elemsize >= 16;
   for (uint32_t i = s->nelems; i-- > 0;) {
     uintptr_t *slot = (uintptr_t *)_cgc_slot_base(s, i);
     *slot = _cgc_encode(head);
+    if (word1) slot[1] = 0;
     head = slot;
   }
   s->freelist = head;
@@ -141,20 +147,31 @@ static cgc_span_t *new_small_span(unsigned sc) {
   return s;
 }
 
-/* Refill tc's list for sc.  Returns false when out of memory. */
-static bool refill(cgc_tcache_t *tc, unsigned sc) {
+/* A span swept with dirty slots that its taker could not have: clear
+   them, so that its own list is clean again (I3). */
+static void clean_span_list(cgc_span_t *s) {
+  for (void *p = s->freelist; p; p = _cgc_decode(*(uintptr_t *)p))
+    memset((char *)p + sizeof(uintptr_t), 0, s->elemsize - sizeof(uintptr_t));
+}
+
+/* Refill tc's list for sc: its free list, or (dirty, for a noscan move by
+   cgc_realloc) its free or dirty list, whose slots need no clearing.
+   Returns false when out of memory. */
+static bool refill(cgc_tcache_t *tc, unsigned sc, bool dirty) {
+  cgc_assert(!dirty || (sc & 1));
   cgc_central_t *c = &_cgc_g.central[sc];
   cgc_span_t *s = tc->span[sc];
   if (s) {
     /* The owned span first: a collection may have found garbage in it. */
     if (s->sweepgen != atomic_load(&_cgc_g.gc_cycle) && _cgc_sweep_begin()) {
-      uint32_t n = _cgc_sweep_span(s);
+      uint32_t n = _cgc_sweep_span(s, !dirty);
       _cgc_sweep_end();
       if (n) {
         pthread_mutex_lock(&c->lock);
-        bool ok = take_locked(tc, sc, s);
+        bool ok = take_locked(tc, sc, s, dirty);
         pthread_mutex_unlock(&c->lock);
         if (ok) return true;
+        if (dirty) clean_span_list(s);
       }
     }
     release_owned(tc, sc);
@@ -163,8 +180,8 @@ static bool refill(cgc_tcache_t *tc, unsigned sc) {
   pthread_mutex_lock(&c->lock);
   for (;;) {
     s = _cgc_list_pop(&c->partial);
-    if (s) {
-      if (take_locked(tc, sc, s)) break;
+    if (s) { /* swept already: its slots are clean */
+      if (take_locked(tc, sc, s, false)) break;
       _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
       continue;
     }
@@ -177,24 +194,39 @@ static bool refill(cgc_tcache_t *tc, unsigned sc) {
       s = NULL;
       break;
     }
-    uint32_t n = _cgc_sweep_span(s);
+    uint32_t n = _cgc_sweep_span(s, !dirty);
     _cgc_sweep_end();
     pthread_mutex_lock(&c->lock);
-    if (n && take_locked(tc, sc, s)) break;
+    if (n && take_locked(tc, sc, s, dirty)) break;
     pthread_mutex_unlock(&c->lock);
+    if (n && dirty) clean_span_list(s);
     _cgc_span_put_swept(s);
     pthread_mutex_lock(&c->lock);
   }
   pthread_mutex_unlock(&c->lock);
   if (s) return true;
 
-  s = new_small_span(sc);
+  s = new_small_span(sc, !dirty);
   if (!s) return false;
   pthread_mutex_lock(&c->lock);
   s->sweepgen = atomic_load(&_cgc_g.gc_cycle);
-  take_locked(tc, sc, s);
+  take_locked(tc, sc, s, dirty);
   pthread_mutex_unlock(&c->lock);
   return true;
+}
+
+/* A slot of span class sc (noscan) for cgc_realloc to move a buffer into:
+   its bytes need not be zero, so a slot an earlier move left behind comes
+   first, and new or swept memory is not cleared.  NULL when out of memory. */
+static void *alloc_for_move(unsigned sc, size_t size, size_t csize) {
+  cgc_tcache_t *tc = _cgc_tc;
+  if (tc->dirty[sc]) return pop_dirty(tc, sc, csize);
+  if (tc->free[sc]) return pop_free(tc, sc, csize);
+  if (tc != &_cgc_empty_tcache && !_cgc_g.opt.checkfree) {
+    _cgc_pacing_check(tc);
+    if (refill(tc, sc, true)) return tc->free[sc] ? pop_free(tc, sc, csize) : pop_dirty(tc, sc, csize);
+  }
+  return _cgc_alloc_slow(size, 1); /* out of memory: collects and retries */
 }
 
 CGC_NOINLINE void *_cgc_alloc_slow(size_t size, int noscan) {
@@ -215,7 +247,7 @@ CGC_NOINLINE void *_cgc_alloc_slow(size_t size, int noscan) {
   if (tc->dirty[sc]) return memset(pop_dirty(tc, sc, csize), 0, csize);
   for (int attempt = 0;; attempt++) {
     _cgc_pacing_check(tc);
-    if (refill(tc, sc)) return pop_free(tc, sc, csize);
+    if (refill(tc, sc, false)) return pop_free(tc, sc, csize);
     if (attempt > 0) break;
     _cgc_collect(CGC_GC_OOM, 0); /* out of memory: collect once more, sweep, then give up */
     _cgc_sweep_all();
@@ -513,14 +545,13 @@ void *cgc_realloc(void *p, size_t size) {
     if (!noscan) memset((char *)p + size, 0, old - size); /* no stale pointers past size */
     return p;
   }
-  /* Move.  A noscan buffer moves into a slot that an earlier move left
-     behind in its class if there is one (the bytes past the copy are then
-     unspecified, as with realloc), and leaves its old slot the same way. */
-  cgc_tcache_t *tc = _cgc_tc;
-  unsigned sc = (cls << 1) | 1u;
-  void *n;
-  if (noscan && small && tc->dirty[sc]) n = pop_dirty(tc, sc, fit);
-  else if (!(n = noscan ? cgc_alloc_noscan(size) : cgc_alloc(size))) return NULL;
+  /* Move.  A noscan buffer moves into a slot whose bytes past the copy are
+     unspecified, as with realloc (alloc_for_move), and leaves its old slot
+     uncleared on the dirty list of its class. */
+  void *n = noscan && small ? alloc_for_move((cls << 1) | 1u, size, fit)
+            : noscan        ? cgc_alloc_noscan(size)
+                            : cgc_alloc(size);
+  if (!n) return NULL;
   memcpy(n, p, CGC_MIN(old, size));
   if (noscan && s->nelems > 1 && !s->specials && !_cgc_g.opt.checkfree) push_slot(s, (uintptr_t)p, old, true);
   else free_resolved(r, p);

@@ -403,8 +403,11 @@ void _cgc_pacing_check(cgc_tcache_t *tc) CGC_HIDDEN;
 bool _cgc_sweep_begin(void) CGC_HIDDEN;
 void _cgc_sweep_end(void) CGC_HIDDEN;
 /* Sweep a span claimed by the caller (not on any list, unowned or owned by the
-   caller).  Returns the number of free slots; the list goes to s->freelist. */
-uint32_t _cgc_sweep_span(cgc_span_t *s) CGC_HIDDEN;
+   caller).  Returns the number of free slots; the list goes to s->freelist.
+   !zero (noscan spans, for a thread's dirty list): dead slots get only word 0
+   (the link) and word 1 cleared, and the caller must clear them before the
+   list stays on the span (I3). */
+uint32_t _cgc_sweep_span(cgc_span_t *s, bool zero) CGC_HIDDEN;
 /* File an unowned span on its central list: partial or full if it was swept
    this cycle, unswept otherwise.  The central lock must be held. */
 void _cgc_span_file_unowned_locked(cgc_span_t *s) CGC_HIDDEN;

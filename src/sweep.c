@@ -36,7 +36,7 @@ static void load_marks(cgc_span_t *s, uint64_t *marks) {
   }
 }
 
-uint32_t _cgc_sweep_span(cgc_span_t *s) {
+uint32_t _cgc_sweep_span(cgc_span_t *s, bool zero) {
   uint64_t marks[CGC_MARK_WORDS], wasfree[CGC_MARK_WORDS] = {0};
   uint32_t cycle = atomic_load(&_cgc_g.gc_cycle);
   load_marks(s, marks);
@@ -58,7 +58,10 @@ uint32_t _cgc_sweep_span(cgc_span_t *s) {
     uint64_t bit = 1ull << (i % 64);
     if (marks[i / 64] & bit) continue;
     uintptr_t *slot = (uintptr_t *)(s->base + (uintptr_t)i * size);
-    if (!(wasfree[i / 64] & bit)) memset(slot, 0, size);
+    if (!(wasfree[i / 64] & bit)) {
+      if (zero) memset(slot, 0, size);
+      else if (size >= 16) slot[1] = 0;
+    }
     *slot = _cgc_encode(head);
     head = slot;
     nfree++;
@@ -82,7 +85,7 @@ static bool sweep_or_free(cgc_span_t *s) {
     _cgc_heap_unlock();
     return true;
   }
-  _cgc_sweep_span(s);
+  _cgc_sweep_span(s, true);
   return false;
 }
 

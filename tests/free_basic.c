@@ -310,6 +310,45 @@ static void test_realloc_noscan_collect(void) {
   }
 }
 
+/* A move into a class whose thread list is empty refills the list without
+   clearing: dead slots of a swept span (or a new span) go on the dirty list.
+   Plain allocations that take such slots get them zeroed, live objects are
+   never handed out, and nothing is handed out twice.  White-box: at least
+   one move lands on a dead object's old bytes (a clearing refill would have
+   zeroed them). */
+#define NREF 600
+#define REFSZ 3000
+static void test_realloc_noscan_refill(void) {
+  static unsigned char *keep[NREF], *got[2 * NREF];
+  for (int i = 0; i < 2 * NREF; i++) {
+    unsigned char *o = cgc_alloc_noscan(REFSZ);
+    fill(o, REFSZ, 5000 + (uint64_t)i);
+    if (i % 2 == 0) keep[i / 2] = o; /* the other half dies */
+  }
+  clear_stack();
+  cgc_collect();
+  cgc_collect();
+  int old_bytes = 0;
+  for (int k = 0; k < NREF; k++) {
+    unsigned char *t = cgc_alloc_noscan(16);
+    fill(t, 16, (uint64_t)k);
+    got[k] = cgc_realloc(t, REFSZ);
+    CHECKF(intact(got[k], 16, (uint64_t)k), "move %d: copied bytes wrong", k);
+    if (!zeroed(got[k] + 16, REFSZ - 16)) old_bytes++;
+  }
+  CHECKF(old_bytes > 0, "no move of %d reused a dead object's bytes uncleared", NREF);
+  for (int k = NREF; k < 2 * NREF; k++) {
+    got[k] = cgc_alloc_noscan(REFSZ);
+    CHECKF(zeroed(got[k], cgc_usable_size(got[k])), "plain allocation %p is not zero", (void *)got[k]);
+  }
+  for (int i = 0; i < NREF; i++) CHECKF(intact(keep[i], REFSZ, 5000 + 2 * (uint64_t)i), "live object %p overwritten", (void *)keep[i]);
+  for (int k = 0; k < 2 * NREF; k++) fill(got[k], REFSZ, (uint64_t)k);
+  for (int k = 0; k < 2 * NREF; k++) CHECKF(intact(got[k], REFSZ, (uint64_t)k), "slot %p handed out twice", (void *)got[k]);
+  for (int i = 0; i < NREF; i++) CHECKF(intact(keep[i], REFSZ, 5000 + 2 * (uint64_t)i), "live object %p handed out", (void *)keep[i]);
+  for (int k = 0; k < 2 * NREF; k++) cgc_free(got[k]);
+  for (int i = 0; i < NREF; i++) cgc_free(keep[i]);
+}
+
 /* ---- kind kept ---------------------------------------------------------------- */
 
 #define TARGET (8 * MIB)
@@ -368,6 +407,7 @@ int main(void) {
   /* None of this needed a collection. */
   CHECKF(cgc_gc_count() == gc0, "%llu collections", (unsigned long long)(cgc_gc_count() - gc0));
   test_realloc_noscan_collect();
+  test_realloc_noscan_refill();
   test_free_span_reuse();
   printf("free_basic: ok\n");
   return 0;
