@@ -218,8 +218,7 @@ static bool refill(cgc_tcache_t *tc, unsigned sc, bool dirty) {
 /* A slot of span class sc (noscan) for cgc_realloc to move a buffer into:
    its bytes need not be zero, so a slot an earlier move left behind comes
    first, and new or swept memory is not cleared.  NULL when out of memory. */
-static void *alloc_for_move(unsigned sc, size_t size, size_t csize) {
-  cgc_tcache_t *tc = _cgc_tc;
+static inline void *alloc_for_move(cgc_tcache_t *tc, unsigned sc, size_t size, size_t csize) {
   if (tc->dirty[sc]) return pop_dirty(tc, sc, csize);
   if (tc->free[sc]) return pop_free(tc, sc, csize);
   if (tc != &_cgc_empty_tcache && !_cgc_g.opt.checkfree) {
@@ -500,22 +499,27 @@ static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
 /* The fast path handles the common case (a small object's start, without
    specials, whose first word is not a free-list link); everything else, and
    every diagnosis, goes to free_slow. */
-void cgc_free(void *p) {
-  uintptr_t a = (uintptr_t)p;
-  if (!a) return;
-  /* Recent frees' spans first (a small cache indexed by page): frees
-     cluster, and the check (state, then bounds, as I1 orders them) is
-     shorter than the page-map walk.  Span structs are never unmapped, so a
-     stale hint only fails the check. */
-  cgc_tcache_t *tc = _cgc_tc;
+/* The span of a, a pointer passed to cgc_free or cgc_realloc, or NULL.
+   Recent frees' spans first (a small cache indexed by page): frees cluster,
+   and the check (state, then bounds, as I1 orders them) is shorter than the
+   page-map walk.  Span structs are never unmapped, so a stale hint only
+   fails the check. */
+static inline cgc_span_t *span_of_hinted(cgc_tcache_t *tc, uintptr_t a) {
   cgc_span_t **hint = &tc->free_span[(a >> CGC_PAGE_SHIFT) & 7];
   cgc_span_t *s = *hint;
   if (cgc_unlikely(!s || atomic_load_explicit(&s->state, memory_order_acquire) != CGC_SPAN_SMALL ||
                    a - s->base >= s->limit - s->base)) {
     s = _cgc_span_of(a);
-    if (cgc_unlikely(!s)) bad_pointer("cgc_free", p);
-    if (tc != &_cgc_empty_tcache) *hint = s;
+    if (s && tc != &_cgc_empty_tcache) *hint = s;
   }
+  return s;
+}
+
+void cgc_free(void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (!a) return;
+  cgc_span_t *s = span_of_hinted(_cgc_tc, a);
+  if (cgc_unlikely(!s)) bad_pointer("cgc_free", p);
   uint32_t idx;
   if (cgc_unlikely(!small_live_fast(s, a, &idx) || s->specials || _cgc_g.opt.checkfree)) {
     free_slow(p);
@@ -526,8 +530,9 @@ void cgc_free(void *p) {
 
 void *cgc_realloc(void *p, size_t size) {
   if (!p) return cgc_alloc(size);
+  cgc_tcache_t *tc = _cgc_tc;
   obj_ref_t r;
-  r.span = _cgc_span_of((uintptr_t)p);
+  r.span = span_of_hinted(tc, (uintptr_t)p);
   if (cgc_unlikely(!r.span || !small_live_fast(r.span, (uintptr_t)p, &r.idx)))
     r = resolve_base("cgc_realloc", p, true);
   cgc_span_t *s = r.span;
@@ -548,7 +553,7 @@ void *cgc_realloc(void *p, size_t size) {
   /* Move.  A noscan buffer moves into a slot whose bytes past the copy are
      unspecified, as with realloc (alloc_for_move), and leaves its old slot
      uncleared on the dirty list of its class. */
-  void *n = noscan && small ? alloc_for_move((cls << 1) | 1u, size, fit)
+  void *n = noscan && small ? alloc_for_move(tc, (cls << 1) | 1u, size, fit)
             : noscan        ? cgc_alloc_noscan(size)
                             : cgc_alloc(size);
   if (!n) return NULL;
