@@ -455,11 +455,12 @@ static inline bool _cgc_slot_marked(cgc_span_t *s, uint32_t idx) {
    swept since?  (A thread's owned span stays unswept while its list lasts;
    until swept, a span's marks are the last collection's.)  Then no pointer
    to it should exist: freeing it would hand the slot out twice.
-   The calling thread (registered) may be stopped for a whole collection
-   between any two of these loads, so a "dead" answer is read again until
-   gc_cycle did not move under it: a span epoch from before and a global
-   epoch from after a collection would otherwise make a live object look
-   unmarked. */
+   The calling thread may be stopped for a whole collection between any two
+   of these loads, so a "dead" answer is read again until gc_cycle did not
+   move under it: a span epoch from before and a global epoch from after a
+   collection would otherwise make a live object look unmarked.  (An
+   unregistered caller, which collections do not stop, is registered
+   first.) */
 bool _cgc_found_dead_confirm(cgc_span_t *s, uint32_t idx, uint32_t cycle) CGC_HIDDEN;
 static inline bool _cgc_found_dead(cgc_span_t *s, uint32_t idx) {
   uint32_t c = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);

@@ -78,3 +78,6 @@ cgc_test(arena_basic SOURCES arena_basic.c TIMEOUT 60)
 cgc_test(arena_fault SOURCES arena_fault.c TIMEOUT 120)
 # Arenas on several threads under collections; arenas freed by another thread.
 cgc_test(arena_threads SOURCES arena_threads.c TIMEOUT 120)
+# cgc_free of live objects from a thread that collections do not stop, in
+# the middle of markings (seeded).
+cgc_test(free_unregistered SOURCES free_unregistered.c TIMEOUT 120)
