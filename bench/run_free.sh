@@ -154,6 +154,26 @@ getgc() { awk -v k="$1 $2 $3 $4" '($1" "$2" "$3" "$4) == k { print $8 }' "$MED";
 spread() { awk -v k="$1 $2 $3 $4" '($1" "$2" "$3" "$4) == k { printf "%.1f..%.1f", $6, $7 }' "$MED"; }
 fmt() { [ -n "$1" ] && printf "%.1f" "$1" || printf "-"; }
 ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || printf "-"; }
+# paired METRIC BENCH PARAM ALLOC VARIANT_NUM VARIANT_DEN -> "median (min..max)" of the
+# per-round ratios num/den: rounds run the variants back to back, so a ratio
+# within one round cancels the machine's slow drifts that medians keep.
+paired() {
+  awk -v metric="${1}_ns" -v k="$2 $3 $4" -v vn="$5" -v vd="$6" '
+    /^RESULT/ {
+      delete f
+      for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+      if (f["bench"] " " f["param"] " " f["alloc"] != k) next
+      if (f["variant"] == vn) num[f["round"]] = f[metric] + 0
+      if (f["variant"] == vd) den[f["round"]] = f[metric] + 0
+    }
+    END {
+      n = 0
+      for (r in num) if ((r in den) && den[r] > 0) a[++n] = num[r] / den[r]
+      if (!n) { printf "-"; exit }
+      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      printf "%.2f (%.2f..%.2f)", n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2, a[1], a[n]
+    }' "$RESULTS"
+}
 verdict() { # value op target
   [ "$1" = "-" ] && { printf "n/a"; return; }
   awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; printf ok ? "MET" : "NOT MET" }'
@@ -182,6 +202,9 @@ tables() { # metric
   for w in 100 1000; do
     a=$(get builder W${w}_live64MiB cgc realloc); b=$(get builder W${w}_live64MiB cgc drop)
     printf "  with a 64 MiB live heap, W=%s: (a) %s, (b) %s, (b)/(a) %s\n" $w "$(fmt "$a")" "$(fmt "$b")" "$(ratio "$b" "$a")"
+  done
+  for w in 100 1000; do
+    printf "  W=%s (b)/(a) per round, median (min..max): %s\n" $w "$(paired "$1" builder W$w cgc drop realloc)"
   done
   for w in 100 1000; do
     printf "  W=%s collections per run (median): cgc realloc %s, cgc drop %s; spread (a) %s, (b) %s\n" "$w" \
