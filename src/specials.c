@@ -219,36 +219,68 @@ static inline obj_rec_t **slot_of(stripe_t *st, specials_arr_t *a, uint32_t idx,
   return &c->slot[idx % SPC_CHUNK];
 }
 
-/* The record for slot idx of span s, created if create; stripe held. */
-static obj_rec_t *obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx, bool create) {
-  specials_arr_t *a = s->specials;
-  if (!a) {
-    if (!create) return NULL;
-    a = take_array(st);
-    s->specials = a;
-  }
-  obj_rec_t **slot = slot_of(st, a, idx, create);
-  if (!slot) return NULL;
-  obj_rec_t *o = *slot;
-  if (o || !create) return o;
-  o = new_obj_rec(st);
+/* s->specials is NULL, a table (specials_arr_t), or, while a single object
+   of the span has specials, that object's record tagged with bit 0: the
+   first special of a span then costs one record, not a table and a chunk. */
+#define SOLE_TAG ((uintptr_t)1)
+static inline bool is_sole(const struct cgc_specials *p) { return (uintptr_t)p & SOLE_TAG; }
+static inline obj_rec_t *sole_rec(const struct cgc_specials *p) { return (obj_rec_t *)((uintptr_t)p & ~SOLE_TAG); }
+static inline struct cgc_specials *sole_tag(obj_rec_t *o) { return (struct cgc_specials *)((uintptr_t)o | SOLE_TAG); }
+
+/* A new record for slot idx of span s, on the stripe's list. */
+static obj_rec_t *make_obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx) {
+  obj_rec_t *o = new_obj_rec(st);
   o->span = s;
   o->idx = idx;
   o->stripe = (uint32_t)(st - stripes);
   o->next = st->objs;
   if (st->objs) st->objs->prev = o;
   st->objs = o;
+  return o;
+}
+
+/* The record for slot idx of span s, created if create; stripe held. */
+static obj_rec_t *obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx, bool create) {
+  struct cgc_specials *sp = s->specials;
+  specials_arr_t *a;
+  if (!sp) {
+    if (!create) return NULL;
+    obj_rec_t *o = make_obj_rec(st, s, idx);
+    s->specials = sole_tag(o);
+    return o;
+  }
+  if (is_sole(sp)) {
+    obj_rec_t *only = sole_rec(sp);
+    if (only->idx == idx || !create) return only->idx == idx ? only : NULL;
+    a = take_array(st); /* a second object: the span gets its table */
+    *slot_of(st, a, only->idx, true) = only;
+    a->count = 1;
+    s->specials = a;
+  } else {
+    a = sp;
+  }
+  obj_rec_t **slot = slot_of(st, a, idx, create);
+  if (!slot) return NULL;
+  obj_rec_t *o = *slot;
+  if (o || !create) return o;
+  o = make_obj_rec(st, s, idx);
   *slot = o;
   a->count++;
   return o;
 }
 
 static void drop_obj_rec(stripe_t *st, obj_rec_t *o) {
-  specials_arr_t *a = o->span->specials;
-  *slot_of(st, a, o->idx, false) = NULL;
-  if (--a->count == 0) {
+  struct cgc_specials *sp = o->span->specials;
+  if (is_sole(sp)) {
+    cgc_assert(sole_rec(sp) == o);
     o->span->specials = NULL;
-    free_array(st, a);
+  } else {
+    specials_arr_t *a = sp;
+    *slot_of(st, a, o->idx, false) = NULL;
+    if (--a->count == 0) {
+      o->span->specials = NULL;
+      free_array(st, a);
+    }
   }
   if (o->prev) o->prev->next = o->next;
   else st->objs = o->next;
