@@ -33,7 +33,9 @@
  *                         heavy cgc_free traffic on the same size classes.
  *   calls -n N            cgc only, for callgrind: N cgc_alloc calls (dropped)
  *                         in alloc_drop_loop, then N cgc_alloc + cgc_free
- *                         pairs in pair_loop.
+ *                         pairs in pair_loop, then N/10 buffers grown from 8
+ *                         to 2048 bytes by cgc_realloc (8 moves each) in
+ *                         grow_loop.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -375,6 +377,21 @@ static NOINLINE void pair_loop(long n) {
   }
 }
 
+/* n buffers grown with cgc_realloc from 8 to 2048 bytes by doubling (8
+   moves each, noscan), then freed. */
+static NOINLINE void grow_loop(long n) {
+  for (long i = 0; i < n; i++) {
+    char *p = cgc_alloc_noscan(8);
+    p[0] = 1;
+    for (size_t c = 16; c <= 2048; c *= 2) {
+      p = cgc_realloc(p, c);
+      p[c - 1] = 1;
+    }
+    escape(p);
+    cgc_free(p);
+  }
+}
+
 static NOINLINE void free_traffic(void) {
   void *ring[256] = {0};
   for (long i = 0; i < 2000000; i++) {
@@ -450,6 +467,7 @@ int main(int argc, char **argv) {
     long k = n ? n : 1000000L;
     alloc_drop_loop(k);
     pair_loop(k);
+    grow_loop(k / 10);
     printf("RESULT bench=calls alloc=cgc calls=%ld\n", k);
 #endif
   } else {

@@ -264,6 +264,9 @@ if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null && command -v callgrin
       echo "  cgc_alloc fast path (its own instructions, per call): $(per "$fast" $((2 * N)))"
       echo "  cgc_alloc(32) + drop, per iteration, refills and collections included: $(per "$drop" $N)"
       echo "  cgc_alloc(32) + cgc_free, per pair: $(per "$pairi" $N) (cgc_free: $(per "$freei" $N))"
+      rself=$(ir "$CG/cgc.out" cgc_realloc no)
+      rall=$(ir "$CG/cgc.out" cgc_realloc yes)
+      echo "  cgc_realloc moving a noscan buffer (8 to 2048 bytes by doubling), per call: $(per "$rself" $((N / 10 * 8))) own, $(per "$rall" $((N / 10 * 8))) with the copy"
     fi
     for a in glibc mimalloc bdwgc; do
       have $a || continue
