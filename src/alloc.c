@@ -132,11 +132,10 @@ static cgc_span_t *new_small_span(unsigned sc, bool zero) {
   s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
   /* Build the free list in address order. */
   void *head = NULL;
-  bool word1 = !zero && s->elemsize >= 16;
   for (uint32_t i = s->nelems; i-- > 0;) {
     uintptr_t *slot = (uintptr_t *)_cgc_slot_base(s, i);
+    if (!zero) _cgc_slot_make_dirty(slot, s->elemsize);
     *slot = _cgc_encode(head);
-    if (word1) slot[1] = 0;
     head = slot;
   }
   s->freelist = head;
@@ -428,7 +427,7 @@ static inline void zero_object(uintptr_t base, size_t size) {
    writing only the link and word 1 (I3). */
 static inline void push_slot(cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
   if (!dirty) zero_object(base, size);
-  else if (size >= 16) ((uintptr_t *)base)[1] = 0;
+  else _cgc_slot_make_dirty((uintptr_t *)base, size);
   cgc_tcache_t *tc = _cgc_tc;
   if (cgc_unlikely(tc == &_cgc_empty_tcache)) {
     tc = _cgc_tcache_init();
@@ -496,9 +495,6 @@ static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
                     !_cgc_found_dead(s, *idx));
 }
 
-/* The fast path handles the common case (a small object's start, without
-   specials, whose first word is not a free-list link); everything else, and
-   every diagnosis, goes to free_slow. */
 /* The span of a, a pointer passed to cgc_free or cgc_realloc, or NULL.
    Recent frees' spans first (a small cache indexed by page): frees cluster,
    and the check (state, then bounds, as I1 orders them) is shorter than the
@@ -515,6 +511,9 @@ static inline cgc_span_t *span_of_hinted(cgc_tcache_t *tc, uintptr_t a) {
   return s;
 }
 
+/* The fast path handles the common case (a small object's start, without
+   specials, whose first word is not a free-list link); everything else, and
+   every diagnosis, goes to free_slow. */
 void cgc_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   if (!a) return;

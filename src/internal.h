@@ -378,7 +378,6 @@ void _cgc_list_splice(cgc_span_list_t *dst, cgc_span_list_t *src, uint8_t which)
 /* ---- allocation (alloc.c) ------------------------------------------------- */
 
 void *_cgc_alloc_slow(size_t size, int noscan) CGC_HIDDEN;
-/* Does the slot at base look free (zero but for a valid free-list link)? */
 /* The cheap half of _cgc_slot_looks_free: could the first word of the slot
    at base be a free-list link (zero, or the key XOR a heap address)?  A
    live object's first word matches only by a 2^-64-ish chance; false means
@@ -387,7 +386,14 @@ static inline bool _cgc_word0_may_link(uintptr_t base) {
   uintptr_t next = *(uintptr_t *)base ^ _cgc_g.key, lo = atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed);
   return next - lo < atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed) - lo || !next;
 }
+/* Does the slot at base look free (zero but for a valid free-list link)? */
 bool _cgc_slot_looks_free(const cgc_span_t *s, uintptr_t base) CGC_HIDDEN;
+/* Make an uncleared slot of size bytes fit for a dirty list (I3): word 1
+   zero, so that _cgc_slot_looks_free still recognizes it; the caller writes
+   the link into word 0. */
+static inline void _cgc_slot_make_dirty(uintptr_t *slot, size_t size) {
+  if (size >= 16) slot[1] = 0;
+}
 void *_cgc_alloc_large(size_t size, int noscan) CGC_HIDDEN;
 cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan) CGC_HIDDEN;
 /* Count an explicit free of bytes in the calling thread's statistics. */

@@ -571,20 +571,21 @@ static void recover_overflow(void) {
 /* The slow half of _cgc_found_dead: the loads saw "dead" in cycle c; true
    once they are known to come from one collection's results. */
 bool _cgc_found_dead_confirm(cgc_span_t *s, uint32_t idx, uint32_t c) {
+  /* Collections do not stop an unregistered thread: it could have read a
+     marking in progress.  Registering waits for one to finish (threads
+     lock) and makes later ones stop this thread (cgc_free and cgc_realloc
+     register the caller anyway); then the test is read again. */
+  bool reread = false;
   if (cgc_unlikely(!_cgc_self)) {
-    /* Collections do not stop an unregistered thread: it could be reading a
-       marking in progress.  Registering waits for one to finish (threads
-       lock) and makes later ones stop this thread; cgc_free and cgc_realloc
-       register the caller anyway. */
     if (!_cgc_thread_register_self(false)) return false; /* cannot tell: no diagnosis */
-    c = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
-    if (s->sweepgen == c || _cgc_slot_marked(s, idx)) return false;
+    reread = true;
   }
   for (;;) {
     atomic_signal_fence(memory_order_acq_rel); /* the loads above, before the re-read */
     uint32_t now = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
-    if (now == c) return true;
+    if (now == c && !reread) return true;
     c = now;
+    reread = false;
     if (s->sweepgen == c || _cgc_slot_marked(s, idx)) return false;
   }
 }

@@ -251,7 +251,8 @@ static obj_rec_t *obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx, bool create
   }
   if (is_sole(sp)) {
     obj_rec_t *only = sole_rec(sp);
-    if (only->idx == idx || !create) return only->idx == idx ? only : NULL;
+    if (only->idx == idx) return only;
+    if (!create) return NULL;
     a = take_array(st); /* a second object: the span gets its table */
     *slot_of(st, a, only->idx, true) = only;
     a->count = 1;

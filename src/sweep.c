@@ -60,7 +60,7 @@ uint32_t _cgc_sweep_span(cgc_span_t *s, bool zero) {
     uintptr_t *slot = (uintptr_t *)(s->base + (uintptr_t)i * size);
     if (!(wasfree[i / 64] & bit)) {
       if (zero) memset(slot, 0, size);
-      else if (size >= 16) slot[1] = 0;
+      else _cgc_slot_make_dirty(slot, size);
     }
     *slot = _cgc_encode(head);
     head = slot;
