@@ -120,13 +120,21 @@ int _cgc_os_thread_stack(uintptr_t *lo, uintptr_t *hi) {
   pthread_attr_t attr;
   void *addr;
   size_t size;
-  if (pthread_getattr_np(pthread_self(), &attr) != 0) return -1;
-  int rc = pthread_attr_getstack(&attr, &addr, &size);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) return -1;
-  *lo = (uintptr_t)addr;
-  *hi = (uintptr_t)addr + size;
-  return 0;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    int rc = pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    if (rc == 0) {
+      *lo = (uintptr_t)addr;
+      *hi = (uintptr_t)addr + size;
+      return 0;
+    }
+  }
+  /* pthread_getattr_np allocates (a CPU set; for the main thread, a stdio
+     read of /proc/self/maps), so under memory pressure (RLIMIT_AS, a cgroup
+     limit) it fails.  The mapping that holds this frame bounds the stack
+     too: glibc puts a thread's stack and its descriptor in one mapping,
+     with the guard page a mapping of its own. */
+  return _cgc_os_mapping_bounds((uintptr_t)__builtin_frame_address(0), lo, hi);
 }
 
 uintptr_t _cgc_os_thread_pointer(void) { return (uintptr_t)__builtin_thread_pointer(); }
@@ -374,7 +382,7 @@ static uintptr_t parse_hex(const char **p) {
 int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
   int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
-  static char buf[8192]; /* only the collector calls this, under its lock */
+  char buf[8192]; /* on the stack: threads registering call this too */
   size_t have = 0;
   int found = -1;
   for (;;) {

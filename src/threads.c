@@ -65,10 +65,14 @@ cgc_thread_t *_cgc_thread_register_self(bool explicit_reg) {
   t->explicit_reg = explicit_reg;
   t->is_main = t->tid == getpid();
   if (_cgc_os_thread_stack(&t->stack_lo, &t->stack_hi) != 0) {
-    /* Fall back to the current frame: scan a generous window above it. */
+    /* Not even /proc could tell (out of file descriptors?).  The thread's
+       frames lie between this one and its descriptor, which glibc puts at
+       the top of the stack (the thread pointer); never guess past it: a
+       window rounded up could reach the guard page of the next stack. */
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     t->stack_lo = here - (64 << 10);
-    t->stack_hi = CGC_ALIGN_UP(here, 1 << 20);
+    t->stack_hi = t->tp > here && t->tp - here < ((uintptr_t)64 << 20) ? t->tp : CGC_ALIGN_UP(here + 1, 4096);
+    _cgc_warn("cannot find the stack of thread %d: scanning %p-%p", (int)t->tid, (void *)here, (void *)t->stack_hi);
   }
   t->tc->thread = t;
   /* Publish to this thread first so a stop signal finds it, then to the list. */
