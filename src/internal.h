@@ -468,9 +468,13 @@ static inline bool _cgc_slot_marked(cgc_span_t *s, uint32_t idx) {
    unregistered caller, which collections do not stop, is registered
    first.) */
 bool _cgc_found_dead_confirm(cgc_span_t *s, uint32_t idx, uint32_t cycle) CGC_HIDDEN;
+/* The test itself, for loads known to come from collection cycle c. */
+static inline bool _cgc_unmarked_unswept(cgc_span_t *s, uint32_t idx, uint32_t c) {
+  return s->sweepgen != c && !_cgc_slot_marked(s, idx);
+}
 static inline bool _cgc_found_dead(cgc_span_t *s, uint32_t idx) {
   uint32_t c = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
-  if (cgc_likely(s->sweepgen == c || _cgc_slot_marked(s, idx))) return false;
+  if (cgc_likely(!_cgc_unmarked_unswept(s, idx, c))) return false;
   return _cgc_found_dead_confirm(s, idx, c);
 }
 void _cgc_mark_workers_reset(void) CGC_HIDDEN; /* in a forked child */

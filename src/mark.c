@@ -586,7 +586,7 @@ bool _cgc_found_dead_confirm(cgc_span_t *s, uint32_t idx, uint32_t c) {
     if (now == c && !reread) return true;
     c = now;
     reread = false;
-    if (s->sweepgen == c || _cgc_slot_marked(s, idx)) return false;
+    if (!_cgc_unmarked_unswept(s, idx, c)) return false;
   }
 }
 

@@ -496,6 +496,31 @@ static ptr_kind_t classify(const char *fn, const void *ptr, cgc_span_t **sp, uin
   _cgc_fatal("%s: %p is not in the collected heap or in static storage (malloc or stack memory?)", fn, ptr);
 }
 
+/* Lock the stripe of heap object (s, idx) for public call fn, refusing an
+   object that is not live.  Under a stripe lock the last collection's cycle
+   and marks are settled (the collector holds every stripe from before it
+   stops the world until after gc_cycle moves), so the test is exact: an
+   object that collection found unreachable, in a span not swept since, is
+   dead although its slot is not free yet.  A record on it would outlive
+   it: the sweep frees the slot and the next object allocated there would
+   inherit the cleanup, finalizer or weak handle. */
+static stripe_t *lock_live(const char *fn, const void *ptr, cgc_span_t *s, uint32_t idx) {
+  stripe_t *st = stripe_of(s);
+  cgc_spin_lock(&st->lock);
+  uint8_t state = atomic_load_explicit(&s->state, memory_order_relaxed);
+  if (cgc_unlikely(state != CGC_SPAN_SMALL && state != CGC_SPAN_LARGE)) {
+    cgc_spin_unlock(&st->lock);
+    _cgc_fatal("%s: %p is not a live object", fn, ptr);
+  }
+  if (cgc_unlikely(_cgc_unmarked_unswept(s, idx, atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed)))) {
+    cgc_spin_unlock(&st->lock);
+    _cgc_fatal("%s: %p was unreachable at the last collection (was its only reference hidden from the "
+               "collector?)",
+               fn, ptr);
+  }
+  return st;
+}
+
 cgc_cleanup_t cgc_add_cleanup(void *ptr, void (*fn)(void *arg), void *arg) {
   cgc_cleanup_t none = {0, NULL};
   _cgc_ensure_init();
@@ -509,13 +534,7 @@ cgc_cleanup_t cgc_add_cleanup(void *ptr, void (*fn)(void *arg), void *arg) {
     _cgc_fatal("cgc_add_cleanup: the argument %p points into the object %p: the cleanup keeps the object alive and "
                "could never run",
                arg, ptr);
-  stripe_t *st = stripe_of(s);
-  cgc_spin_lock(&st->lock);
-  if (cgc_unlikely(atomic_load_explicit(&s->state, memory_order_relaxed) != CGC_SPAN_SMALL &&
-                   atomic_load_explicit(&s->state, memory_order_relaxed) != CGC_SPAN_LARGE)) {
-    cgc_spin_unlock(&st->lock);
-    _cgc_fatal("cgc_add_cleanup: %p is not a live object", ptr);
-  }
+  stripe_t *st = lock_live("cgc_add_cleanup", ptr, s, idx);
   obj_rec_t *o = obj_rec(st, s, idx, true);
   if (!st->free_cleanups) refill_cleanups(st);
   cleanup_rec_t *c = st->free_cleanups;
@@ -567,8 +586,7 @@ int cgc_set_finalizer(void *ptr, void (*fn)(void *obj)) {
   if (_cgc_slot_base(s, idx) != (uintptr_t)ptr)
     _cgc_fatal("cgc_set_finalizer: %p is not the start of an object (it starts at %p)", ptr,
                (void *)_cgc_slot_base(s, idx));
-  stripe_t *st = stripe_of(s);
-  cgc_spin_lock(&st->lock);
+  stripe_t *st = lock_live("cgc_set_finalizer", ptr, s, idx);
   obj_rec_t *o = obj_rec(st, s, idx, fn != NULL);
   int rc = 0;
   if (!fn) {
@@ -674,12 +692,7 @@ cgc_weak_t cgc_weak_make(void *ptr) {
     h = *slot;
     cgc_spin_unlock(&st->lock);
   } else {
-    stripe_t *st = stripe_of(s);
-    cgc_spin_lock(&st->lock);
-    if (atomic_load(&s->state) != CGC_SPAN_SMALL && atomic_load(&s->state) != CGC_SPAN_LARGE) {
-      cgc_spin_unlock(&st->lock);
-      _cgc_fatal("cgc_weak_make: %p is not a live object", ptr);
-    }
+    stripe_t *st = lock_live("cgc_weak_make", ptr, s, idx);
     obj_rec_t *o = obj_rec(st, s, idx, true);
     for (weak_node_t *w = o->weaks; w; w = w->next)
       if (w->key == key) {

@@ -89,3 +89,12 @@ foreach(case weak_malloc weak_stack)
   cgc_abort_test(specials_misuse_${case} PROGRAM specials_misuse CASE ${case}
     REGEX "cgc: cgc_weak_make: 0x[0-9a-f]+ ")
 endforeach()
+# An object the last collection found unreachable (its only pointer hidden),
+# its span not swept yet: a record on it would pass to the slot's next object.
+foreach(call cleanup:cgc_add_cleanup finalizer:cgc_set_finalizer weak:cgc_weak_make)
+  string(REPLACE ":" ";" pair ${call})
+  list(GET pair 0 kind)
+  list(GET pair 1 fn)
+  cgc_abort_test(specials_misuse_${kind}_collected PROGRAM specials_misuse CASE ${kind}_collected
+    ENV "CGC_DEBUG=bgsweep=0" REGEX "cgc: ${fn}: 0x[0-9a-f]+ was unreachable at the last collection")
+endforeach()

@@ -7,6 +7,8 @@
  *   cleanup_*      ptr is malloc'd, on the stack, thread-local, arena memory, NULL; fn NULL
  *   finalizer_*    interior pointers (small, large), malloc, stack, NULL
  *   weak_*         malloc, stack
+ *   *_collected    an object the last collection found unreachable, its span
+ *                  not swept yet (run with CGC_DEBUG=bgsweep=0)
  */
 #include "specials_util.h"
 
@@ -14,6 +16,22 @@ static void nop(void *arg) { (void)arg; }
 
 static int global_arg;
 static __thread long tls_var;
+
+/* Objects known only through hidden pointers.  They must be dead for the
+   collector: several, so that a conservative survivor does not matter. */
+#define NHIDDEN 16
+static uintptr_t hidden[NHIDDEN];
+static NOINLINE void make_hidden(void) {
+  for (int i = 0; i < NHIDDEN; i++) hidden[i] = hide_ptr(cgc_alloc(200));
+}
+
+/* Allocate another class until a paced collection has run: unlike
+   cgc_collect, it leaves the hidden objects' span unswept (bgsweep=0). */
+static NOINLINE void until_collection(void) {
+  clear_stack();
+  uint64_t gc = cgc_gc_count();
+  while (cgc_gc_count() == gc) consume(cgc_alloc(1000));
+}
 
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_misuse CASE");
@@ -65,6 +83,18 @@ int main(int argc, char **argv) {
     consume(cgc_weak_make(m));
   } else if (strcmp(c, "weak_stack") == 0) {
     consume(cgc_weak_make(&local));
+  } else if (strcmp(c, "cleanup_collected") == 0 || strcmp(c, "finalizer_collected") == 0 ||
+             strcmp(c, "weak_collected") == 0) {
+    /* A record on such an object would pass to the next object allocated in
+       its slot once the span is swept. */
+    make_hidden();
+    until_collection();
+    for (int i = 0; i < NHIDDEN; i++) {
+      void *p = reveal_ptr(hidden[i]);
+      if (c[0] == 'c') cgc_add_cleanup(p, nop, NULL);
+      else if (c[0] == 'f') CHECK(cgc_set_finalizer(p, nop) == 0);
+      else consume(cgc_weak_make(p));
+    }
   } else if (strcmp(c, "none") == 0) {
     /* Correct uses next to the misuses above. */
     cgc_add_cleanup(heap, nop, other);            /* another object */
