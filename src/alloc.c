@@ -393,8 +393,11 @@ size_t cgc_usable_size(const void *p) {
 void *cgc_base(const void *p) {
   cgc_span_t *s = _cgc_span_of((uintptr_t)p);
   if (!s) return NULL;
-  uintptr_t base = _cgc_slot_base(s, _cgc_slot_index(s, (uintptr_t)p));
-  if (_cgc_slot_looks_free(s, base)) return NULL;
+  uint32_t idx = _cgc_slot_index(s, (uintptr_t)p);
+  uintptr_t base = _cgc_slot_base(s, idx);
+  /* Not live: a free slot, or one the last collection found unreachable
+     (not swept yet, so not free yet). */
+  if (_cgc_slot_looks_free(s, base) || _cgc_found_dead(s, idx)) return NULL;
   return (void *)base;
 }
 

@@ -234,6 +234,29 @@ static __attribute__((noinline)) void fill_garbage(size_t n, size_t count, int n
   }
 }
 
+/* cgc_base answers NULL for an object the last collection found
+   unreachable, even before its span is swept (the allocating thread's own
+   span is not swept while it still allocates from it). */
+#define NHIDDEN 16
+static uintptr_t g_hidden[NHIDDEN];
+static __attribute__((noinline)) void make_hidden(void) {
+  for (int i = 0; i < NHIDDEN; i++) g_hidden[i] = hide_ptr(cgc_alloc(200));
+}
+static __attribute__((noinline)) void test_base_of_dead(void) {
+  make_hidden();
+  clear_stack();
+  uint64_t gc = cgc_gc_count();
+  while (cgc_gc_count() == gc) consume(cgc_alloc(1000)); /* a paced collection: no full sweep */
+  int dead = 0;
+  for (int i = 0; i < NHIDDEN; i++) {
+    char *p = reveal_ptr(g_hidden[i]);
+    void *b = cgc_base(p + 8);
+    CHECKF(b == NULL || b == p, "cgc_base(%p) = %p", (void *)(p + 8), b);
+    dead += b == NULL;
+  }
+  CHECKF(dead >= NHIDDEN * 3 / 4, "cgc_base found %d of %d unreachable objects live", NHIDDEN - dead, NHIDDEN);
+}
+
 static __attribute__((noinline)) void test_reuse_zeroed(void) {
   static const size_t sizes[] = {8, 16, 24, 48, 100, 512, 1500, 3000, 8192, 20000, 32768, 40000, 300000};
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
@@ -284,6 +307,7 @@ int main(void) {
   test_non_heap();
   test_stats();
   test_knobs();
+  test_base_of_dead();
   test_reuse_zeroed();
   test_release_memory();
   printf("core_basic: ok\n");
