@@ -371,23 +371,23 @@ static CGC_COLD _Noreturn void bad_pointer(const char *fn, const void *p) {
              fn, p);
 }
 
-/* Resolve p as the base of a live object for public call fn, or die.  For
-   calls that free (freeing), also refuse an object the last collection found
-   unreachable: freeing it would hand its slot out twice. */
-static inline obj_ref_t resolve_base(const char *fn, const void *p, bool freeing) {
+/* Resolve p as the base of a live object for public call fn, or die.  An
+   object the last collection found unreachable is refused too: freeing it
+   would hand its slot out twice, and its size is no longer the program's. */
+static inline obj_ref_t resolve_base(const char *fn, const void *p) {
   uintptr_t a = (uintptr_t)p;
   cgc_span_t *s = _cgc_span_of(a);
   if (cgc_unlikely(!s)) bad_pointer(fn, p);
   obj_ref_t r = {s, _cgc_slot_index(s, a)};
   if (cgc_unlikely(_cgc_slot_base(s, r.idx) != a || _cgc_slot_looks_free(s, a) ||
-                   (freeing && _cgc_found_dead(s, r.idx))))
+                   _cgc_found_dead(s, r.idx)))
     bad_pointer(fn, p);
   return r;
 }
 
 size_t cgc_usable_size(const void *p) {
   if (!p) return 0;
-  return resolve_base("cgc_usable_size", p, false).span->elemsize;
+  return resolve_base("cgc_usable_size", p).span->elemsize;
 }
 
 void *cgc_base(const void *p) {
@@ -485,7 +485,7 @@ static void free_resolved(obj_ref_t r, void *p) {
   else free_small(r.span, (uintptr_t)p);
 }
 
-static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_free", p, true), p); }
+static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_free", p), p); }
 
 /* The cheap half of resolve_base for a small object: p is a slot start
    whose first word is not a free-list link (I3: a live object's first word
@@ -536,7 +536,7 @@ void *cgc_realloc(void *p, size_t size) {
   obj_ref_t r;
   r.span = span_of_hinted(tc, (uintptr_t)p);
   if (cgc_unlikely(!r.span || !small_live_fast(r.span, (uintptr_t)p, &r.idx)))
-    r = resolve_base("cgc_realloc", p, true);
+    r = resolve_base("cgc_realloc", p);
   cgc_span_t *s = r.span;
   size_t old = s->elemsize;
   int noscan = s->noscan;

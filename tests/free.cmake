@@ -81,3 +81,7 @@ cgc_test(arena_threads SOURCES arena_threads.c TIMEOUT 120)
 # cgc_free of live objects from a thread that collections do not stop, in
 # the middle of markings (seeded).
 cgc_test(free_unregistered SOURCES free_unregistered.c TIMEOUT 120)
+# cgc_usable_size of an object the last collection found unreachable (its
+# span, the allocating thread's own, not swept yet).
+cgc_abort_test(free_abort_usable_size_collected PROGRAM free_abort CASE usable_size_collected
+  REGEX "cgc: cgc_usable_size: ${_hex} is not an allocated object .*unreachable at the last collection")

@@ -75,6 +75,13 @@ int main(int argc, char **argv) {
     cgc_collect();
     cgc_free(reveal_ptr(h));
 
+  } else if (strcmp(c, "usable_size_collected") == 0) { /* found unreachable, span not swept */
+    uintptr_t h[16];
+    for (int i = 0; i < 16; i++) h[i] = hidden_object(200, 0);
+    clear_stack();
+    until_collection(1000);
+    for (int i = 0; i < 16; i++) consume((void *)cgc_usable_size(reveal_ptr(h[i])));
+
   /* ---- cgc_realloc ---- */
   } else if (strcmp(c, "realloc_double_free") == 0) {
     cgc_free(small);
