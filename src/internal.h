@@ -28,8 +28,9 @@
  *   I3  every slot on any list is zero except word 0 (on a dirty list: word 1
  *       is zero, the rest is unspecified).
  *   I4  a collection marks every reachable object and every slot on every
- *       thread list (free and dirty); a sweep frees exactly the unmarked
- *       slots that are not already on span->freelist.
+ *       thread list (free and dirty) as it leaves them (it may cut a long
+ *       list: the slots cut off are on no list and unmarked); a sweep frees
+ *       exactly the unmarked slots that are not already on span->freelist.
  *   I5  sweeps never run while the world is stopped or a collection is pending
  *       (_cgc_sweep_begin/_cgc_sweep_end fence them).
  *   I6  no scanned memory of cgc's own holds a heap address: such state lives

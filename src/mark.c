@@ -509,14 +509,33 @@ void _cgc_mark_prepare(void) { workers_init(); }
 
 /* ---- thread free lists (I4) -------------------------------------------------------- */
 
+/* Slots of span class sc that a thread list keeps across a collection: a
+   span's worth, or 64 KiB of slots if that is more. */
+static uint32_t list_keep(unsigned sc) {
+  unsigned cls = sc >> 1;
+  return CGC_MAX((uint32_t)_cgc_class_nelems[cls], (uint32_t)(65536 / _cgc_class_size[cls]));
+}
+
+/* Premark the first list_keep(sc) slots of a thread list and cut the list
+   there.  The rest are left unmarked, so sweeps reclaim them for every
+   thread: otherwise a thread that freed many objects would keep them to
+   itself, each collection would walk them in the pause and count them
+   live.  Cutting is safe with the owner stopped anywhere: it touches only
+   the head and the head's link, and the cut is deeper (keep >= 4). */
 static void premark_list(worker_t *w, const cgc_thread_t *t, unsigned sc, void *p) {
-  for (; p; p = _cgc_decode(*(uintptr_t *)p)) {
+  uint32_t keep = list_keep(sc);
+  for (uint32_t n = 1; p; n++) {
     cgc_span_t *s = _cgc_span_of((uintptr_t)p);
     if (!s || s->spanclass != sc)
       _cgc_fatal("heap corruption: thread %d's free list for size %u links to %p (written after cgc_free?)",
                  (int)t->tid, _cgc_class_size[sc >> 1], p);
     uint32_t idx = _cgc_slot_index(s, (uintptr_t)p);
     if (mark_bit(s, idx, w->epoch)) _cgc_g.premarked_bytes += s->elemsize;
+    if (cgc_unlikely(n == keep)) {
+      *(uintptr_t *)p = _cgc_encode(NULL);
+      return;
+    }
+    p = _cgc_decode(*(uintptr_t *)p);
   }
 }
 

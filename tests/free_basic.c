@@ -269,10 +269,11 @@ static void test_realloc_noscan_reuse(void) {
 }
 
 /* Slots left by moves stay on the thread's list through collections (the
-   collection marks them, I4) and are handed out once: never also by the
-   sweep of their span.  White-box: a left slot keeps its bytes past the
-   first 16 until it is taken again; a sweep that took it would zero them. */
-#define NLEFT 2000
+   collection marks them, I4; a list keeps up to 64 KiB of slots, 315 of
+   this class) and are handed out once: never also by the sweep of their
+   span.  White-box: a left slot keeps its bytes past the first 16 until it
+   is taken again; a sweep that took it would zero them. */
+#define NLEFT 300
 static void test_realloc_noscan_collect(void) {
   static unsigned char *moved[NLEFT], *keep[NLEFT];
   unsigned char *left[NLEFT];
@@ -390,6 +391,58 @@ static void test_realloc_kind(void) {
   g_holder = NULL;
 }
 
+/* A thread that frees many objects does not keep them to itself: a
+   collection cuts its list to 64 KiB of slots and sweeps reclaim the rest
+   for every thread.  (Kept, every collection would premark them all in the
+   pause and count them live, and only this thread could reuse them.)  Then
+   another thread allocates as many objects: it reuses the reclaimed memory
+   (the heap does not grow by their size again) and gets no slot twice. */
+#define NBULK 400000
+#define BULKSZ 32
+static void *alloc_bulk(void *arg) {
+  unsigned char **objs = arg;
+  for (int i = 0; i < NBULK; i++) {
+    objs[i] = cgc_alloc(BULKSZ);
+    CHECK(objs[i] != NULL);
+    fill(objs[i], BULKSZ, (uint64_t)i);
+  }
+  for (int i = 0; i < NBULK; i++)
+    CHECKF(intact(objs[i], BULKSZ, (uint64_t)i), "slot %p handed out twice", (void *)objs[i]);
+  return NULL;
+}
+static void test_bulk_free(void) {
+  cgc_stats_t st;
+  cgc_collect();
+  cgc_read_stats(&st);
+  uint64_t goal0 = st.heap_goal_bytes, mapped0 = st.mapped_bytes;
+  unsigned char **objs = cgc_alloc(NBULK * sizeof *objs); /* scanned: holds them live */
+  CHECK(objs != NULL);
+  for (int i = 0; i < NBULK; i++) objs[i] = cgc_alloc(BULKSZ);
+  for (int i = 0; i < NBULK; i++) {
+    cgc_free(objs[i]);
+    objs[i] = NULL;
+  }
+  cgc_collect();
+  cgc_collect();
+  cgc_read_stats(&st);
+  uint64_t parked = (uint64_t)NBULK * BULKSZ, array = NBULK * sizeof *objs;
+  /* The pacer counts what the collection kept: the array, not the freed
+     slots (the goal is twice the live size). */
+  CHECKF(st.heap_goal_bytes < goal0 + 2 * array + parked, "heap goal %llu -> %llu after freeing %llu bytes (array %llu)",
+         (unsigned long long)goal0, (unsigned long long)st.heap_goal_bytes, (unsigned long long)parked,
+         (unsigned long long)array);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, alloc_bulk, objs) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  /* The memory served both threads' objects in turn (kept by the first
+     thread, the second would have needed as much again). */
+  cgc_read_stats(&st);
+  CHECKF(st.mapped_bytes < mapped0 + array + parked * 3 / 2, "the heap grew %llu -> %llu for %llu bytes twice",
+         (unsigned long long)mapped0, (unsigned long long)st.mapped_bytes, (unsigned long long)parked);
+  for (int i = 0; i < NBULK; i++) cgc_free(objs[i]);
+  cgc_free(objs);
+}
+
 int main(void) {
   test_seed();
   cgc_init();
@@ -409,6 +462,7 @@ int main(void) {
   test_realloc_noscan_collect();
   test_realloc_noscan_refill();
   test_free_span_reuse();
+  test_bulk_free();
   printf("free_basic: ok\n");
   return 0;
 }
