@@ -326,6 +326,10 @@ static void test_realloc_noscan_refill(void) {
     fill(o, REFSZ, 5000 + (uint64_t)i);
     if (i % 2 == 0) keep[i / 2] = o; /* the other half dies */
   }
+  /* Then more that die, so that the span this thread allocates from, which
+     cgc_collect leaves unswept, holds dead objects (the others' spans are
+     swept and cleared by cgc_collect). */
+  for (int i = 0; i < 64; i++) fill(cgc_alloc_noscan(REFSZ), REFSZ, 7000 + (uint64_t)i);
   clear_stack();
   cgc_collect();
   cgc_collect();
