@@ -28,8 +28,9 @@
  *   machine cannot distort.
  *
  * attach: ns per cgc_add_cleanup on objects kept alive, for 16-byte objects
- *   (512 per span) and 1 KiB objects (8 per span), attaching to every object
- *   in allocation order or in reverse, or to one object per 8 KiB page; and
+ *   (512 per 8 KiB span) and 1 KiB objects (32 per 32 KiB span), attaching to
+ *   every object in allocation order or in reverse, or to one object per
+ *   8 KiB page (one per span of 16-byte objects, four per span of 1 KiB); and
  *   ns per cgc_cleanup_stop of the same cleanups.  Collections are off while
  *   this is timed (records count towards the heap and would otherwise start
  *   collections inside the timed loop).

@@ -126,8 +126,9 @@ for size in 16 1024; do
       "$stmin" "$stmax"
   done
 done
-echo "  (16-byte objects: 512 per span; 1 KiB objects: 8 per span; one_per_page: the object at the start of"
-echo "   each 8 KiB page, i.e. one object with specials per span)"
+echo "  (16-byte objects: 512 per 8 KiB span; 1 KiB objects: 32 per 32 KiB span; one_per_page: the object at"
+echo "   the start of each 8 KiB page, i.e. one object with specials per span of 16-byte objects, four per"
+echo "   span of 1 KiB objects)"
 
 echo
 echo "== weak handles (median [min..max])"
