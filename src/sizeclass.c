@@ -12,8 +12,9 @@
  * Classes of 512 bytes and more get spans of at least 32 KiB: a thread takes
  * a whole span when it refills (a lock, and a page-heap visit when the span
  * is new), so a 2 KiB class refills every 16 objects instead of every 4.
- * The string builder that drops its buffers ran about 10% faster; a span pins at
- * most 32 KiB more than with one page (as mimalloc's 64 KiB pages do).
+ * The string builder that drops its buffers ran about 10% faster; a span
+ * pins at most 32 KiB more than with one page (as mimalloc's 64 KiB pages
+ * do).
  */
 #include "internal.h"
 
