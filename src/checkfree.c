@@ -103,9 +103,10 @@ bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) {
     _cgc_fatal("cgc_free: %p is not an allocated object (double free: it was freed already and is in "
                "the checkfree quarantine)", (void *)base);
   }
-  /* Under cf_lock no collection is running, so the marks are the last
-     collection's. */
-  if (_cgc_found_dead(s, idx)) {
+  /* The collector holds cf_lock from before it stops the world until after
+     gc_cycle moves, so here the cycle and the marks are the last
+     collection's: the test is exact, with nothing to confirm. */
+  if (_cgc_unmarked_unswept(s, idx, atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed))) {
     pthread_mutex_unlock(&cf_lock);
     _cgc_fatal("cgc_free: %p is not an allocated object (double free? it was unreachable at the last "
                "collection)", (void *)base);

@@ -245,8 +245,7 @@ static __attribute__((noinline)) void make_hidden(void) {
 static __attribute__((noinline)) void test_base_of_dead(void) {
   make_hidden();
   clear_stack();
-  uint64_t gc = cgc_gc_count();
-  while (cgc_gc_count() == gc) consume(cgc_alloc(1000)); /* a paced collection: no full sweep */
+  until_paced_collection(1000);
   int dead = 0;
   for (int i = 0; i < NHIDDEN; i++) {
     char *p = reveal_ptr(g_hidden[i]);

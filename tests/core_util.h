@@ -49,7 +49,6 @@
 #define CORE_MIB ((size_t)1 << 20)
 
 /* Use a value so the compiler cannot drop the call that produced it. */
-static inline void consume(const void *p) { __asm__ volatile("" ::"r"(p) : "memory"); }
 
 static inline uint64_t now_ns(void) {
   struct timespec ts;

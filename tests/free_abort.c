@@ -6,13 +6,6 @@
 static long g_static_word = 7;
 void *volatile g_keep;
 
-/* Allocate objects of class n until a collection has run (without
-   cgc_collect, which would also sweep everything). */
-static void until_collection(size_t n) {
-  uint64_t gc = cgc_gc_count();
-  while (cgc_gc_count() == gc) consume(cgc_alloc(n));
-}
-
 /* An object known only through a hidden pointer; freed first if asked. */
 static __attribute__((noinline)) uintptr_t hidden_object(size_t n, int free_it) {
   void *p = cgc_alloc(n);
@@ -70,7 +63,7 @@ int main(int argc, char **argv) {
   } else if (strcmp(c, "checkfree_collected") == 0) { /* an object the collector found unreachable */
     volatile uintptr_t h = hidden_object(200, 0);
     clear_stack();
-    until_collection(1000); /* another class: the slot is not reused */
+    until_paced_collection(1000); /* another class: the slot is not reused */
     clear_stack();
     cgc_collect();
     cgc_free(reveal_ptr(h));
@@ -79,7 +72,7 @@ int main(int argc, char **argv) {
     uintptr_t h[16];
     for (int i = 0; i < 16; i++) h[i] = hidden_object(200, 0);
     clear_stack();
-    until_collection(1000);
+    until_paced_collection(1000);
     for (int i = 0; i < 16; i++) consume((void *)cgc_usable_size(reveal_ptr(h[i])));
 
   /* ---- cgc_realloc ---- */
@@ -120,7 +113,7 @@ int main(int argc, char **argv) {
        classes allocated), then freed again. */
     volatile uintptr_t h = hidden_object(200, 1);
     clear_stack();
-    until_collection(1000);
+    until_paced_collection(1000);
     cgc_free(reveal_ptr(h));
   } else if (strcmp(c, "checkfree_realloc_double") == 0) {
     cgc_free(small);

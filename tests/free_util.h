@@ -36,7 +36,6 @@
 /* Not every test calls clear_stack (testutil.h). */
 static inline void free_util_uses_(void) { (void)clear_stack; }
 
-static inline void consume(const void *p) { __asm__ volatile("" ::"r"(p) : "memory"); }
 
 static inline uint64_t now_ns(void) {
   struct timespec ts;

@@ -25,14 +25,6 @@ static NOINLINE void make_hidden(void) {
   for (int i = 0; i < NHIDDEN; i++) hidden[i] = hide_ptr(cgc_alloc(200));
 }
 
-/* Allocate another class until a paced collection has run: unlike
-   cgc_collect, it leaves the hidden objects' span unswept (bgsweep=0). */
-static NOINLINE void until_collection(void) {
-  clear_stack();
-  uint64_t gc = cgc_gc_count();
-  while (cgc_gc_count() == gc) consume(cgc_alloc(1000));
-}
-
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_misuse CASE");
   const char *c = argv[1];
@@ -88,7 +80,8 @@ int main(int argc, char **argv) {
     /* A record on such an object would pass to the next object allocated in
        its slot once the span is swept. */
     make_hidden();
-    until_collection();
+    clear_stack();
+    until_paced_collection(1000); /* another class; bgsweep=0 leaves their span unswept */
     for (int i = 0; i < NHIDDEN; i++) {
       void *p = reveal_ptr(hidden[i]);
       if (c[0] == 'c') cgc_add_cleanup(p, nop, NULL);

@@ -57,7 +57,6 @@ static UNUSED uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static inline void consume(const void *p) { __asm__ volatile("" ::"r"(p) : "memory"); }
 
 /* Counters indexed by object number, incremented by the cleanups under test. */
 typedef struct {

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cgc.h>
+
 #define CHECK(cond)                                                                 \
   do {                                                                              \
     if (!(cond)) {                                                                  \
@@ -49,6 +51,17 @@ static inline uint64_t test_rand(void) { return rng_next(&test_rng_state); }
 /* Hide a pointer from the conservative scanner (and undo it). */
 static inline uintptr_t hide_ptr(const void *p) { return ~(uintptr_t)p; }
 static inline void *reveal_ptr(uintptr_t h) { return (void *)~h; }
+
+/* Keep the compiler from dropping a value (an allocation, say). */
+static inline void consume(const void *p) { __asm__ volatile("" ::"r"(p) : "memory"); }
+
+/* Allocate objects of n bytes (dropped) until a paced collection has run.
+   Unlike cgc_collect, it leaves spans unswept: the allocating thread's own
+   span of another class, and every span with CGC_DEBUG=bgsweep=0. */
+static __attribute__((noinline, unused)) void until_paced_collection(size_t n) {
+  uint64_t gc = cgc_gc_count();
+  while (cgc_gc_count() == gc) consume(cgc_alloc(n));
+}
 
 /* Clobber a region of the stack below the caller so stale pointers left by
    earlier calls do not keep objects alive conservatively. */
