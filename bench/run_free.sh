@@ -81,7 +81,16 @@ for b in $BENCHES; do
         add mimalloc builder -w $w -n $n
         add bdwgc builder -w $w -n $n
         add bdwgc builder -w $w -n $n -d
-      done ;;
+      done
+      # Large buffers (2 MiB strings: the growing buffer is a large object).
+      n=$((50000000 / 100000 / SCALE))
+      add cgc builder -w 100000 -n $n
+      add cgc builder -w 100000 -n $n -d
+      add cgc builder -w 100000 -n $n -F
+      add glibc builder -w 100000 -n $n
+      add mimalloc builder -w 100000 -n $n
+      add bdwgc builder -w 100000 -n $n
+      add bdwgc builder -w 100000 -n $n -d ;;
     pair)
       for s in 32 0; do
         for a in cgc glibc mimalloc bdwgc; do add $a pair -s $s -n $((50000000 / SCALE)); done
@@ -199,6 +208,15 @@ tables() { # metric
       "$rb" ">=$t $(verdict "$rb" ">=" $t)" "$(ratio "$b" "$f")" "$(fmt "$g")" "$(ratio "$a" "$g")" "$(fmt "$m")" \
       "$(fmt "$br")" "$(fmt "$bd")"
   done
+  w=100000
+  a=$(get builder W$w cgc realloc); b=$(get builder W$w cgc drop); f=$(get builder W$w cgc realloc_free)
+  g=$(get builder W$w glibc realloc); m=$(get builder W$w mimalloc realloc)
+  br=$(get builder W$w bdwgc realloc); bd=$(get builder W$w bdwgc drop)
+  printf "%-6s %10s %10s %10s %8s %-11s %8s %10s %10s %9s %10s %10s\n" "$w" "$(fmt "$a")" "$(fmt "$b")" "$(fmt "$f")" \
+    "$(ratio "$b" "$a")" "(no target)" "$(ratio "$b" "$f")" "$(fmt "$g")" "$(ratio "$a" "$g")" "$(fmt "$m")" \
+    "$(fmt "$br")" "$(fmt "$bd")"
+  printf "  W=100000: 2 MiB strings, so the buffer is a large object from 64 KiB on and cgc_realloc resizes it in\n"
+  printf "  place when the pages after it are free; (a')/glibc %s\n" "$(ratio "$f" "$g")"
   for w in 100 1000; do
     a=$(get builder W${w}_live64MiB cgc realloc); b=$(get builder W${w}_live64MiB cgc drop)
     printf "  with a 64 MiB live heap, W=%s: (a) %s, (b) %s, (b)/(a) %s\n" $w "$(fmt "$a")" "$(fmt "$b")" "$(ratio "$b" "$a")"

@@ -254,11 +254,12 @@ CGC_NOINLINE void *_cgc_alloc_slow(size_t size, int noscan) {
   return NULL;
 }
 
-/* Pages for one large object or arena chunk: a BUSY span of npages, zeroed,
-   with the single-object fields set (the caller publishes it).  Paces,
-   sweeps dead large objects first, and on failure collects, sweeps and tries
-   once more.  No lock held; NULL with errno ENOMEM. */
-cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan) {
+/* Pages for one large object or arena chunk: a BUSY span of npages, zeroed
+   (unless !zero: a noscan move copies over them), with the single-object
+   fields set (the caller publishes it).  Paces, sweeps dead large objects
+   first, and on failure collects, sweeps and tries once more.  No lock held;
+   NULL with errno ENOMEM. */
+cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan, bool zero) {
   size_t bytes = npages * CGC_PAGE_SIZE;
   cgc_span_t *s = NULL;
   for (int attempt = 0; attempt < 2 && !s; attempt++) {
@@ -280,7 +281,7 @@ cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan) {
     errno = ENOMEM;
     return NULL;
   }
-  _cgc_span_zero(s);
+  if (zero) _cgc_span_zero(s);
   s->elemsize = bytes;
   s->nelems = 1;
   s->divmul = 0;
@@ -290,8 +291,10 @@ cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan) {
   return s;
 }
 
-void *_cgc_alloc_large(size_t size, int noscan) {
-  if (size > ((size_t)1 << (CGC_ADDR_BITS - 1))) {
+#define LARGE_MAX ((size_t)1 << (CGC_ADDR_BITS - 1))
+
+static void *alloc_large(size_t size, int noscan, bool zero) {
+  if (size > LARGE_MAX) {
     errno = ENOMEM;
     return NULL;
   }
@@ -300,7 +303,7 @@ void *_cgc_alloc_large(size_t size, int noscan) {
     errno = ENOMEM;
     return NULL;
   }
-  cgc_span_t *s = _cgc_alloc_pages(npages, noscan);
+  cgc_span_t *s = _cgc_alloc_pages(npages, noscan, zero);
   if (!s) return NULL;
   size_t bytes = s->elemsize;
   _cgc_heap_lock();
@@ -313,6 +316,8 @@ void *_cgc_alloc_large(size_t size, int noscan) {
   atomic_fetch_add_explicit(&_cgc_g.large_alloc_objects, 1, memory_order_relaxed);
   return (void *)s->base;
 }
+
+void *_cgc_alloc_large(size_t size, int noscan) { return alloc_large(size, noscan, true); }
 
 void _cgc_tcache_release(cgc_tcache_t *tc) {
   for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
@@ -449,16 +454,19 @@ static void free_small(cgc_span_t *s, uintptr_t base) {
   push_slot(s, base, s->elemsize, false);
 }
 
-void _cgc_count_free(size_t bytes) {
+/* Statistics: bytes (and objects) given back by cgc_free or cgc_realloc. */
+static void count_free(size_t bytes, unsigned objects) {
   cgc_tcache_t *tc = _cgc_tc;
   if (tc != &_cgc_empty_tcache) {
     tc->free_bytes += bytes;
-    tc->free_objects++;
+    tc->free_objects += objects;
   } else {
     atomic_fetch_add(&_cgc_g.exited_free_bytes, bytes);
-    atomic_fetch_add(&_cgc_g.exited_free_objects, 1);
+    atomic_fetch_add(&_cgc_g.exited_free_objects, objects);
   }
 }
+void _cgc_count_free(size_t bytes) { count_free(bytes, 1); }
+static void count_free_bytes(size_t bytes) { count_free(bytes, 0); }
 
 static void free_large(cgc_span_t *s, const void *p) {
   if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_take(s, s->base)) return;
@@ -530,6 +538,42 @@ void cgc_free(void *p) {
   push_slot(s, a, s->elemsize, false);
 }
 
+/* cgc_realloc of large object s to a large size, in place if it can be:
+   fewer pages give their tail back to the page heap, more pages are taken
+   from the free pages that follow s or mapped at the heap's end.  Nothing is
+   copied.  For a scanned object the bytes past size are cleared (pages the
+   page heap knows to be zero are not written; a collection that runs before
+   they are cleared sees their old bytes, which can only retain memory).
+   False: s is unchanged and the object must move. */
+static CGC_NOINLINE bool resize_large(cgc_span_t *s, void *p, size_t size, int noscan) {
+  if (size > LARGE_MAX) return false;
+  size_t have = s->npages, npages = CGC_ALIGN_UP(size, CGC_PAGE_SIZE) >> CGC_PAGE_SHIFT;
+  size_t old = have * CGC_PAGE_SIZE, bytes = npages * CGC_PAGE_SIZE;
+  if (npages < have) {
+    if (_cgc_g.opt.checkfree) return false; /* freed pages are quarantined, not trimmed */
+    _cgc_heap_lock();
+    bool ok = _cgc_page_trim_locked(s, npages);
+    _cgc_heap_unlock();
+    if (!ok) return false;
+    atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)(old - bytes), memory_order_relaxed);
+    count_free_bytes(old - bytes);
+  } else if (npages > have) {
+    _cgc_pacing_check(_cgc_tc); /* may collect: p, used below, keeps the object alive */
+    _cgc_before_grow(bytes - old);
+    _cgc_heap_lock();
+    bool ok = atomic_load_explicit(&s->state, memory_order_relaxed) == CGC_SPAN_LARGE &&
+              s->base == (uintptr_t)p && s->npages == have && _cgc_page_extend_locked(s, npages);
+    _cgc_heap_unlock();
+    if (!ok) return false;
+    atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)(bytes - old), memory_order_relaxed);
+    atomic_fetch_add_explicit(&_cgc_g.large_alloc_bytes, bytes - old, memory_order_relaxed);
+    if (!noscan) _cgc_pages_zero(s->base + old, npages - have);
+  }
+  size_t kept = CGC_MIN(old, bytes);
+  if (!noscan && size < kept) memset((char *)s->base + size, 0, kept - size);
+  return true;
+}
+
 void *cgc_realloc(void *p, size_t size) {
   if (!p) return cgc_alloc(size);
   cgc_tcache_t *tc = _cgc_tc;
@@ -544,8 +588,11 @@ void *cgc_realloc(void *p, size_t size) {
     cgc_free(p);
     return NULL;
   }
-  /* In place when the current slot fits and is not more than twice too big. */
   bool small = size <= CGC_MAX_SMALL;
+  if (!small && s->nelems == 1 && atomic_load_explicit(&s->state, memory_order_relaxed) == CGC_SPAN_LARGE &&
+      resize_large(s, p, size, noscan))
+    return p;
+  /* In place when the current slot fits and is not more than twice too big. */
   unsigned cls = small ? _cgc_size_to_class(size) : 0;
   size_t fit = small ? _cgc_class_size[cls] : CGC_ALIGN_UP(size, CGC_PAGE_SIZE);
   if (size <= old && fit * 2 > old) {
@@ -556,7 +603,7 @@ void *cgc_realloc(void *p, size_t size) {
      unspecified, as with realloc (alloc_for_move), and leaves its old slot
      uncleared on the dirty list of its class. */
   void *n = noscan && small ? alloc_for_move(tc, (cls << 1) | 1u, size, fit)
-            : noscan        ? cgc_alloc_noscan(size)
+            : noscan        ? alloc_large(size, 1, false)
                             : cgc_alloc(size);
   if (!n) return NULL;
   memcpy(n, p, CGC_MIN(old, size));

@@ -154,15 +154,21 @@ void _cgc_before_grow(size_t bytes) {
   _cgc_scavenge((uint64_t)lim > bytes ? (uint64_t)lim - bytes : 0);
 }
 
-/* Scavenge after a complete sweep: keep the goal plus half of it (and 4 MiB)
-   mapped, so a steady heap does not give pages back only to fault them in
-   again, while a heap that shrank returns its memory at once. */
+/* Scavenge after a complete sweep: keep mapped the goal plus half of it
+   (and 4 MiB), or, if more, the most pages in use in the last eight periods
+   between scavenges plus half of that, so a steady heap does not give pages
+   back only to fault them in again (a program whose large buffers come and
+   go uses more pages than the goal counts, one buffer growing through
+   several goals spans several cycles, and the heap grows past what is in
+   use when no free run is long enough), while a heap that shrank returns its
+   memory eight cycles later. */
 void _cgc_after_sweep(void) {
   if (!_cgc_g.opt.scavenge) return;
   uint64_t goal = atomic_load(&_cgc_g.heap_goal);
   int64_t live = atomic_load(&_cgc_g.heap_live);
   uint64_t base = goal == UINT64_MAX ? (uint64_t)CGC_MAX(live, 0) : goal;
-  uint64_t target = base + base / 2 + ((uint64_t)4 << 20);
+  uint64_t used = _cgc_used_peak_take();
+  uint64_t target = CGC_MAX(base + base / 2 + ((uint64_t)4 << 20), used + used / 2);
   int64_t lim = atomic_load(&_cgc_g.memory_limit);
   if (lim != INT64_MAX) target = CGC_MIN(target, (uint64_t)lim / 10 * 9);
   _cgc_scavenge(target);
@@ -285,6 +291,7 @@ void cgc_release_memory(void) {
   _cgc_ensure_init();
   _cgc_sweep_all();
   _cgc_scavenge(0);
+  _cgc_used_peaks_reset(); /* the program said it needs less now: forget the earlier peaks */
 }
 
 /* ---- parameters ------------------------------------------------------------------------ */

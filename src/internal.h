@@ -222,6 +222,9 @@ typedef struct {
   cgc_span_list_t free_small[129];     /* free spans by npages (1..128) */
   cgc_span_list_t free_large;          /* free spans of more than 128 pages */
   size_t free_pages;                   /* pages in free spans */
+  size_t used_pages;                   /* pages in spans handed out (any state but FREE) */
+  size_t used_pages_peak;              /* the most used_pages since the last scavenge */
+  size_t used_peaks[8];                /* used_pages_peak of the last eight periods */
   uintptr_t grow_hint;                 /* where the heap grows next */
   cgc_span_list_t large;               /* in-use large spans */
   bool large_unswept;                  /* large spans need a sweep pass */
@@ -354,8 +357,25 @@ static inline void *_cgc_decode(uintptr_t w) { return (void *)(w ^ _cgc_g.key); 
    (errno ENOMEM).  The pages may be dirty: callers that need zeroed memory
    call _cgc_span_zero.  heap_lock must be held. */
 cgc_span_t *_cgc_page_alloc_locked(size_t npages) CGC_HIDDEN;
-/* Zero the pages of a BUSY span that are not known to be zero. */
+/* Zero the pages of a BUSY span (or pages [base, base+npages) of one) that
+   are not known to be zero. */
 void _cgc_span_zero(cgc_span_t *s) CGC_HIDDEN;
+void _cgc_pages_zero(uintptr_t base, size_t npages) CGC_HIDDEN;
+/* Grow the pages of large span s in place to npages by taking the free pages
+   that follow it (mapping more at the heap's end if s ends there), or return
+   false and change nothing.  The new pages are mapped to s (elemsize and
+   limit follow) but may be dirty.  heap_lock must be held. */
+bool _cgc_page_extend_locked(cgc_span_t *s, size_t npages) CGC_HIDDEN;
+/* Shrink large span s to its first npages pages, freeing the rest (dirty);
+   false (nothing changed) when out of metadata.  elemsize and limit follow.
+   heap_lock must be held. */
+bool _cgc_page_trim_locked(cgc_span_t *s, size_t npages) CGC_HIDDEN;
+/* The most bytes in pages handed out at any time in the last eight periods
+   between calls (the first: since startup); starts the next period.  Takes
+   heap_lock. */
+size_t _cgc_used_peak_take(void) CGC_HIDDEN;
+/* Forget those peaks (cgc_release_memory).  Takes heap_lock. */
+void _cgc_used_peaks_reset(void) CGC_HIDDEN;
 /* Give the pages of span s back to the page heap (zeroed: they are known to
    be zero).  heap_lock must be held. */
 void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) CGC_HIDDEN;
@@ -396,7 +416,7 @@ static inline void _cgc_slot_make_dirty(uintptr_t *slot, size_t size) {
   if (size >= 16) slot[1] = 0;
 }
 void *_cgc_alloc_large(size_t size, int noscan) CGC_HIDDEN;
-cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan) CGC_HIDDEN;
+cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan, bool zero) CGC_HIDDEN;
 /* Count an explicit free of bytes in the calling thread's statistics. */
 void _cgc_count_free(size_t bytes) CGC_HIDDEN;
 cgc_tcache_t *_cgc_tcache_init(void) CGC_HIDDEN;

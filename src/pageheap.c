@@ -313,6 +313,8 @@ static cgc_span_t *carve_locked(cgc_span_t *f, size_t npages) {
     f->npages = npages;
     free_insert(rest);
   }
+  _cgc_g.used_pages += npages;
+  _cgc_g.used_pages_peak = CGC_MAX(_cgc_g.used_pages_peak, _cgc_g.used_pages);
   size_t rel = bits_update(f->base, npages, BITS_RELEASED, 0);
   if (rel) atomic_fetch_add(&_cgc_g.mapped_bytes, rel * CGC_PAGE_SIZE);
   atomic_store_explicit(&f->state, CGC_SPAN_BUSY, memory_order_release);
@@ -346,18 +348,70 @@ static uintptr_t run_end(uintptr_t p, uintptr_t end, int which, bool set) {
 
 /* Zero the dirty pages of a BUSY span (its creator calls this outside the
    lock; only the creator touches these pages' bits until publication). */
-void _cgc_span_zero(cgc_span_t *s) {
-  uintptr_t p = s->base, end = s->base + s->npages * CGC_PAGE_SIZE;
+/* Dirty runs at least this long are zeroed by giving them back to the OS
+   (they refault as zero pages) rather than written: writing is several times
+   faster for memory that is about to be used (a page fault costs more than
+   clearing its 4 KiB), but a huge, sparsely used object should not become
+   resident just to be cleared. */
+#define ZERO_BY_RELEASE ((size_t)64 << 20)
+
+void _cgc_pages_zero(uintptr_t base, size_t npages) {
+  uintptr_t p = base, end = base + npages * CGC_PAGE_SIZE;
   while ((p = run_end(p, end, BITS_ZEROED, true)) < end) {
     uintptr_t q = run_end(p, end, BITS_ZEROED, false);
-    if (q - p >= ((size_t)1 << 20)) {
-      _cgc_os_release((void *)p, q - p); /* cheaper than writing; refaults as zero */
+    if (q - p >= ZERO_BY_RELEASE) {
+      _cgc_os_release((void *)p, q - p); /* refaults as zero */
     } else {
       memset((void *)p, 0, q - p);
     }
     p = q;
   }
-  bits_update(s->base, s->npages, BITS_ZEROED, 0);
+  bits_update(base, npages, BITS_ZEROED, 0);
+}
+
+void _cgc_span_zero(cgc_span_t *s) { _cgc_pages_zero(s->base, s->npages); }
+
+/* ---- resizing a large object in place ------------------------------------------ */
+
+bool _cgc_page_extend_locked(cgc_span_t *s, size_t npages) {
+  cgc_assert(npages > s->npages);
+  size_t extra = npages - s->npages;
+  uintptr_t end = s->base + s->npages * CGC_PAGE_SIZE;
+  cgc_span_t *f = _cgc_arena_of(end) ? free_neighbor(end, false, end) : NULL;
+  if (!f || f->npages < extra) {
+    /* At the end of the heap, when a move could not reuse free pages either
+       (it would grow the heap): map what is missing right there (the new
+       pages coalesce with f; if they land elsewhere they are just free). */
+    uintptr_t top = f ? f->base + f->npages * CGC_PAGE_SIZE : end;
+    if (top != _cgc_g.grow_hint || find_free_locked(npages) || !heap_grow_locked(extra - (f ? f->npages : 0)))
+      return false;
+    f = _cgc_arena_of(end) ? free_neighbor(end, false, end) : NULL;
+    if (!f || f->npages < extra) return false;
+  }
+  f = carve_locked(f, extra);
+  if (!f) return false;
+  cgc_assert(f->base == end);
+  _cgc_span_struct_free_locked(f);
+  s->npages = npages;
+  for (uintptr_t p = end; p < end + extra * CGC_PAGE_SIZE; p += CGC_PAGE_SIZE) set_map(p, s);
+  s->elemsize = npages * CGC_PAGE_SIZE;
+  atomic_thread_fence(memory_order_release); /* lock-free readers: the map before the bounds */
+  s->limit = s->base + s->elemsize;
+  return true;
+}
+
+bool _cgc_page_trim_locked(cgc_span_t *s, size_t npages) {
+  cgc_assert(npages > 0 && npages < s->npages);
+  cgc_span_t *t = _cgc_span_struct_alloc_locked();
+  if (!t) return false;
+  t->base = s->base + npages * CGC_PAGE_SIZE;
+  t->npages = s->npages - npages;
+  s->npages = npages;
+  s->elemsize = npages * CGC_PAGE_SIZE;
+  s->limit = s->base + s->elemsize; /* before the tail pages are free */
+  atomic_thread_fence(memory_order_release);
+  _cgc_page_free_locked(t, false);
+  return true;
 }
 
 void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) {
@@ -365,6 +419,8 @@ void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) {
   atomic_store_explicit(&s->state, CGC_SPAN_BUSY, memory_order_release);
   if (s->on_list == CGC_LIST_LARGE) _cgc_list_remove(&_cgc_g.large, s);
   bits_update(s->base, s->npages, BITS_ZEROED, zeroed);
+  cgc_assert(_cgc_g.used_pages >= s->npages);
+  _cgc_g.used_pages -= s->npages;
   s->owner = NULL;
   s->freelist = NULL;
   s->specials = NULL;
@@ -378,21 +434,45 @@ void _cgc_heap_unlock(void) { pthread_mutex_unlock(&_cgc_g.heap_lock); }
 
 /* ---- scavenging ------------------------------------------------------------ */
 
-/* Release the unreleased pages of free span s; returns bytes released. */
-static size_t release_span(cgc_span_t *s) {
+/* Release unreleased pages of free span s, from its end down (its start is
+   what the next allocation from it takes), until at least want bytes went
+   back; returns the bytes released. */
+static size_t release_span(cgc_span_t *s, size_t want) {
   size_t released = 0;
-  uintptr_t p = s->base, end = s->base + s->npages * CGC_PAGE_SIZE;
-  while ((p = run_end(p, end, BITS_RELEASED, true)) < end) {
-    uintptr_t q = run_end(p, end, BITS_RELEASED, false);
+  uintptr_t lo = s->base, q = s->base + s->npages * CGC_PAGE_SIZE;
+  while (released < want) {
+    while (q > lo && bit_test(q - CGC_PAGE_SIZE, BITS_RELEASED)) q -= CGC_PAGE_SIZE;
+    if (q == lo) break;
+    uintptr_t p = q - CGC_PAGE_SIZE;
+    while (p > lo && !bit_test(p - CGC_PAGE_SIZE, BITS_RELEASED) && q - p < want - released) p -= CGC_PAGE_SIZE;
     if (_cgc_os_release((void *)p, q - p) == 0) {
       size_t n = (q - p) / CGC_PAGE_SIZE;
       bits_update(p, n, BITS_RELEASED, 1);
       bits_update(p, n, BITS_ZEROED, 1);
       released += q - p;
     }
-    p = q;
+    q = p;
   }
   return released;
+}
+
+size_t _cgc_used_peak_take(void) {
+  _cgc_heap_lock();
+  size_t *w = _cgc_g.used_peaks, n = sizeof _cgc_g.used_peaks / sizeof *w;
+  memmove(w + 1, w, (n - 1) * sizeof *w);
+  w[0] = _cgc_g.used_pages_peak;
+  _cgc_g.used_pages_peak = _cgc_g.used_pages;
+  size_t peak = 0;
+  for (size_t i = 0; i < n; i++) peak = CGC_MAX(peak, w[i]);
+  _cgc_heap_unlock();
+  return peak * CGC_PAGE_SIZE;
+}
+
+void _cgc_used_peaks_reset(void) {
+  _cgc_heap_lock();
+  for (size_t i = 0; i < sizeof _cgc_g.used_peaks / sizeof *_cgc_g.used_peaks; i++) _cgc_g.used_peaks[i] = 0;
+  _cgc_g.used_pages_peak = _cgc_g.used_pages;
+  _cgc_heap_unlock();
 }
 
 size_t _cgc_scavenge(size_t target_mapped) {
@@ -400,14 +480,14 @@ size_t _cgc_scavenge(size_t target_mapped) {
   _cgc_heap_lock();
   /* Spans of more than 128 pages first, then by length, longest first. */
   for (cgc_span_t *s = _cgc_g.free_large.head; s && atomic_load(&_cgc_g.mapped_bytes) > target_mapped; s = s->next) {
-    size_t r = release_span(s);
+    size_t r = release_span(s, atomic_load(&_cgc_g.mapped_bytes) - target_mapped);
     atomic_fetch_sub(&_cgc_g.mapped_bytes, r);
     released += r;
   }
   for (size_t n = 128; n >= 1 && atomic_load(&_cgc_g.mapped_bytes) > target_mapped; n--)
     for (cgc_span_t *s = _cgc_g.free_small[n].head; s && atomic_load(&_cgc_g.mapped_bytes) > target_mapped;
          s = s->next) {
-      size_t r = release_span(s);
+      size_t r = release_span(s, atomic_load(&_cgc_g.mapped_bytes) - target_mapped);
       atomic_fetch_sub(&_cgc_g.mapped_bytes, r);
       released += r;
     }

@@ -211,6 +211,71 @@ static void test_realloc_large(void) {
   cgc_free(t);
 }
 
+/* A large object that stays large is resized in place: a growth takes the
+   free pages that follow it, a shrink gives its tail pages back (the next
+   large allocation gets them), and nothing is copied.  X's pages (more than
+   any free run the heap had before) make the room: A is carved from their
+   start, so the pages after A are free. */
+static void test_realloc_large_in_place(void) {
+  const size_t page = 8192;
+  for (int noscan = 0; noscan < 2; noscan++) {
+    void *(*alloc)(size_t) = noscan ? cgc_alloc_noscan : cgc_alloc;
+    unsigned char *x = alloc(96 * MIB);
+    CHECK(x != NULL);
+    cgc_free(x);
+    unsigned char *a = alloc(64 * MIB);
+    CHECK(a != NULL);
+    CHECKF(a == x, "64 MiB object at %p, not at the start of the freed 96 MiB %p", (void *)a, (void *)x);
+    for (size_t i = 0; i < 64 * MIB; i += 4096) a[i] = (unsigned char)(i / 4096 + 1);
+    cgc_stats_t s0, s1, s2;
+    cgc_read_stats(&s0);
+    uint64_t gcs = cgc_gc_count();
+    unsigned char *b = cgc_realloc(a, 80 * MIB + 1); /* grows into X's pages */
+    cgc_read_stats(&s1);
+    CHECKF(b == a, "cgc_realloc moved a 64 MiB object with free pages after it (%p -> %p)", (void *)a, (void *)b);
+    CHECK(cgc_usable_size(b) == 80 * MIB + page);
+    for (size_t i = 0; i < 64 * MIB; i += 4096) CHECK(b[i] == (unsigned char)(i / 4096 + 1));
+    if (!noscan) CHECK(zeroed(b + 64 * MIB, 16 * MIB + page));
+    if (cgc_gc_count() == gcs) CHECK(s1.live_bytes == s0.live_bytes + 16 * MIB + page);
+    if (!noscan) { /* the collector scans the grown part: what only it references lives */
+      uintptr_t hidden[16];
+      cgc_weak_t w[16];
+      for (int i = 0; i < 16; i++) {
+        void *t = cgc_alloc(64);
+        w[i] = cgc_weak_make(t);
+        memcpy(b + 64 * MIB + (size_t)i * MIB, &t, sizeof t);
+        hidden[i] = hide_ptr(t);
+      }
+      clear_stack();
+      cgc_collect();
+      for (int i = 0; i < 16; i++)
+        CHECKF(cgc_weak_value(w[i]) == (void *)~hidden[i], "object %d referenced only from the grown part died", i);
+    }
+    memset(b + 64 * MIB, 7, 16 * MIB + page);
+
+    /* Shrink (more than 2x): in place, the bytes past the size cleared if
+       scanned, and the tail's pages come back to the next large object. */
+    unsigned char *c = cgc_realloc(b, MIB + 100);
+    cgc_read_stats(&s2);
+    CHECK(c == b);
+    CHECK(cgc_usable_size(c) == MIB + page);
+    for (size_t i = 0; i < MIB; i += 4096) CHECK(c[i] == (unsigned char)(i / 4096 + 1));
+    if (!noscan) CHECK(zeroed(c + MIB + 100, page - 100));
+    CHECK(s2.total_free_bytes == s1.total_free_bytes + 79 * MIB);
+    unsigned char *d = alloc(60 * MIB);
+    CHECKF(d == c + MIB + page, "the pages a shrink gave back were not reused (%p, expected %p)", (void *)d,
+           (void *)(c + MIB + page));
+    CHECK(noscan || zeroed(d, 60 * MIB));
+    /* d sits right after c now: c cannot grow in place, so it moves. */
+    unsigned char *e = cgc_realloc(c, 2 * MIB);
+    CHECK(e != c && e != NULL);
+    for (size_t i = 0; i < MIB; i += 4096) CHECK(e[i] == (unsigned char)(i / 4096 + 1));
+    if (!noscan) CHECK(zeroed(e + MIB + 100, MIB - 100));
+    cgc_free(d);
+    cgc_free(e);
+  }
+}
+
 /* A string built by doubling, as a string builder does. */
 static void test_realloc_doubling(void) {
   size_t cap = 8, len = 0;
@@ -467,6 +532,7 @@ int main(void) {
   test_realloc_noscan_refill();
   test_free_span_reuse();
   test_bulk_free();
+  test_realloc_large_in_place();
   printf("free_basic: ok\n");
   return 0;
 }

@@ -3,7 +3,8 @@
    some and pass others through a shared queue; whoever takes an object from
    the queue checks its stamp and frees it.  Garbage keeps collections
    running meanwhile, and short-lived threads hand over objects and exit
-   before they are freed; kept objects also grow with cgc_realloc.  Every new
+   before they are freed; kept objects also grow (and large ones shrink) with
+   cgc_realloc, grown parts and cut tails of scanned ones zero.  Every new
    object must be zero (a slot handed out twice would not be), and every kept
    or queued object must stay intact. */
 #include "free_util.h"
@@ -23,7 +24,7 @@ typedef struct {
 static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;
 static void *queue[QCAP]; /* a root: queued objects stay reachable */
 static size_t qhead, qlen;
-static atomic_ulong freed_cross, made;
+static atomic_ulong freed_cross, made, large_resized;
 static uint64_t base_seed;
 
 static bool q_push(void *p) {
@@ -57,8 +58,7 @@ static size_t pick(uint64_t *st) {
   return sizeof(stamp_t) + (r >> 8) % 200;
 }
 
-static void *make(uint64_t *st) {
-  size_t n = pick(st);
+static void *make_sized(uint64_t *st, size_t n) {
   uint64_t seed = rng_next(st);
   unsigned char *p = (seed & 1) ? cgc_alloc(n) : cgc_alloc_noscan(n);
   CHECK(p != NULL);
@@ -69,6 +69,8 @@ static void *make(uint64_t *st) {
   atomic_fetch_add(&made, 1);
   return p;
 }
+
+static void *make(uint64_t *st) { return make_sized(st, pick(st)); }
 
 static void verify(const void *p) {
   stamp_t s;
@@ -107,8 +109,19 @@ static void *worker(void *arg) {
           stamp_t sp;
           memcpy(&sp, local[k], sizeof sp);
           size_t n2 = sp.size * 2 > 9000 ? sp.size + 8 : sp.size * 2;
+          if (sp.size > 32768) /* large: shrink (its tail pages go back), or grow up to 2x */
+            n2 = sp.size > 2 * MIB || (r >> 24) % 3 == 0 ? sizeof sp + (sp.size - sizeof sp) / (2 + (r >> 26) % 3)
+                                                         : sp.size + 1 + (r >> 28) % sp.size;
           unsigned char *q = cgc_realloc(local[k], n2);
           CHECK(q != NULL);
+          if (sp.size > 32768 && n2 > 32768) atomic_fetch_add(&large_resized, 1);
+          bool scanned = sp.seed & 1;
+          if (scanned && n2 > sp.size)
+            CHECKF(zeroed(q + sp.size, n2 - sp.size), "%p grown from %zu to %zu bytes: new part not zero", (void *)q,
+                   sp.size, n2);
+          if (scanned && n2 < sp.size)
+            CHECKF(zeroed(q + n2, cgc_usable_size(q) - n2), "%p shrunk from %zu to %zu bytes: tail not zero",
+                   (void *)q, sp.size, n2);
           for (size_t b = sp.size; b < n2; b++) q[b] = pat(sp.seed, b - sizeof sp);
           sp.size = n2;
           memcpy(q, &sp, sizeof sp);
@@ -120,7 +133,7 @@ static void *worker(void *arg) {
           verify(local[k]);
           cgc_free(local[k]);
         }
-        local[k] = make(&st);
+        local[k] = (r >> 40) % 16 ? make(&st) : make_sized(&st, 32769 + (r >> 44) % 200000); /* kept: large more often */
         break;
       }
       case 6: { /* garbage: keeps the collector busy */
@@ -177,10 +190,11 @@ int main(void) {
     atomic_fetch_add(&freed_cross, 1);
   }
   cgc_collect();
-  printf("free_threads: %lu objects, %lu freed through the queue, %llu collections\n",
+  printf("free_threads: %lu objects, %lu freed through the queue, %lu large resized, %llu collections\n",
          (unsigned long)atomic_load(&made), (unsigned long)atomic_load(&freed_cross),
-         (unsigned long long)(cgc_gc_count() - gc0));
+         (unsigned long)atomic_load(&large_resized), (unsigned long long)(cgc_gc_count() - gc0));
   CHECK(cgc_gc_count() - gc0 >= 4);
+  CHECK(atomic_load(&large_resized) > 100 / (FREE_ASAN ? 5 : 1));
   CHECK(atomic_load(&freed_cross) > 10000 / (FREE_ASAN ? 5 : 1));
   /* Everything was freed or dropped: the heap is empty again. */
   cgc_collect();
