@@ -522,21 +522,48 @@ static uint32_t list_keep(unsigned sc) {
    itself, each collection would walk them in the pause and count them
    live.  Cutting is safe with the owner stopped anywhere: it touches only
    the head and the head's link, and the cut is deeper (keep >= 4). */
+static void premark_flush(cgc_span_t *s, uint32_t word, uint64_t bits) {
+  if (!bits) return;
+  uint64_t old = atomic_fetch_or_explicit(&s->mark[word], bits, memory_order_relaxed);
+  _cgc_g.premarked_bytes += (uint64_t)__builtin_popcountll(bits & ~old) * s->elemsize;
+}
+
 static void premark_list(worker_t *w, const cgc_thread_t *t, unsigned sc, void *p) {
   uint32_t keep = list_keep(sc);
+  /* Runs of a list are in one span, often in address order (a refill), so
+     the span of the last slot is tried first and the bits of one mark word
+     are set together. */
+  cgc_span_t *s = NULL;
+  uint32_t word = 0;
+  uint64_t bits = 0;
   for (uint32_t n = 1; p; n++) {
-    cgc_span_t *s = _cgc_span_of((uintptr_t)p);
-    if (!s || s->spanclass != sc)
-      _cgc_fatal("heap corruption: thread %d's free list for size %u links to %p (written after cgc_free?)",
-                 (int)t->tid, _cgc_class_size[sc >> 1], p);
-    uint32_t idx = _cgc_slot_index(s, (uintptr_t)p);
-    if (mark_bit(s, idx, w->epoch)) _cgc_g.premarked_bytes += s->elemsize;
+    uintptr_t a = (uintptr_t)p;
+    if (!s || a - s->base >= s->limit - s->base) {
+      premark_flush(s, word, bits);
+      bits = 0;
+      s = _cgc_span_of(a);
+      if (!s || s->spanclass != sc)
+        _cgc_fatal("heap corruption: thread %d's free list for size %u links to %p (written after cgc_free?)",
+                   (int)t->tid, _cgc_class_size[sc >> 1], p);
+      marks_prepare(s, w->epoch);
+    }
+    uint32_t idx = _cgc_slot_index(s, a);
+    if (idx / 64 != word) {
+      premark_flush(s, word, bits);
+      bits = 0;
+      word = idx / 64;
+    }
+    bits |= 1ull << (idx % 64);
+    /* A refill is linked in address order, one slot after the other: load
+       the links ahead of the walk, which would otherwise wait for each. */
+    __builtin_prefetch((const char *)a + 16 * s->elemsize);
     if (cgc_unlikely(n == keep)) {
       *(uintptr_t *)p = _cgc_encode(NULL);
-      return;
+      break;
     }
     p = _cgc_decode(*(uintptr_t *)p);
   }
+  premark_flush(s, word, bits);
 }
 
 /* Every slot on a thread's free and dirty lists (I4). */
