@@ -81,8 +81,10 @@ static bool take_locked(cgc_tcache_t *tc, unsigned sc, cgc_span_t *s, bool dirty
   if (s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed)) return false;
   void **list = dirty ? &tc->dirty[sc] : &tc->free[sc];
   cgc_assert(*list == NULL);
+  cgc_assert(tc->free[sc] == NULL && tc->dirty[sc] == NULL);
   s->owner = tc;
   tc->span[sc] = s;
+  tc->pushed[0][sc] = tc->pushed[1][sc] = 0;
   *list = s->freelist;
   atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)s->nfree * (int64_t)s->elemsize,
                             memory_order_relaxed);
@@ -137,6 +139,10 @@ static cgc_span_t *new_small_span(unsigned sc, bool zero) {
     if (!zero) _cgc_slot_make_dirty(slot, s->elemsize);
     *slot = _cgc_encode(head);
     head = slot;
+  }
+  for (uint32_t w = 0; w < CGC_MARK_WORDS; w++) {
+    uint32_t n = s->nelems;
+    s->listed[w] = w * 64 + 64 <= n ? ~0ull : w * 64 < n ? (1ull << (n - w * 64)) - 1 : 0;
   }
   s->freelist = head;
   s->nfree = s->nelems;
@@ -442,6 +448,8 @@ static inline void push_slot(cgc_span_t *s, uintptr_t base, size_t size, bool di
     if (!tc) return; /* cannot register: leave it to the collector */
   }
   void **head = dirty ? &tc->dirty[s->spanclass] : &tc->free[s->spanclass];
+  tc->pushed[dirty][s->spanclass]++; /* counted before the slot is on the list */
+  cgc_compiler_barrier();
   *(uintptr_t *)base = _cgc_encode(*head);
   cgc_compiler_barrier();
   *head = (void *)base;

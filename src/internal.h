@@ -117,6 +117,11 @@ typedef struct cgc_span {
      _cgc_g.specials_lock; read during the stop-the-world phase. */
   struct cgc_specials *specials;
 
+  /* Slots the last sweep (or the creation) of a small span put on its list:
+     written with freelist, read by premarking with the world stopped, which
+     uses the owned span's bits for the part of a thread list that is still
+     the span's list as the thread took it (see mark.c). */
+  uint64_t listed[CGC_MARK_WORDS];
   _Atomic uint64_t mark[CGC_MARK_WORDS];
 } cgc_span_t;
 
@@ -133,6 +138,10 @@ typedef struct cgc_tcache {
   void *free[CGC_NUM_SPAN_CLASSES];           /* owner only; walked while the world is stopped */
   void *dirty[CGC_NUM_SPAN_CLASSES];          /* noscan slots left by cgc_realloc (I3); as free */
   cgc_span_t *span[CGC_NUM_SPAN_CLASSES];     /* owned span per class; owner only */
+  /* Slots pushed on free[sc] / dirty[sc] since the class last took a span's
+     list (take_locked): a bound on the slots of those lists that are not
+     part of that span's list.  Owner only; read with the world stopped. */
+  uint64_t pushed[2][CGC_NUM_SPAN_CLASSES];
   cgc_span_t *free_span[8];                   /* spans of recent frees by page: hints, checked (I1) */
   uint64_t alloc_bytes, alloc_objects;        /* owner writes; others read racily (stats) */
   uint64_t free_bytes, free_objects;

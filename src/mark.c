@@ -528,7 +528,41 @@ static void premark_flush(cgc_span_t *s, uint32_t word, uint64_t bits) {
   _cgc_g.premarked_bytes += (uint64_t)__builtin_popcountll(bits & ~old) * s->elemsize;
 }
 
-static void premark_list(worker_t *w, const cgc_thread_t *t, unsigned sc, void *p) {
+/* The rest of a thread list from slot p on is still the owned span s's list
+   as the thread took it (slots in address order, popped from the front), so
+   it is exactly the slots s->listed has from p's on: premark them all at
+   once.  False if p is not in s (cannot happen; the caller then walks). */
+static bool premark_taken(cgc_span_t *s, uintptr_t p, uint32_t epoch) {
+  if (!s || p - s->base >= s->limit - s->base) return false;
+  uint32_t first = _cgc_slot_index(s, p);
+  if (CGC_CHECKED) { /* the rest of the list is exactly s->listed from first on */
+    uint32_t count = 0, prev = first;
+    for (uintptr_t q = p; q; q = (uintptr_t)_cgc_decode(*(uintptr_t *)q), count++) {
+      cgc_assert(q - s->base < s->limit - s->base);
+      uint32_t i = _cgc_slot_index(s, q);
+      cgc_assert((s->listed[i / 64] >> (i % 64)) & 1);
+      cgc_assert(q == p || i > prev);
+      prev = i;
+    }
+    uint32_t want = 0;
+    for (uint32_t wd = first / 64; wd < CGC_MARK_WORDS; wd++)
+      want += (uint32_t)__builtin_popcountll(s->listed[wd] & (wd == first / 64 ? ~0ull << (first % 64) : ~0ull));
+    cgc_assert(count == want);
+    (void)prev;
+    (void)want;
+  }
+  marks_prepare(s, epoch);
+  for (uint32_t wd = first / 64; wd < CGC_MARK_WORDS; wd++) {
+    uint64_t bits = s->listed[wd];
+    if (wd == first / 64) bits &= ~0ull << (first % 64);
+    premark_flush(s, wd, bits);
+  }
+  return true;
+}
+
+static void premark_list(worker_t *w, const cgc_thread_t *t, unsigned sc, int which) {
+  void *p = which ? t->tc->dirty[sc] : t->tc->free[sc];
+  uint64_t pushed = t->tc->pushed[which][sc];
   uint32_t keep = list_keep(sc);
   /* Runs of a list are in one span, often in address order (a refill), so
      the span of the last slot is tried first and the bits of one mark word
@@ -538,6 +572,9 @@ static void premark_list(worker_t *w, const cgc_thread_t *t, unsigned sc, void *
   uint64_t bits = 0;
   for (uint32_t n = 1; p; n++) {
     uintptr_t a = (uintptr_t)p;
+    /* Only pushed slots come before the owned span's own list: past as many
+       slots as were pushed, the rest is that list. */
+    if (cgc_unlikely(n > pushed) && premark_taken(t->tc->span[sc], a, w->epoch)) break;
     if (!s || a - s->base >= s->limit - s->base) {
       premark_flush(s, word, bits);
       bits = 0;
@@ -569,10 +606,9 @@ static void premark_list(worker_t *w, const cgc_thread_t *t, unsigned sc, void *
 /* Every slot on a thread's free and dirty lists (I4). */
 static void premark_thread(cgc_thread_t *t, void *ctx) {
   worker_t *w = ctx;
-  cgc_tcache_t *tc = t->tc;
   for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
-    premark_list(w, t, sc, tc->free[sc]);
-    premark_list(w, t, sc, tc->dirty[sc]);
+    premark_list(w, t, sc, 0);
+    premark_list(w, t, sc, 1);
   }
 }
 

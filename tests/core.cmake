@@ -80,6 +80,8 @@ cgc_test(core_gctrace SOURCES core_gctrace.c TIMEOUT 60)
 cgc_test(core_stress SOURCES core_stress.c TIMEOUT 180)
 add_test(NAME core_stress_checkmark COMMAND core_stress 200)
 set_tests_properties(core_stress_checkmark PROPERTIES TIMEOUT 180 ENVIRONMENT "CGC_DEBUG=checkmark=1")
+# Thread lists premarked across collections, seeded.
+cgc_test(core_premark SOURCES core_premark.c TIMEOUT 120)
 add_test(NAME core_roots_checkmark COMMAND core_roots)
 set_tests_properties(core_roots_checkmark PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_DEBUG=checkmark=1")
 
