@@ -17,6 +17,8 @@
  *      resurrect them), and records of weak handles that died are dropped;
  *   3. unmarked objects with a finalizer are queued and resurrected (marked);
  *   4. cleanups of objects still unmarked are queued and their records dropped.
+ * Without live finalizers nothing is resurrected, so one walk over the
+ * records does steps 2 and 4 together.
  * Cleanup arguments are roots while their cleanup is registered or queued
  * (the record slabs and the queue are scanned), so `arg` stays alive.
  * Queued work runs on the cleanup thread, or in cgc_run_cleanups when
@@ -810,33 +812,43 @@ static void check_finalizers(void) {
   _cgc_os_unmap(S.stack, S.stack_cap * sizeof(uintptr_t));
 }
 
-void _cgc_specials_process_stw(void) {
-  if (_cgc_g.opt.checkfinalizers) check_finalizers();
-  bool any_fin = atomic_load(&nfinalizers) > 0, any_weak = atomic_load(&nweak) > 0;
-  /* 1. Mark what unmarked finalizable objects reach (not the objects). */
-  for (int i = 0; i < NSTRIPES && any_fin; i++)
-    for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
-      if (o->finalizer && !rec_marked(o)) _cgc_mark_children(rec_base(o));
-  /* 2. Weak handles: clear those of unmarked objects; drop dead handles. */
-  for (int i = 0; i < NSTRIPES && any_weak; i++)
-    for (obj_rec_t *o = stripes[i].objs; o; o = o->next) {
-      if (!o->weaks) continue;
-      bool dead = !rec_marked(o);
-      weak_node_t **pw = &o->weaks;
-      while (*pw) {
-        weak_node_t *w = *pw;
-        bool handle_dead = !_cgc_is_marked((uintptr_t)w->handle);
-        if (dead || handle_dead) {
-          if (dead) atomic_store_explicit(&w->handle->ptr, 0, memory_order_release);
-          *pw = w->next;
-          w->next = stripes[i].free_weaks;
-          stripes[i].free_weaks = w;
-          atomic_fetch_sub(&nweak, 1);
-        } else {
-          pw = &w->next;
-        }
-      }
+/* Step 2 for one record: clear its weak handles if the object is unmarked,
+   drop handle nodes whose handle died. */
+static void weaks_at_gc(stripe_t *st, obj_rec_t *o) {
+  bool dead = !rec_marked(o);
+  weak_node_t **pw = &o->weaks;
+  while (*pw) {
+    weak_node_t *w = *pw;
+    bool handle_dead = !_cgc_is_marked((uintptr_t)w->handle);
+    if (dead || handle_dead) {
+      if (dead) atomic_store_explicit(&w->handle->ptr, 0, memory_order_release);
+      *pw = w->next;
+      w->next = st->free_weaks;
+      st->free_weaks = w;
+      atomic_fetch_sub(&nweak, 1);
+    } else {
+      pw = &w->next;
     }
+  }
+}
+
+/* Step 4 for one record: queue the cleanups of an unmarked object; drop the
+   record if nothing is left on it. */
+static void cleanups_at_gc(stripe_t *st, obj_rec_t *o) {
+  if (o->cleanups && !rec_marked(o)) {
+    cleanup_rec_t *cn;
+    for (cleanup_rec_t *c = o->cleanups; c; c = cn) {
+      cn = c->next;
+      q_push(c->fn, *c->argp, 0);
+      free_cleanup(st, c);
+    }
+    o->cleanups = NULL;
+  }
+  if (obj_rec_empty(o)) drop_obj_rec(st, o);
+}
+
+/* Step 2 for the handles of static pointers: drop those that died. */
+static void static_weaks_at_gc(void) {
   bool removed = false;
   for (size_t i = 0; i < static_cap; i++)
     if (static_tab[i].handle && !_cgc_is_marked((uintptr_t)static_tab[i].handle)) {
@@ -845,8 +857,37 @@ void _cgc_specials_process_stw(void) {
       removed = true;
     }
   if (removed) static_rehash_after_removals();
+}
+
+void _cgc_specials_process_stw(void) {
+  if (_cgc_g.opt.checkfinalizers) check_finalizers();
+  bool any_fin = atomic_load(&nfinalizers) > 0, any_weak = atomic_load(&nweak) > 0;
+  if (!any_fin) {
+    static_weaks_at_gc();
+    /* Without finalizers nothing is resurrected between steps 2 and 4: one
+       walk over the records does both (each walk is a cache miss per
+       record). */
+    for (int i = 0; i < NSTRIPES; i++) {
+      obj_rec_t *next;
+      for (obj_rec_t *o = stripes[i].objs; o; o = next) {
+        next = o->next;
+        if (any_weak && o->weaks) weaks_at_gc(&stripes[i], o);
+        cleanups_at_gc(&stripes[i], o);
+      }
+    }
+    return;
+  }
+  /* 1. Mark what unmarked finalizable objects reach (not the objects). */
+  for (int i = 0; i < NSTRIPES; i++)
+    for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
+      if (o->finalizer && !rec_marked(o)) _cgc_mark_children(rec_base(o));
+  /* 2. Weak handles: clear those of unmarked objects; drop dead handles. */
+  for (int i = 0; i < NSTRIPES && any_weak; i++)
+    for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
+      if (o->weaks) weaks_at_gc(&stripes[i], o);
+  static_weaks_at_gc(); /* after step 1, which may have marked handles */
   /* 3. Finalizers of unmarked objects: queue them, resurrect the objects. */
-  for (int i = 0; i < NSTRIPES && any_fin; i++)
+  for (int i = 0; i < NSTRIPES; i++)
     for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
       if (o->finalizer && !rec_marked(o)) {
         uintptr_t base = rec_base(o);
@@ -857,20 +898,10 @@ void _cgc_specials_process_stw(void) {
       }
   /* 4. Cleanups of objects still unmarked; drop empty records. */
   for (int i = 0; i < NSTRIPES; i++) {
-    stripe_t *st = &stripes[i];
     obj_rec_t *next;
-    for (obj_rec_t *o = st->objs; o; o = next) {
+    for (obj_rec_t *o = stripes[i].objs; o; o = next) {
       next = o->next;
-      if (o->cleanups && !rec_marked(o)) {
-        cleanup_rec_t *cn;
-        for (cleanup_rec_t *c = o->cleanups; c; c = cn) {
-          cn = c->next;
-          q_push(c->fn, *c->argp, 0);
-          free_cleanup(st, c);
-        }
-        o->cleanups = NULL;
-      }
-      if (obj_rec_empty(o)) drop_obj_rec(st, o);
+      cleanups_at_gc(&stripes[i], o);
     }
   }
 }
