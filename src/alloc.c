@@ -80,8 +80,7 @@ cgc_tcache_t *_cgc_tcache_init(void) {
 static bool take_locked(cgc_tcache_t *tc, unsigned sc, cgc_span_t *s, bool dirty) {
   if (s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed)) return false;
   void **list = dirty ? &tc->dirty[sc] : &tc->free[sc];
-  cgc_assert(*list == NULL);
-  cgc_assert(tc->free[sc] == NULL && tc->dirty[sc] == NULL);
+  cgc_assert(tc->free[sc] == NULL && tc->dirty[sc] == NULL); /* tc->pushed restarts with both */
   s->owner = tc;
   tc->span[sc] = s;
   tc->pushed[0][sc] = tc->pushed[1][sc] = 0;
@@ -140,10 +139,7 @@ static cgc_span_t *new_small_span(unsigned sc, bool zero) {
     *slot = _cgc_encode(head);
     head = slot;
   }
-  for (uint32_t w = 0; w < CGC_MARK_WORDS; w++) {
-    uint32_t n = s->nelems;
-    s->listed[w] = w * 64 + 64 <= n ? ~0ull : w * 64 < n ? (1ull << (n - w * 64)) - 1 : 0;
-  }
+  for (uint32_t w = 0; w < CGC_MARK_WORDS; w++) s->listed[w] = _cgc_slot_mask(s->nelems, w);
   s->freelist = head;
   s->nfree = s->nelems;
   _cgc_heap_lock();
@@ -490,6 +486,10 @@ static void free_large(cgc_span_t *s, const void *p) {
   _cgc_count_free(bytes);
 }
 
+static inline bool is_large(cgc_span_t *s) {
+  return s->nelems == 1 && atomic_load_explicit(&s->state, memory_order_relaxed) == CGC_SPAN_LARGE;
+}
+
 /* Free the live object p resolved as r: specials, large objects, checkfree. */
 static void free_resolved(obj_ref_t r, void *p) {
   /* Specials first.  What a cleanup or finalizer attaches to the dying object
@@ -497,7 +497,7 @@ static void free_resolved(obj_ref_t r, void *p) {
   if (r.span->specials != NULL && _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, true))
     while (_cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, false)) {
     }
-  if (r.span->nelems == 1 && atomic_load(&r.span->state) == CGC_SPAN_LARGE) free_large(r.span, p);
+  if (is_large(r.span)) free_large(r.span, p);
   else free_small(r.span, (uintptr_t)p);
 }
 
@@ -597,9 +597,7 @@ void *cgc_realloc(void *p, size_t size) {
     return NULL;
   }
   bool small = size <= CGC_MAX_SMALL;
-  if (!small && s->nelems == 1 && atomic_load_explicit(&s->state, memory_order_relaxed) == CGC_SPAN_LARGE &&
-      resize_large(s, p, size, noscan))
-    return p;
+  if (!small && is_large(s) && resize_large(s, p, size, noscan)) return p;
   /* In place when the current slot fits and is not more than twice too big. */
   unsigned cls = small ? _cgc_size_to_class(size) : 0;
   size_t fit = small ? _cgc_class_size[cls] : CGC_ALIGN_UP(size, CGC_PAGE_SIZE);

@@ -483,6 +483,10 @@ static inline bool _cgc_span_marks_valid(const cgc_span_t *s) {
   return atomic_load_explicit(&((cgc_span_t *)s)->mark_epoch, memory_order_acquire) ==
          atomic_load_explicit(&_cgc_g.mark_epoch, memory_order_relaxed);
 }
+/* The bits of mark (or listed) word w that stand for slots of a span of n. */
+static inline uint64_t _cgc_slot_mask(uint32_t n, uint32_t w) {
+  return w * 64 + 64 <= n ? ~0ull : w * 64 < n ? (1ull << (n - w * 64)) - 1 : 0;
+}
 static inline bool _cgc_slot_marked(cgc_span_t *s, uint32_t idx) {
   if (!_cgc_span_marks_valid(s)) return false;
   return (atomic_load_explicit(&s->mark[idx / 64], memory_order_relaxed) >> (idx % 64)) & 1;

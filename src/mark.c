@@ -516,12 +516,7 @@ static uint32_t list_keep(unsigned sc) {
   return CGC_MAX((uint32_t)_cgc_class_nelems[cls], (uint32_t)(65536 / _cgc_class_size[cls]));
 }
 
-/* Premark the first list_keep(sc) slots of a thread list and cut the list
-   there.  The rest are left unmarked, so sweeps reclaim them for every
-   thread: otherwise a thread that freed many objects would keep them to
-   itself, each collection would walk them in the pause and count them
-   live.  Cutting is safe with the owner stopped anywhere: it touches only
-   the head and the head's link, and the cut is deeper (keep >= 4). */
+/* Set bits of mark word `word` of s for listed slots; count the new ones. */
 static void premark_flush(cgc_span_t *s, uint32_t word, uint64_t bits) {
   if (!bits) return;
   uint64_t old = atomic_fetch_or_explicit(&s->mark[word], bits, memory_order_relaxed);
@@ -532,6 +527,10 @@ static void premark_flush(cgc_span_t *s, uint32_t word, uint64_t bits) {
    as the thread took it (slots in address order, popped from the front), so
    it is exactly the slots s->listed has from p's on: premark them all at
    once.  False if p is not in s (cannot happen; the caller then walks). */
+static inline uint64_t listed_from(const cgc_span_t *s, uint32_t wd, uint32_t first) {
+  return s->listed[wd] & (wd == first / 64 ? ~0ull << (first % 64) : ~0ull);
+}
+
 static bool premark_taken(cgc_span_t *s, uintptr_t p, uint32_t epoch) {
   if (!s || p - s->base >= s->limit - s->base) return false;
   uint32_t first = _cgc_slot_index(s, p);
@@ -546,20 +545,24 @@ static bool premark_taken(cgc_span_t *s, uintptr_t p, uint32_t epoch) {
     }
     uint32_t want = 0;
     for (uint32_t wd = first / 64; wd < CGC_MARK_WORDS; wd++)
-      want += (uint32_t)__builtin_popcountll(s->listed[wd] & (wd == first / 64 ? ~0ull << (first % 64) : ~0ull));
+      want += (uint32_t)__builtin_popcountll(listed_from(s, wd, first));
     cgc_assert(count == want);
     (void)prev;
     (void)want;
   }
   marks_prepare(s, epoch);
-  for (uint32_t wd = first / 64; wd < CGC_MARK_WORDS; wd++) {
-    uint64_t bits = s->listed[wd];
-    if (wd == first / 64) bits &= ~0ull << (first % 64);
-    premark_flush(s, wd, bits);
-  }
+  for (uint32_t wd = first / 64; wd < CGC_MARK_WORDS; wd++) premark_flush(s, wd, listed_from(s, wd, first));
   return true;
 }
 
+/* Premark a thread list (which: 0 free, 1 dirty): walk the slots pushed in
+   front, then mark the rest from the owned span's bitmap (premark_taken).
+   A walk that reaches list_keep(sc) slots cuts the list there.  The rest are
+   left unmarked, so sweeps reclaim them for every thread: otherwise a thread
+   that freed many objects would keep them to itself, each collection would
+   walk them in the pause and count them live.  Cutting is safe with the
+   owner stopped anywhere: it touches only the head and the head's link, and
+   the cut is deeper (keep >= 4). */
 static void premark_list(worker_t *w, const cgc_thread_t *t, unsigned sc, int which) {
   void *p = which ? t->tc->dirty[sc] : t->tc->free[sc];
   uint64_t pushed = t->tc->pushed[which][sc];

@@ -66,10 +66,7 @@ uint32_t _cgc_sweep_span(cgc_span_t *s, bool zero) {
     head = slot;
     nfree++;
   }
-  for (uint32_t w = 0; w < CGC_MARK_WORDS; w++) {
-    uint64_t valid = w * 64 + 64 <= n ? ~0ull : w * 64 < n ? (1ull << (n - w * 64)) - 1 : 0;
-    s->listed[w] = ~marks[w] & valid;
-  }
+  for (uint32_t w = 0; w < CGC_MARK_WORDS; w++) s->listed[w] = ~marks[w] & _cgc_slot_mask(n, w);
   s->freelist = head;
   s->nfree = nfree;
   s->sweepgen = cycle;
