@@ -21,8 +21,9 @@ cgc_tcache_t _cgc_empty_tcache;
 /* ---- fast paths ------------------------------------------------------------ */
 
 /* Pop the head of one of the thread's lists: tc->free[sc] (the slot is zero
-but its link, I3) or tc->dirty[sc] (noscan, left by cgc_realloc: words 0
-and 1 zero, the rest as its last user left it). */
+but its link, I3) or tc->dirty[sc] (noscan, left by cgc_realloc or freed
+from a class above INLINE_MAX: words 0 and 1 zero, the rest as its last
+user left it). */
 static CGC_ALWAYS_INLINE void *pop_slot(cgc_tcache_t *tc, void **head, size_t csize) {
   void *p = *head;
   *head = _cgc_decode(*(uintptr_t *)p);
@@ -35,8 +36,15 @@ static CGC_ALWAYS_INLINE void *pop_slot(cgc_tcache_t *tc, void **head, size_t cs
 #define pop_free(tc, sc, csize) pop_slot((tc), &(tc)->free[(sc)], (csize))
 #define pop_dirty(tc, sc, csize) pop_slot((tc), &(tc)->dirty[(sc)], (csize))
 
+/* The largest request the inline path serves.  Noscan slots of larger
+   classes that cgc_free gives back go onto the dirty list uncleared, and
+   _cgc_alloc_slow, which serves those classes, takes that list first (LIFO)
+   and clears the slot then: a buffer moved there by cgc_realloc needs no
+   clearing at all. */
+#define INLINE_MAX 1024
+
 static CGC_ALWAYS_INLINE void *alloc_inline(size_t size, int noscan) {
-  if (cgc_likely(size <= 1024)) {
+  if (cgc_likely(size <= INLINE_MAX)) {
     uint32_t e = _cgc_lut8[(size + 7) >> 3];
     cgc_tcache_t *tc = _cgc_tc;
     unsigned sc = ((e & 0xff) << 1) | (unsigned)noscan;
@@ -243,8 +251,8 @@ CGC_NOINLINE void *_cgc_alloc_slow(size_t size, int noscan) {
   unsigned cls = _cgc_size_to_class(size);
   unsigned sc = (cls << 1) | (unsigned)noscan;
   size_t csize = _cgc_class_size[cls];
+  if (tc->dirty[sc] && (csize > INLINE_MAX || !tc->free[sc])) return memset(pop_dirty(tc, sc, csize), 0, csize);
   if (tc->free[sc]) return pop_free(tc, sc, csize);
-  if (tc->dirty[sc]) return memset(pop_dirty(tc, sc, csize), 0, csize);
   for (int attempt = 0;; attempt++) {
     _cgc_pacing_check(tc);
     if (refill(tc, sc, false)) return pop_free(tc, sc, csize);
@@ -432,12 +440,9 @@ static inline void zero_object(uintptr_t base, size_t size) {
   }
 }
 
-/* Push a dead small object onto the calling thread's free list (LIFO),
-   zeroed; or, for a noscan object left by cgc_realloc, onto its dirty list,
-   writing only the link and word 1 (I3). */
-static inline void push_slot(cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
-  if (!dirty) zero_object(base, size);
-  else _cgc_slot_make_dirty((uintptr_t *)base, size);
+/* Link a dead small object, prepared for the list, onto the calling
+   thread's free list (LIFO) or, if dirty, its dirty list. */
+static inline void link_slot(cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
   cgc_tcache_t *tc = _cgc_tc;
   if (cgc_unlikely(tc == &_cgc_empty_tcache)) {
     tc = _cgc_tcache_init();
@@ -453,9 +458,31 @@ static inline void push_slot(cgc_span_t *s, uintptr_t base, size_t size, bool di
   tc->free_objects++;
 }
 
+/* Push a dead small object onto the calling thread's free list, zeroed; or,
+   for a noscan object freed from a class above INLINE_MAX, onto its dirty
+   list, writing only the link and word 1 (I3). */
+static inline void push_slot(cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
+  if (!dirty) zero_object(base, size);
+  else _cgc_slot_make_dirty((uintptr_t *)base, size);
+  link_slot(s, base, size, dirty);
+}
+
+/* The slot a noscan buffer moved out of: uncleared onto the dirty list, or,
+   16 bytes or less, onto the free list (the link and word 1 are all of it,
+   so it is clean, and the inline path takes from that list). */
+static inline void push_left_slot(cgc_span_t *s, uintptr_t base, size_t size) {
+  _cgc_slot_make_dirty((uintptr_t *)base, size);
+  if (size > 2 * sizeof(uintptr_t)) link_slot(s, base, size, true);
+  else link_slot(s, base, size, false);
+}
+
+/* cgc_free of a slot of s: uncleared onto the dirty list for large noscan
+   classes (see INLINE_MAX). */
+static inline bool free_leaves_dirty(const cgc_span_t *s) { return s->elemsize > INLINE_MAX && s->noscan; }
+
 static void free_small(cgc_span_t *s, uintptr_t base) {
   if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_take(s, base)) return;
-  push_slot(s, base, s->elemsize, false);
+  push_slot(s, base, s->elemsize, free_leaves_dirty(s));
 }
 
 /* Statistics: bytes (and objects) given back by cgc_free or cgc_realloc. */
@@ -502,6 +529,7 @@ static void free_resolved(obj_ref_t r, void *p) {
 }
 
 static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_free", p), p); }
+static CGC_NOINLINE void free_dirty(cgc_span_t *s, uintptr_t base) { push_slot(s, base, s->elemsize, true); }
 
 /* The cheap half of resolve_base for a small object: p is a slot start
    whose first word is not a free-list link (I3: a live object's first word
@@ -532,7 +560,8 @@ static inline cgc_span_t *span_of_hinted(cgc_tcache_t *tc, uintptr_t a) {
 
 /* The fast path handles the common case (a small object's start, without
    specials, whose first word is not a free-list link); everything else, and
-   every diagnosis, goes to free_slow. */
+   every diagnosis, goes to free_slow.  Large noscan slots are pushed
+   uncleared out of line (free_dirty). */
 void cgc_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   if (!a) return;
@@ -543,7 +572,9 @@ void cgc_free(void *p) {
     free_slow(p);
     return;
   }
-  push_slot(s, a, s->elemsize, false);
+  size_t size = s->elemsize;
+  if (cgc_likely(size <= 64) || !free_leaves_dirty(s)) push_slot(s, a, size, false); /* tested as zero_object's switch is */
+  else free_dirty(s, a);
 }
 
 /* cgc_realloc of large object s to a large size, in place if it can be:
@@ -607,13 +638,13 @@ void *cgc_realloc(void *p, size_t size) {
   }
   /* Move.  A noscan buffer moves into a slot whose bytes past the copy are
      unspecified, as with realloc (alloc_for_move), and leaves its old slot
-     uncleared on the dirty list of its class. */
+     uncleared on the dirty list of its class (push_left_slot). */
   void *n = noscan && small ? alloc_for_move(tc, (cls << 1) | 1u, size, fit)
             : noscan        ? alloc_large(size, 1, false)
                             : cgc_alloc(size);
   if (!n) return NULL;
   memcpy(n, p, CGC_MIN(old, size));
-  if (noscan && s->nelems > 1 && !s->specials && !_cgc_g.opt.checkfree) push_slot(s, (uintptr_t)p, old, true);
+  if (noscan && s->nelems > 1 && !s->specials && !_cgc_g.opt.checkfree) push_left_slot(s, (uintptr_t)p, old);
   else free_resolved(r, p);
   return n;
 }

@@ -136,7 +136,7 @@ typedef struct cgc_arena_meta {
 
 typedef struct cgc_tcache {
   void *free[CGC_NUM_SPAN_CLASSES];           /* owner only; walked while the world is stopped */
-  void *dirty[CGC_NUM_SPAN_CLASSES];          /* noscan slots left by cgc_realloc (I3); as free */
+  void *dirty[CGC_NUM_SPAN_CLASSES];          /* noscan slots left by cgc_realloc or freed above 1 KiB (I3); as free */
   cgc_span_t *span[CGC_NUM_SPAN_CLASSES];     /* owned span per class; owner only */
   /* Slots pushed on free[sc] / dirty[sc] since the class last took a span's
      list (take_locked): a bound on the slots of those lists that are not

@@ -16,7 +16,7 @@ target_compile_options(free_abort PRIVATE ${CGC_WARN})
 target_compile_definitions(free_abort PRIVATE _GNU_SOURCE)
 target_link_libraries(free_abort PRIVATE cgc)
 set(_hex "0x[0-9a-fA-F]+")
-foreach(case double_free_small double_free_noscan double_free_later)
+foreach(case double_free_small double_free_noscan double_free_noscan_big double_free_later)
   cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case}
     REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free")
 endforeach()

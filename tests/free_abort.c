@@ -33,6 +33,11 @@ int main(int argc, char **argv) {
   } else if (strcmp(c, "double_free_noscan") == 0) {
     cgc_free(noscan);
     cgc_free(noscan);
+  } else if (strcmp(c, "double_free_noscan_big") == 0) { /* its slot is not cleared */
+    char *b = cgc_alloc_noscan(5000);
+    memset(b, 0x5a, 5000);
+    cgc_free(b);
+    cgc_free(b);
   } else if (strcmp(c, "double_free_later") == 0) { /* other frees in between */
     char *b = cgc_alloc(64), *d = cgc_alloc(64);
     cgc_free(small);
