@@ -548,7 +548,7 @@ static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
    page-map walk.  Span structs are never unmapped, so a stale hint only
    fails the check. */
 static inline cgc_span_t *span_of_hinted(cgc_tcache_t *tc, uintptr_t a) {
-  cgc_span_t **hint = &tc->free_span[(a >> CGC_PAGE_SHIFT) & 7];
+  cgc_span_t **hint = &tc->free_span[(a >> CGC_PAGE_SHIFT) & 15];
   cgc_span_t *s = *hint;
   if (cgc_unlikely(!s || atomic_load_explicit(&s->state, memory_order_acquire) != CGC_SPAN_SMALL ||
                    a - s->base >= s->limit - s->base)) {

@@ -142,7 +142,7 @@ typedef struct cgc_tcache {
      list (take_locked): a bound on the slots of those lists that are not
      part of that span's list.  Owner only; read with the world stopped. */
   uint64_t pushed[2][CGC_NUM_SPAN_CLASSES];
-  cgc_span_t *free_span[8];                   /* spans of recent frees by page: hints, checked (I1) */
+  cgc_span_t *free_span[16];                   /* spans of recent frees by page: hints, checked (I1) */
   uint64_t alloc_bytes, alloc_objects;        /* owner writes; others read racily (stats) */
   uint64_t free_bytes, free_objects;
   struct cgc_thread *thread;
