@@ -425,9 +425,11 @@ int cgc_is_heap_ptr(const void *p) {
 /* Quarantine hook for checkfree mode (checkfree.c).  Returns true if taken. */
 bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) CGC_HIDDEN;
 
-static inline void zero_object(uintptr_t base, size_t size) {
+/* Clear a slot of at most 64 bytes (a multiple of 8) with stores. */
+static inline void zero_small(uintptr_t base, size_t size) {
   uint64_t *w = (uint64_t *)base;
-  switch (size) { /* small sizes inline: sizes are multiples of 8 */
+  cgc_assert(size <= 64 && size % 8 == 0 && size > 0);
+  switch (size) {
   case 64: w[7] = 0; /* fall through */
   case 56: w[6] = 0; /* fall through */
   case 48: w[5] = 0; /* fall through */
@@ -435,19 +437,18 @@ static inline void zero_object(uintptr_t base, size_t size) {
   case 32: w[3] = 0; /* fall through */
   case 24: w[2] = 0; /* fall through */
   case 16: w[1] = 0; /* fall through */
-  case 8: w[0] = 0; break;
-  default: memset(w, 0, size);
+  default: w[0] = 0;
   }
+}
+
+static inline void zero_object(uintptr_t base, size_t size) {
+  if (size <= 64) zero_small(base, size);
+  else memset((void *)base, 0, size);
 }
 
 /* Link a dead small object, prepared for the list, onto the calling
    thread's free list (LIFO) or, if dirty, its dirty list. */
-static inline void link_slot(cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
-  cgc_tcache_t *tc = _cgc_tc;
-  if (cgc_unlikely(tc == &_cgc_empty_tcache)) {
-    tc = _cgc_tcache_init();
-    if (!tc) return; /* cannot register: leave it to the collector */
-  }
+static inline void link_slot_to(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
   void **head = dirty ? &tc->dirty[s->spanclass] : &tc->free[s->spanclass];
   tc->pushed[dirty][s->spanclass]++; /* counted before the slot is on the list */
   cgc_compiler_barrier();
@@ -456,6 +457,14 @@ static inline void link_slot(cgc_span_t *s, uintptr_t base, size_t size, bool di
   *head = (void *)base;
   tc->free_bytes += size;
   tc->free_objects++;
+}
+static inline void link_slot(cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
+  cgc_tcache_t *tc = _cgc_tc;
+  if (cgc_unlikely(tc == &_cgc_empty_tcache)) {
+    tc = _cgc_tcache_init();
+    if (!tc) return; /* cannot register: leave it to the collector */
+  }
+  link_slot_to(tc, s, base, size, dirty);
 }
 
 /* Push a dead small object onto the calling thread's free list, zeroed; or,
@@ -529,7 +538,6 @@ static void free_resolved(obj_ref_t r, void *p) {
 }
 
 static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_free", p), p); }
-static CGC_NOINLINE void free_dirty(cgc_span_t *s, uintptr_t base) { push_slot(s, base, s->elemsize, true); }
 
 /* The cheap half of resolve_base for a small object: p is a slot start
    whose first word is not a free-list link (I3: a live object's first word
@@ -558,23 +566,39 @@ static inline cgc_span_t *span_of_hinted(cgc_tcache_t *tc, uintptr_t a) {
   return s;
 }
 
-/* The fast path handles the common case (a small object's start, without
-   specials, whose first word is not a free-list link); everything else, and
-   every diagnosis, goes to free_slow.  Large noscan slots are pushed
-   uncleared out of line (free_dirty). */
+/* A valid free of a small object without specials that the inline part
+   of cgc_free leaves to a call: objects above 64 bytes (cleared with
+   memset, or pushed uncleared: free_leaves_dirty), or an unregistered
+   caller. */
+static CGC_NOINLINE void free_valid(cgc_span_t *s, uintptr_t a) {
+  push_slot(s, a, s->elemsize, s->elemsize > 64 && free_leaves_dirty(s));
+}
+
+/* The inline part handles the common case (a small object's start of at
+   most 64 bytes, without specials, whose first word is not a free-list link
+   and that the last collection did not find dead, freed by a registered
+   thread) with no call but tail calls, so it saves no registers; everything
+   else goes to free_valid, and every diagnosis to free_slow. */
 void cgc_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   if (!a) return;
-  cgc_span_t *s = span_of_hinted(_cgc_tc, a);
+  cgc_tcache_t *tc = _cgc_tc;
+  cgc_span_t *s = span_of_hinted(tc, a);
   if (cgc_unlikely(!s)) bad_pointer("cgc_free", p);
-  uint32_t idx;
-  if (cgc_unlikely(!small_live_fast(s, a, &idx) || s->specials || _cgc_g.opt.checkfree)) {
-    free_slow(p);
+  uint32_t idx = _cgc_slot_index(s, a);
+  uint32_t c = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
+  if (cgc_unlikely(_cgc_slot_base(s, idx) != a || _cgc_word0_may_link(a) || s->nelems <= 1 ||
+                   _cgc_unmarked_unswept(s, idx, c) || s->specials || _cgc_g.opt.checkfree)) {
+    free_slow(p); /* diagnoses, or confirms a collection's verdict (_cgc_found_dead) */
     return;
   }
   size_t size = s->elemsize;
-  if (cgc_likely(size <= 64) || !free_leaves_dirty(s)) push_slot(s, a, size, false); /* tested as zero_object's switch is */
-  else free_dirty(s, a);
+  if (cgc_unlikely(size > 64 || tc == &_cgc_empty_tcache)) {
+    free_valid(s, a);
+    return;
+  }
+  zero_small(a, size);
+  link_slot_to(tc, s, a, size, false);
 }
 
 /* cgc_realloc of large object s to a large size, in place if it can be:
