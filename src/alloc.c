@@ -570,8 +570,18 @@ static inline cgc_span_t *span_of_hinted(cgc_tcache_t *tc, uintptr_t a) {
    of cgc_free leaves to a call: objects above 64 bytes (cleared with
    memset, or pushed uncleared: free_leaves_dirty), or an unregistered
    caller. */
-static CGC_NOINLINE void free_valid(cgc_span_t *s, uintptr_t a) {
-  push_slot(s, a, s->elemsize, s->elemsize > 64 && free_leaves_dirty(s));
+static CGC_NOINLINE void free_valid(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t a, size_t size) {
+  if (cgc_unlikely(tc == &_cgc_empty_tcache)) {
+    push_slot(s, a, size, size > 64 && free_leaves_dirty(s));
+    return;
+  }
+  if (free_leaves_dirty(s)) {
+    _cgc_slot_make_dirty((uintptr_t *)a, size);
+    link_slot_to(tc, s, a, size, true);
+  } else {
+    zero_object(a, size);
+    link_slot_to(tc, s, a, size, false);
+  }
 }
 
 /* The inline part handles the common case (a small object's start of at
@@ -594,7 +604,7 @@ void cgc_free(void *p) {
   }
   size_t size = s->elemsize;
   if (cgc_unlikely(size > 64 || tc == &_cgc_empty_tcache)) {
-    free_valid(s, a);
+    free_valid(tc, s, a, size);
     return;
   }
   zero_small(a, size);
