@@ -276,29 +276,40 @@ static inline bool set_mark(worker_t *w, cgc_span_t *s, uint32_t idx) {
   return true;
 }
 
-/* Mark the object that v points into, in span s (already looked up). */
-static inline void mark_in_span(worker_t *w, uintptr_t v, cgc_span_t *s) {
+/* Mark the object that v points into, in span s (already looked up).
+   True if this call marked it and it must be scanned: *it is its range. */
+static inline bool mark_obj(worker_t *w, uintptr_t v, cgc_span_t *s, item_t *it) {
   /* Free pages may still map to a span struct that was reused for other
      pages: check the bounds, not only the state. */
-  if (v - s->base >= s->limit - s->base) return;
+  if (v - s->base >= s->limit - s->base) return false;
   uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
   if (st == CGC_SPAN_SMALL) {
     uint32_t idx = _cgc_slot_index(s, v);
-    if (!set_mark(w, s, idx)) return;
+    if (!set_mark(w, s, idx)) return false;
     w->marked_bytes += s->elemsize;
     w->marked_objects++;
-    if (!s->noscan) {
-      uintptr_t base = _cgc_slot_base(s, idx);
-      push_work(w, base, base + s->elemsize);
-    }
+    if (s->noscan) return false;
+    it->lo = _cgc_slot_base(s, idx);
+    it->hi = it->lo + s->elemsize;
+    return true;
   } else if (st == CGC_SPAN_LARGE) {
-    if (!set_mark(w, s, 0)) return;
+    if (!set_mark(w, s, 0)) return false;
     w->marked_bytes += s->elemsize;
     w->marked_objects++;
-    if (!s->noscan) push_work(w, s->base, s->limit);
+    if (s->noscan) return false;
+    it->lo = s->base;
+    it->hi = s->limit;
+    return true;
   } else if (st == CGC_SPAN_ARENA) {
     _cgc_arena_note_hit(s);
   }
+  return false;
+}
+
+/* Mark it and queue it for scanning. */
+static inline void mark_in_span(worker_t *w, uintptr_t v, cgc_span_t *s) {
+  item_t it;
+  if (mark_obj(w, v, s, &it)) push_work(w, it.lo, it.hi);
 }
 
 static inline void mark_word(worker_t *w, uintptr_t v) {
@@ -362,6 +373,31 @@ static inline void scan_item(worker_t *w, item_t it) {
   scan_range(w, it.lo, it.hi);
 }
 
+/* Mark every candidate still waiting when there is no other work: scan
+   the first that needs it at once, queue the others.  A chain (a linked
+   list, singly or doubly) then goes from object to object without a trip
+   through the stack and the ring, whose prefetching has nothing to overlap
+   there. */
+static void cand_flush_scan(worker_t *w) {
+  if (w->cand_n > CAND) {
+    cand_flush(w);
+    return;
+  }
+  unsigned n = (unsigned)w->cand_n;
+  w->cand_n = 0;
+  item_t first = {0, 0}, it;
+  if (n == 1) { /* a singly linked list */
+    if (mark_obj(w, w->cand_v[0], w->cand_s[0], &it)) scan_item(w, it);
+    return;
+  }
+  for (unsigned i = 0; i < n; i++) {
+    if (!mark_obj(w, w->cand_v[i], w->cand_s[i], &it)) continue;
+    if (first.hi == 0) first = it;
+    else push_work(w, it.lo, it.hi);
+  }
+  if (first.hi != 0) scan_item(w, first);
+}
+
 /* Items pass through a small FIFO before they are scanned, so the object's
    memory has been prefetched by the time the scan reads it. */
 #define RING 8
@@ -378,7 +414,7 @@ static void drain(worker_t *w) {
     }
     if (count == 0) {
       if (w->cand_n) {
-        cand_flush(w);
+        cand_flush_scan(w);
         continue;
       }
       item_t it;

@@ -76,6 +76,12 @@ cgc_test(core_release SOURCES core_release.c TIMEOUT 120)
 # CGC_DEBUG: gctrace and unknown names.
 cgc_test(core_gctrace SOURCES core_gctrace.c TIMEOUT 60)
 
+# Graph shapes: singly/doubly/interior-linked lists, small and large nodes,
+# noscan leaves, a tree, a cycle survive collections and churn; again with
+# checkmark verification.
+cgc_test(core_shapes SOURCES core_shapes.c TIMEOUT 120)
+add_test(NAME core_shapes_checkmark COMMAND core_shapes)
+set_tests_properties(core_shapes_checkmark PROPERTIES TIMEOUT 180 ENVIRONMENT "CGC_DEBUG=checkmark=1")
 # Threads under stress, seeded; again with checkmark verification.
 cgc_test(core_stress SOURCES core_stress.c TIMEOUT 180)
 add_test(NAME core_stress_checkmark COMMAND core_stress 200)
