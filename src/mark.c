@@ -214,6 +214,19 @@ static void add_job_cb(void *ctx, uintptr_t lo, uintptr_t hi) {
 /* ---- scanning ---------------------------------------------------------------------- */
 
 static CGC_STATE _Atomic int idle_workers; /* workers looking for work: a hint to share */
+/* An idle worker that found nothing for a while sleeps on work_seq instead
+   of spinning.  Whoever makes work visible to it (share_work) or closes the
+   marking bumps work_seq after doing so and wakes the sleepers: a sleeper
+   reads work_seq before it looks for work, so it cannot miss a bump. */
+static CGC_STATE _Atomic uint32_t work_seq;
+static CGC_STATE _Atomic int sleepers;
+#define IDLE_SPINS 64  /* cpu_relax rounds, then */
+#define IDLE_YIELDS 64 /* sched_yield rounds, then sleep */
+
+static void wake_idle(void) {
+  atomic_fetch_add(&work_seq, 1);
+  if (atomic_load(&sleepers) > 0) _cgc_os_wake_all(&work_seq);
+}
 
 /* Mark stack overflow: when a stack cannot grow (out of memory), the object
    stays marked but unscanned and the worker records the overflow; marking
@@ -252,6 +265,7 @@ static CGC_NOINLINE void share_work(worker_t *w) {
   k = i;
   memmove(ps->items, ps->items + k, (ps->n - k) * sizeof(item_t));
   ps->n -= k;
+  if (k) wake_idle();
 }
 
 static inline cgc_span_t *lookup(worker_t *w, uintptr_t v) {
@@ -478,6 +492,7 @@ static void mark_loop(worker_t *w) {
     atomic_fetch_sub(&mstate, 1);
     bool back = false;
     for (unsigned spins = 0;; spins++) {
+      uint32_t seq = atomic_load(&work_seq);
       if (work_visible()) {
         back = mark_join();
         break;
@@ -485,11 +500,23 @@ static void mark_loop(worker_t *w) {
       uint32_t cur = atomic_load(&mstate);
       if (!(cur & MARK_OPEN)) break;
       if (cur == MARK_OPEN) {
-        if (atomic_compare_exchange_strong(&mstate, &cur, 0)) break;
+        if (atomic_compare_exchange_strong(&mstate, &cur, 0)) {
+          wake_idle(); /* the sleepers see it closed */
+          break;
+        }
         continue;
       }
-      if (spins < 64) _cgc_os_cpu_relax();
-      else _cgc_os_yield();
+      if (spins < IDLE_SPINS) {
+        _cgc_os_cpu_relax();
+      } else if (spins < IDLE_SPINS + IDLE_YIELDS) {
+        _cgc_os_yield();
+      } else {
+        /* A chain (a linked list) keeps one worker busy for a long time
+           with nothing to share: do not burn a CPU waiting. */
+        atomic_fetch_add(&sleepers, 1);
+        _cgc_os_wait(&work_seq, seq);
+        atomic_fetch_sub(&sleepers, 1);
+      }
     }
     atomic_fetch_sub(&idle_workers, 1);
     if (!back) return;

@@ -82,6 +82,10 @@ cgc_test(core_gctrace SOURCES core_gctrace.c TIMEOUT 60)
 cgc_test(core_shapes SOURCES core_shapes.c TIMEOUT 120)
 add_test(NAME core_shapes_checkmark COMMAND core_shapes)
 set_tests_properties(core_shapes_checkmark PROPERTIES TIMEOUT 180 ENVIRONMENT "CGC_DEBUG=checkmark=1")
+# Four mark workers: while one follows a list, the others go to sleep and
+# must be woken when the marking ends (a missed wake hangs the test).
+add_test(NAME core_shapes_workers4 COMMAND core_shapes)
+set_tests_properties(core_shapes_workers4 PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_DEBUG=markworkers=4")
 # Threads under stress, seeded; again with checkmark verification.
 cgc_test(core_stress SOURCES core_stress.c TIMEOUT 180)
 add_test(NAME core_stress_checkmark COMMAND core_stress 200)
