@@ -425,10 +425,14 @@ int cgc_is_heap_ptr(const void *p) {
 /* Quarantine hook for checkfree mode (checkfree.c).  Returns true if taken. */
 bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) CGC_HIDDEN;
 
-/* Clear a slot of at most 64 bytes (a multiple of 8) with stores. */
+/* Slots up to this size are cleared with stores, inline; larger ones with
+   memset. */
+#define ZERO_INLINE_MAX 64
+
+/* Clear a slot of at most ZERO_INLINE_MAX bytes (a multiple of 8). */
 static inline void zero_small(uintptr_t base, size_t size) {
   uint64_t *w = (uint64_t *)base;
-  cgc_assert(size <= 64 && size % 8 == 0 && size > 0);
+  cgc_assert(size <= ZERO_INLINE_MAX && size % 8 == 0 && size > 0);
   switch (size) {
   case 64: w[7] = 0; /* fall through */
   case 56: w[6] = 0; /* fall through */
@@ -442,12 +446,12 @@ static inline void zero_small(uintptr_t base, size_t size) {
 }
 
 static inline void zero_object(uintptr_t base, size_t size) {
-  if (size <= 64) zero_small(base, size);
+  if (size <= ZERO_INLINE_MAX) zero_small(base, size);
   else memset((void *)base, 0, size);
 }
 
-/* Link a dead small object, prepared for the list, onto the calling
-   thread's free list (LIFO) or, if dirty, its dirty list. */
+/* Link a dead small object, prepared for the list, onto tc's free list
+   (LIFO) or, if dirty, its dirty list. */
 static inline void link_slot_to(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
   void **head = dirty ? &tc->dirty[s->spanclass] : &tc->free[s->spanclass];
   tc->pushed[dirty][s->spanclass]++; /* counted before the slot is on the list */
@@ -458,31 +462,39 @@ static inline void link_slot_to(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t base,
   tc->free_bytes += size;
   tc->free_objects++;
 }
-static inline void link_slot(cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
-  cgc_tcache_t *tc = _cgc_tc;
-  if (cgc_unlikely(tc == &_cgc_empty_tcache)) {
-    tc = _cgc_tcache_init();
-    if (!tc) return; /* cannot register: leave it to the collector */
-  }
+
+/* Push a dead small object onto tc's free list, zeroed; or, for a noscan
+   object freed from a class above INLINE_MAX, onto its dirty list, writing
+   only the link and word 1 (I3). */
+static inline void push_slot_to(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
+  if (!dirty) zero_object(base, size);
+  else _cgc_slot_make_dirty((uintptr_t *)base, size);
   link_slot_to(tc, s, base, size, dirty);
 }
 
-/* Push a dead small object onto the calling thread's free list, zeroed; or,
-   for a noscan object freed from a class above INLINE_MAX, onto its dirty
-   list, writing only the link and word 1 (I3). */
+/* The calling thread's cache, registering the thread if need be; NULL if
+   it cannot be registered (a freed slot is then left to the collector). */
+static inline cgc_tcache_t *tcache_for_free(void) {
+  cgc_tcache_t *tc = _cgc_tc;
+  if (cgc_unlikely(tc == &_cgc_empty_tcache)) return _cgc_tcache_init();
+  if (!tc) __builtin_unreachable(); /* _cgc_tc is never NULL: the caller's check folds away */
+  return tc;
+}
+
 static inline void push_slot(cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
-  if (!dirty) zero_object(base, size);
-  else _cgc_slot_make_dirty((uintptr_t *)base, size);
-  link_slot(s, base, size, dirty);
+  cgc_tcache_t *tc = tcache_for_free();
+  if (tc) push_slot_to(tc, s, base, size, dirty);
 }
 
 /* The slot a noscan buffer moved out of: uncleared onto the dirty list, or,
    16 bytes or less, onto the free list (the link and word 1 are all of it,
    so it is clean, and the inline path takes from that list). */
 static inline void push_left_slot(cgc_span_t *s, uintptr_t base, size_t size) {
+  cgc_tcache_t *tc = tcache_for_free();
+  if (!tc) return;
   _cgc_slot_make_dirty((uintptr_t *)base, size);
-  if (size > 2 * sizeof(uintptr_t)) link_slot(s, base, size, true);
-  else link_slot(s, base, size, false);
+  if (size > 2 * sizeof(uintptr_t)) link_slot_to(tc, s, base, size, true);
+  else link_slot_to(tc, s, base, size, false);
 }
 
 /* cgc_free of a slot of s: uncleared onto the dirty list for large noscan
@@ -539,6 +551,13 @@ static void free_resolved(obj_ref_t r, void *p) {
 
 static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_free", p), p); }
 
+/* a is the start of slot idx of small span s and its first word is not a
+   free-list link (I3: a live object's first word would have to equal a
+   random key XOR a heap address). */
+static inline bool small_slot_start(cgc_span_t *s, uintptr_t a, uint32_t idx) {
+  return _cgc_slot_base(s, idx) == a && !_cgc_word0_may_link(a) && s->nelems > 1;
+}
+
 /* The cheap half of resolve_base for a small object: p is a slot start
    whose first word is not a free-list link (I3: a live object's first word
    would have to equal a random key XOR a heap address) and the last
@@ -546,8 +565,7 @@ static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_fr
    which diagnoses. */
 static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
   *idx = _cgc_slot_index(s, a);
-  return cgc_likely(_cgc_slot_base(s, *idx) == a && !_cgc_word0_may_link(a) && s->nelems > 1 &&
-                    !_cgc_found_dead(s, *idx));
+  return cgc_likely(small_slot_start(s, a, *idx) && !_cgc_found_dead(s, *idx));
 }
 
 /* The span of a, a pointer passed to cgc_free or cgc_realloc, or NULL.
@@ -567,25 +585,17 @@ static inline cgc_span_t *span_of_hinted(cgc_tcache_t *tc, uintptr_t a) {
 }
 
 /* A valid free of a small object without specials that the inline part
-   of cgc_free leaves to a call: objects above 64 bytes (cleared with
+   of cgc_free leaves to a call: objects above ZERO_INLINE_MAX (cleared with
    memset, or pushed uncleared: free_leaves_dirty), or an unregistered
    caller. */
 static CGC_NOINLINE void free_valid(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t a, size_t size) {
-  if (cgc_unlikely(tc == &_cgc_empty_tcache)) {
-    push_slot(s, a, size, size > 64 && free_leaves_dirty(s));
-    return;
-  }
-  if (free_leaves_dirty(s)) {
-    _cgc_slot_make_dirty((uintptr_t *)a, size);
-    link_slot_to(tc, s, a, size, true);
-  } else {
-    zero_object(a, size);
-    link_slot_to(tc, s, a, size, false);
-  }
+  if (cgc_unlikely(tc == &_cgc_empty_tcache) && !(tc = tcache_for_free())) return;
+  if (free_leaves_dirty(s)) push_slot_to(tc, s, a, size, true);
+  else push_slot_to(tc, s, a, size, false);
 }
 
 /* The inline part handles the common case (a small object's start of at
-   most 64 bytes, without specials, whose first word is not a free-list link
+   most ZERO_INLINE_MAX bytes, without specials, whose first word is not a free-list link
    and that the last collection did not find dead, freed by a registered
    thread) with no call but tail calls, so it saves no registers; everything
    else goes to free_valid, and every diagnosis to free_slow. */
@@ -597,13 +607,15 @@ void cgc_free(void *p) {
   if (cgc_unlikely(!s)) bad_pointer("cgc_free", p);
   uint32_t idx = _cgc_slot_index(s, a);
   uint32_t c = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
-  if (cgc_unlikely(_cgc_slot_base(s, idx) != a || _cgc_word0_may_link(a) || s->nelems <= 1 ||
-                   _cgc_unmarked_unswept(s, idx, c) || s->specials || _cgc_g.opt.checkfree)) {
+  /* small_live_fast, but a "found dead" answer goes to free_slow to be
+     confirmed (_cgc_found_dead), so that nothing here makes a call. */
+  if (cgc_unlikely(!small_slot_start(s, a, idx) || _cgc_unmarked_unswept(s, idx, c) || s->specials ||
+                   _cgc_g.opt.checkfree)) {
     free_slow(p); /* diagnoses, or confirms a collection's verdict (_cgc_found_dead) */
     return;
   }
   size_t size = s->elemsize;
-  if (cgc_unlikely(size > 64 || tc == &_cgc_empty_tcache)) {
+  if (cgc_unlikely(size > ZERO_INLINE_MAX || tc == &_cgc_empty_tcache)) {
     free_valid(tc, s, a, size);
     return;
   }

@@ -351,17 +351,6 @@ static inline void cand_push(worker_t *w, uintptr_t v) {
   w->cand_s[i] = s;
 }
 
-/* Mark every candidate still waiting. */
-static void cand_flush(worker_t *w) {
-  unsigned n = w->cand_n < CAND ? (unsigned)w->cand_n : CAND;
-  unsigned start = w->cand_n < CAND ? 0 : (unsigned)(w->cand_n % CAND);
-  w->cand_n = 0;
-  for (unsigned k = 0; k < n; k++) {
-    unsigned i = (start + k) % CAND;
-    mark_in_span(w, w->cand_v[i], w->cand_s[i]);
-  }
-}
-
 /* Under valgrind, words are read as defined values so memcheck does not
    report the collector for looking at uninitialised stack slots. */
 static CGC_NOINLINE void scan_range_valgrind(worker_t *w, uintptr_t lo, uintptr_t hi) {
@@ -387,23 +376,22 @@ static inline void scan_item(worker_t *w, item_t it) {
   scan_range(w, it.lo, it.hi);
 }
 
-/* Mark every candidate still waiting when there is no other work: scan
-   the first that needs it at once, queue the others.  A chain (a linked
-   list, singly or doubly) then goes from object to object without a trip
-   through the stack and the ring, whose prefetching has nothing to overlap
-   there. */
-static void cand_flush_scan(worker_t *w) {
-  if (w->cand_n > CAND) {
-    cand_flush(w);
-    return;
-  }
-  unsigned n = (unsigned)w->cand_n;
+/* Mark every candidate still waiting; drain does so when it has no other
+   work.  The first that needs scanning is scanned at once, the others are
+   queued: a chain (a linked list, singly or doubly) then goes from object
+   to object without a trip through the stack and the ring, whose
+   prefetching has nothing to overlap there. */
+static void cand_flush(worker_t *w) {
+  uint64_t m = w->cand_n;
   w->cand_n = 0;
   item_t first = {0, 0}, it;
-  if (n == 1) { /* a singly linked list */
+  if (m == 1) { /* a singly linked list */
     if (mark_obj(w, w->cand_v[0], w->cand_s[0], &it)) scan_item(w, it);
     return;
   }
+  /* All of them at once: the order does not matter (their prefetches were
+     issued as they came in). */
+  unsigned n = m < CAND ? (unsigned)m : CAND;
   for (unsigned i = 0; i < n; i++) {
     if (!mark_obj(w, w->cand_v[i], w->cand_s[i], &it)) continue;
     if (first.hi == 0) first = it;
@@ -428,7 +416,7 @@ static void drain(worker_t *w) {
     }
     if (count == 0) {
       if (w->cand_n) {
-        cand_flush_scan(w);
+        cand_flush(w);
         continue;
       }
       item_t it;

@@ -62,17 +62,46 @@ static uint64_t check_tree(const struct tnode *t, uint64_t *next) {
   return 1 + check_tree(t->l, next) + check_tree(t->r, next);
 }
 
-static __attribute__((noinline)) void build(void) {
-  /* Singly linked, newest first (the marker walks memory downwards). */
+/* A singly linked list of n nodes stamped with kind, newest first (the
+   marker walks memory downwards): every odd node of big bytes if big, and
+   each node holding a noscan leaf in pad[0] if leaves. */
+static struct snode *make_slist(uint64_t kind, uint64_t n, size_t big, bool leaves) {
   struct snode *h = NULL;
-  for (uint64_t i = 0; i < N_LIST; i++) {
-    struct snode *x = cgc_alloc(sizeof *x);
+  for (uint64_t i = 0; i < n; i++) {
+    struct snode *x = cgc_alloc(big && i % 2 ? big : sizeof *x);
     CHECK(x != NULL);
     x->next = h;
-    x->stamp = stamp_of(1, i);
+    x->stamp = stamp_of(kind, i);
+    if (leaves) {
+      uint64_t *leaf = cgc_alloc_noscan(24);
+      CHECK(leaf != NULL);
+      leaf[0] = leaf[2] = stamp_of(kind, i);
+      x->pad[0] = (uint64_t)(uintptr_t)leaf;
+    }
     h = x;
   }
-  g_list = h;
+  return h;
+}
+
+static void check_slist(const struct snode *h, uint64_t kind, uint64_t n, bool leaves) {
+  uint64_t i = n;
+  for (const struct snode *x = h; x; x = x->next) {
+    CHECKF(i > 0, "list %llu is longer than %llu", (unsigned long long)kind, (unsigned long long)n);
+    i--;
+    CHECKF(x->stamp == stamp_of(kind, i), "list %llu: node %llu at %p: stamp %#llx", (unsigned long long)kind,
+           (unsigned long long)i, (const void *)x, (unsigned long long)x->stamp);
+    if (leaves) {
+      const uint64_t *leaf = (const uint64_t *)(uintptr_t)x->pad[0];
+      CHECKF(leaf[0] == stamp_of(kind, i) && leaf[2] == stamp_of(kind, i) && leaf[1] == 0,
+             "list %llu: the leaf %p of node %llu lost its stamp", (unsigned long long)kind, (const void *)leaf,
+             (unsigned long long)i);
+    }
+  }
+  CHECK(i == 0);
+}
+
+static __attribute__((noinline)) void build(void) {
+  g_list = make_slist(1, N_LIST, 0, false);
   /* Doubly linked: every node's prev is already marked when it is reached. */
   struct dnode *d = NULL;
   for (uint64_t i = 0; i < N_DLIST; i++) {
@@ -95,28 +124,9 @@ static __attribute__((noinline)) void build(void) {
   }
   g_ilist = in;
   /* Small and large (40 KiB) nodes in turn. */
-  struct snode *m = NULL;
-  for (uint64_t i = 0; i < N_MIXED; i++) {
-    struct snode *x = cgc_alloc(i % 2 ? 40 * 1024 : sizeof *x);
-    CHECK(x != NULL);
-    x->next = m;
-    x->stamp = stamp_of(4, i);
-    m = x;
-  }
-  g_mixed = m;
+  g_mixed = make_slist(4, N_MIXED, 40 * 1024, false);
   /* A comb: each node holds a noscan leaf. */
-  struct snode *c = NULL;
-  for (uint64_t i = 0; i < N_COMB; i++) {
-    struct snode *x = cgc_alloc(sizeof *x);
-    uint64_t *leaf = cgc_alloc_noscan(24);
-    CHECK(x != NULL && leaf != NULL);
-    leaf[0] = leaf[2] = stamp_of(5, i);
-    x->next = c;
-    x->stamp = stamp_of(5, i);
-    x->pad[0] = (uint64_t)(uintptr_t)leaf;
-    c = x;
-  }
-  g_comb = c;
+  g_comb = make_slist(5, N_COMB, 0, true);
   uint64_t next = 0;
   g_tree = make_tree(TREE_DEPTH, &next);
   /* A cycle of 1000 nodes, reachable from one of them. */
@@ -151,14 +161,10 @@ static __attribute__((noinline)) void churn_garbage(void) {
 }
 
 static void verify(void) {
-  uint64_t i = N_LIST;
-  for (struct snode *x = g_list; x; x = x->next) {
-    i--;
-    CHECKF(x->stamp == stamp_of(1, i), "list node %llu at %p: stamp %#llx", (unsigned long long)i, (void *)x,
-           (unsigned long long)x->stamp);
-  }
-  CHECK(i == 0);
-  i = N_DLIST;
+  check_slist(g_list, 1, N_LIST, false);
+  check_slist(g_mixed, 4, N_MIXED, false);
+  check_slist(g_comb, 5, N_COMB, true);
+  uint64_t i = N_DLIST;
   struct dnode *after = NULL;
   for (struct dnode *x = g_dlist; x; x = x->next) {
     i--;
@@ -173,21 +179,6 @@ static void verify(void) {
     i--;
     CHECKF(x->stamp == stamp_of(3, i), "interior-linked node %llu at %p: stamp %#llx", (unsigned long long)i,
            (void *)x, (unsigned long long)x->stamp);
-  }
-  CHECK(i == 0);
-  i = N_MIXED;
-  for (struct snode *x = g_mixed; x; x = x->next) {
-    i--;
-    CHECKF(x->stamp == stamp_of(4, i), "mixed node %llu at %p: stamp %#llx", (unsigned long long)i, (void *)x,
-           (unsigned long long)x->stamp);
-  }
-  CHECK(i == 0);
-  i = N_COMB;
-  for (struct snode *x = g_comb; x; x = x->next) {
-    i--;
-    const uint64_t *leaf = (const uint64_t *)(uintptr_t)x->pad[0];
-    CHECKF(x->stamp == stamp_of(5, i) && leaf[0] == stamp_of(5, i) && leaf[2] == stamp_of(5, i) && leaf[1] == 0,
-           "comb node %llu at %p or its leaf %p lost its stamp", (unsigned long long)i, (void *)x, (const void *)leaf);
   }
   CHECK(i == 0);
   uint64_t next = 0;
