@@ -41,7 +41,11 @@
  *
  * live: the collector's pause time per live object carrying a cleanup.
  *
- * Usage: bench_specials [release|attach|weak|live ...] (default: all)
+ * release_here (not part of "all"; run with CGC_DEBUG=cleanups=manual): the
+ *   cleanup variant with the cleanups run on the program's thread by
+ *   cgc_run_cleanups() every 1024 ops (variant=cleanup_here), and (a) again.
+ *
+ * Usage: bench_specials [release|release_here|attach|weak|live ...] (default: all)
  * Environment: OPS (release ops, default 1000000), ATTACH_N (objects, 200000),
  *   WEAK_N (handles, 200000).
  */
@@ -173,6 +177,22 @@ static NOINLINE void release_cleanup(size_t ops) {
   }
 }
 
+/* The cleanup variant with the cleanups run on the program's own thread:
+   run with CGC_DEBUG=cleanups=manual, the loop calls cgc_run_cleanups()
+   every 1024 ops.  glibc then frees each foreign object on the thread that
+   allocated it, so what remains beyond (a) is cgc's work and the cost of
+   freeing in a collection's batches. */
+static NOINLINE void release_cleanup_here(size_t ops) {
+  for (size_t i = 0; i < ops; i++) {
+    wrapper_t *w = cgc_alloc(sizeof *w);
+    w->c = malloc(100);
+    if (!w->c) abort();
+    memset(w->c, 1, 8);
+    cgc_add_cleanup(w, free_fn, w->c);
+    if ((i & 1023) == 1023) cgc_run_cleanups();
+  }
+}
+
 static NOINLINE void release_finalizer(size_t ops) {
   for (size_t i = 0; i < ops; i++) {
     wrapper_t *w = cgc_alloc(sizeof *w);
@@ -248,6 +268,16 @@ static void bench_release(void) {
   run_release("finalizer", release_finalizer, ops, 1);
 #endif
 }
+
+#ifndef BENCH_BDWGC
+/* Run with CGC_DEBUG=cleanups=manual (see release_cleanup_here). */
+static void bench_release_here(void) {
+  size_t ops = env_size("OPS", 1000000);
+  run_release("warmup", release_cleanup_here, ops / 10, 1);
+  run_release("free", release_free, ops, 0);
+  run_release("cleanup_here", release_cleanup_here, ops, 1);
+}
+#endif
 
 #ifndef BENCH_BDWGC
 /* ---- attach ------------------------------------------------------------------------- */
@@ -393,6 +423,7 @@ int main(int argc, char **argv) {
     int all = strcmp(what, "all") == 0;
     if (all || strcmp(what, "release") == 0) bench_release();
 #ifndef BENCH_BDWGC
+    if (strcmp(what, "release_here") == 0) bench_release_here();
     if (all || strcmp(what, "attach") == 0) bench_attach();
     if (all || strcmp(what, "weak") == 0) bench_weak();
     if (all || strcmp(what, "live") == 0) bench_live();

@@ -53,6 +53,12 @@ for r in $(seq 1 "$RUNS"); do
     fi
     echo "$out" | grep '^RESULT' | sed "s/^RESULT /RESULT run=$r impl=$impl /" >>"$RESULTS"
   done
+  # The cleanup variant with the cleanups run on the program's own thread.
+  if out=$(CGC_DEBUG=cleanups=manual "$BIN/bench_specials" release_here 2>&1); then
+    echo "$out" | grep '^RESULT' | sed "s/^RESULT /RESULT run=$r impl=cgc_here /" >>"$RESULTS"
+  else
+    echo "run $r: bench_specials release_here FAILED:"; echo "$out" | tail -5
+  fi
   printf "  run %d done\n" "$r"
 done
 echo "   (load after: $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -91,6 +97,7 @@ row "(a) free() at once" cgc free
 row "    free() on another thread (floor)" cgc xfree
 row "(b) cgc cleanup on a wrapper" cgc cleanup
 row "(c) cgc finalizer on a wrapper" cgc finalizer
+row "    (b), cleanups run on this thread" cgc_here cleanup_here
 if [ $have_bdwgc = 1 ]; then
   row "    free() at once (bdwgc process)" bdwgc free
   row "(d) bdwgc finalizer on a wrapper" bdwgc bdwgc_finalizer
@@ -108,6 +115,9 @@ echo "  ratios to (a), wall clock (CPU time in parentheses):"
 echo "    (b) cleanup   / free: ${rb}x ($(ratio "$bc" "$ac")x)   target <= 3x: $(verdict "$rb" 3)   (Go 1.25: 7x)"
 echo "    (c) finalizer / free: ${rc}x ($(ratio "$cc" "$ac")x)   target <= 4x: $(verdict "$rc" 4)   (Go 1.25: 13x)"
 echo "    free() on another thread / free: $(ratio "$x" "$a")x  (what any cleanup thread costs glibc malloc; no target)"
+h=$(stat ns_per_op bench=release impl=cgc_here variant=cleanup_here | cut -d' ' -f1)
+ha=$(stat ns_per_op bench=release impl=cgc_here variant=free | cut -d' ' -f1)
+echo "    (b) with CGC_DEBUG=cleanups=manual, cgc_run_cleanups() every 1024 ops / free: $(ratio "$h" "$ha")x  (no cleanup thread)"
 if [ $have_bdwgc = 1 ]; then
   d=$(stat ns_per_op bench=release impl=bdwgc variant=bdwgc_finalizer | cut -d' ' -f1)
   dc=$(stat cpu_ns_per_op bench=release impl=bdwgc variant=bdwgc_finalizer | cut -d' ' -f1)

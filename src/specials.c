@@ -154,7 +154,7 @@ static void free_cleanup(stripe_t *st, cleanup_rec_t *c) {
 
 /* Carve a slab of metadata into a free list of records whose link field is
    at offset link_off. */
-static void *slab_refill(size_t size, size_t link_off, const char *what) {
+static CGC_NOINLINE void *slab_refill(size_t size, size_t link_off, const char *what) {
   char *r = _cgc_meta_alloc(SLAB_BYTES);
   if (!r) _cgc_fatal("%s: out of memory for records", what);
   void *head = NULL;
@@ -165,7 +165,7 @@ static void *slab_refill(size_t size, size_t link_off, const char *what) {
   return head;
 }
 
-static obj_rec_t *new_obj_rec(stripe_t *st) {
+static CGC_ALWAYS_INLINE obj_rec_t *new_obj_rec(stripe_t *st) {
   if (!st->free_objs) st->free_objs = slab_refill(sizeof(obj_rec_t), offsetof(obj_rec_t, next), "cgc_add_cleanup");
   obj_rec_t *o = st->free_objs;
   st->free_objs = o->next;
@@ -182,7 +182,7 @@ static weak_node_t *new_weak_node(stripe_t *st) {
 
 /* New tables and chunks come from slabs of fresh (zero) metadata, so they
    too are zero but their link. */
-static specials_arr_t *take_array(stripe_t *st) {
+static CGC_NOINLINE specials_arr_t *take_array(stripe_t *st) {
   if (!st->free_arrays)
     st->free_arrays = slab_refill(sizeof(specials_arr_t), offsetof(specials_arr_t, next_free), "cgc_add_cleanup");
   specials_arr_t *a = st->free_arrays;
@@ -191,7 +191,7 @@ static specials_arr_t *take_array(stripe_t *st) {
   return a;
 }
 
-static spc_chunk_t *take_chunk(stripe_t *st) {
+static CGC_NOINLINE spc_chunk_t *take_chunk(stripe_t *st) {
   if (!st->free_chunks)
     st->free_chunks = slab_refill(sizeof(spc_chunk_t), offsetof(spc_chunk_t, slot), "cgc_add_cleanup");
   spc_chunk_t *c = st->free_chunks;
@@ -230,7 +230,7 @@ static inline obj_rec_t *sole_rec(const struct cgc_specials *p) { return (obj_re
 static inline struct cgc_specials *sole_tag(obj_rec_t *o) { return (struct cgc_specials *)((uintptr_t)o | SOLE_TAG); }
 
 /* A new record for slot idx of span s, on the stripe's list. */
-static obj_rec_t *make_obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx) {
+static CGC_ALWAYS_INLINE obj_rec_t *make_obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx) {
   obj_rec_t *o = new_obj_rec(st);
   o->span = s;
   o->idx = idx;
@@ -242,7 +242,7 @@ static obj_rec_t *make_obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx) {
 }
 
 /* The record for slot idx of span s, created if create; stripe held. */
-static obj_rec_t *obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx, bool create) {
+static CGC_ALWAYS_INLINE obj_rec_t *obj_rec(stripe_t *st, cgc_span_t *s, uint32_t idx, bool create) {
   struct cgc_specials *sp = s->specials;
   specials_arr_t *a;
   if (!sp) {
@@ -479,23 +479,43 @@ void cgc_wait_cleanups(void) {
 
 typedef enum { PTR_HEAP, PTR_STATIC } ptr_kind_t;
 
-/* Classify ptr for call fn: a heap object (span/idx set), static storage, or
-   misuse (abort). */
-static ptr_kind_t classify(const char *fn, const void *ptr, cgc_span_t **sp, uint32_t *idx) {
-  cgc_span_t *s = _cgc_span_of((uintptr_t)ptr);
-  if (s) {
-    *sp = s;
-    *idx = _cgc_slot_index(s, (uintptr_t)ptr);
-    uintptr_t base = _cgc_slot_base(s, *idx);
-    if (cgc_unlikely(_cgc_word0_may_link(base)) && _cgc_slot_looks_free(s, base))
-      _cgc_fatal("%s: %p is not a live object (freed with cgc_free?)", fn, ptr);
-    return PTR_HEAP;
-  }
+/* classify's slow path: ptr is not in a small or large span. */
+static CGC_NOINLINE ptr_kind_t classify_slow(const char *fn, const void *ptr) {
   cgc_span_t *any = _cgc_span_of_any((uintptr_t)ptr);
   if (any && atomic_load(&any->state) == CGC_SPAN_ARENA)
     _cgc_fatal("%s: %p points into an arena (arena memory is not collected)", fn, ptr);
   if (_cgc_os_is_static(ptr)) return PTR_STATIC;
   _cgc_fatal("%s: %p is not in the collected heap or in static storage (malloc or stack memory?)", fn, ptr);
+}
+
+static CGC_COLD _Noreturn void not_live(const char *fn, const void *ptr) {
+  _cgc_fatal("%s: %p is not a live object (freed with cgc_free?)", fn, ptr);
+}
+
+/* Classify ptr for call fn: a heap object (span/idx set), static storage, or
+   misuse (abort).  Inline: the public calls' fast path. */
+static CGC_ALWAYS_INLINE ptr_kind_t classify(const char *fn, const void *ptr, cgc_span_t **sp, uint32_t *idx) {
+  cgc_span_t *s = _cgc_span_of((uintptr_t)ptr);
+  if (cgc_unlikely(!s)) {
+    *sp = NULL; /* (never used: the slow path returns PTR_STATIC or aborts) */
+    *idx = 0;
+    return classify_slow(fn, ptr);
+  }
+  *sp = s;
+  *idx = _cgc_slot_index(s, (uintptr_t)ptr);
+  uintptr_t base = _cgc_slot_base(s, *idx);
+  if (cgc_unlikely(_cgc_word0_may_link(base)) && _cgc_slot_looks_free(s, base)) not_live(fn, ptr);
+  return PTR_HEAP;
+}
+
+/* lock_live's refusal: unlock and report. */
+static CGC_COLD _Noreturn void refuse_dead(stripe_t *st, const char *fn, const void *ptr, bool unreachable) {
+  cgc_spin_unlock(&st->lock);
+  if (unreachable)
+    _cgc_fatal("%s: %p was unreachable at the last collection (was its only reference hidden from the "
+               "collector?)",
+               fn, ptr);
+  _cgc_fatal("%s: %p is not a live object", fn, ptr);
 }
 
 /* Lock the stripe of heap object (s, idx) for public call fn, refusing an
@@ -506,20 +526,13 @@ static ptr_kind_t classify(const char *fn, const void *ptr, cgc_span_t **sp, uin
    dead although its slot is not free yet.  A record on it would outlive
    it: the sweep frees the slot and the next object allocated there would
    inherit the cleanup, finalizer or weak handle. */
-static stripe_t *lock_live(const char *fn, const void *ptr, cgc_span_t *s, uint32_t idx) {
+static CGC_ALWAYS_INLINE stripe_t *lock_live(const char *fn, const void *ptr, cgc_span_t *s, uint32_t idx) {
   stripe_t *st = stripe_of(s);
   cgc_spin_lock(&st->lock);
   uint8_t state = atomic_load_explicit(&s->state, memory_order_relaxed);
-  if (cgc_unlikely(state != CGC_SPAN_SMALL && state != CGC_SPAN_LARGE)) {
-    cgc_spin_unlock(&st->lock);
-    _cgc_fatal("%s: %p is not a live object", fn, ptr);
-  }
-  if (cgc_unlikely(_cgc_unmarked_unswept(s, idx, atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed)))) {
-    cgc_spin_unlock(&st->lock);
-    _cgc_fatal("%s: %p was unreachable at the last collection (was its only reference hidden from the "
-               "collector?)",
-               fn, ptr);
-  }
+  if (cgc_unlikely(state != CGC_SPAN_SMALL && state != CGC_SPAN_LARGE)) refuse_dead(st, fn, ptr, false);
+  if (cgc_unlikely(_cgc_unmarked_unswept(s, idx, atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed))))
+    refuse_dead(st, fn, ptr, true);
   return st;
 }
 
