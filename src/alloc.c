@@ -541,10 +541,11 @@ static inline bool is_large(cgc_span_t *s) {
 /* Free the live object p resolved as r: specials, large objects, checkfree. */
 static void free_resolved(obj_ref_t r, void *p) {
   /* Specials first.  What a cleanup or finalizer attaches to the dying object
-     meanwhile is dropped unrun (weak handles cleared): nothing runs later. */
-  if (r.span->specials != NULL && _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, true))
-    while (_cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, false)) {
-    }
+     meanwhile is dropped unrun (weak handles cleared): nothing runs later.
+     A free of the object from inside them is left to this call. */
+  if (r.span->specials != NULL &&
+      _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p) == CGC_ONFREE_NESTED)
+    return;
   if (is_large(r.span)) free_large(r.span, p);
   else free_small(r.span, (uintptr_t)p);
 }

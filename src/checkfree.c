@@ -127,6 +127,16 @@ bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) {
   return true;
 }
 
+/* Is the object at base in the quarantine (freed)?  For the calls that must
+   refuse freed objects: a quarantined object is poisoned, not on a free
+   list, so the usual test (a free-list link in its first word) misses it. */
+bool _cgc_checkfree_holds(uintptr_t base) {
+  pthread_mutex_lock(&cf_lock);
+  bool held = find(base) != NULL;
+  pthread_mutex_unlock(&cf_lock);
+  return held;
+}
+
 /* ---- the check (world stopped, after marking) ----------------------------------------- */
 
 struct stack_find {

@@ -115,7 +115,7 @@ void _cgc_collect_unlock_all(void) {
 void _cgc_update_goal(void) {
   int pct = atomic_load(&_cgc_g.gc_percent);
   int64_t lim = atomic_load(&_cgc_g.memory_limit);
-  uint64_t live = _cgc_g.marked_bytes + _cgc_g.premarked_bytes;
+  uint64_t live = _cgc_g.marked_bytes + _cgc_g.premarked_bytes + _cgc_g.record_bytes;
   uint64_t goal = UINT64_MAX;
   if (pct >= 0) goal = CGC_MAX(CGC_HEAP_MIN, live + live / 100 * (uint64_t)pct);
   if (lim != INT64_MAX) {
@@ -251,7 +251,8 @@ void _cgc_collect(int reason, uint32_t expect_cycle) {
   atomic_fetch_add(&_cgc_g.gc_cycle, 1);
   _cgc_sweep_prepare_stw();
   _cgc_g.premarked_bytes = res.premarked_bytes;
-  atomic_store(&_cgc_g.heap_live, (int64_t)(_cgc_g.marked_bytes + _cgc_g.premarked_bytes));
+  _cgc_g.record_bytes = _cgc_specials_record_bytes();
+  atomic_store(&_cgc_g.heap_live, (int64_t)(_cgc_g.marked_bytes + _cgc_g.premarked_bytes + _cgc_g.record_bytes));
   totals_locked(&_cgc_g.alloc_bytes_at_gc, &_cgc_g.free_bytes_at_gc);
   _cgc_update_goal();
   size_t nthreads = _cgc_g.nthreads;

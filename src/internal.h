@@ -248,6 +248,7 @@ typedef struct {
   _Alignas(64) _Atomic int64_t heap_live; /* pacing: marked + spans handed out + large - frees */
   uint64_t marked_bytes;               /* last cycle: reachable bytes (gc_lock) */
   uint64_t premarked_bytes;            /* last cycle: slots on thread lists */
+  uint64_t record_bytes;               /* last cycle: cleanup records in use (paced like heap objects) */
   _Atomic uint64_t large_alloc_bytes, large_alloc_objects; /* cumulative */
   _Atomic uint64_t exited_alloc_bytes, exited_alloc_objects; /* from exited threads */
   _Atomic uint64_t exited_free_bytes, exited_free_objects;
@@ -562,12 +563,18 @@ void _cgc_specials_after_gc(void) CGC_HIDDEN;
 /* Explicit free of an object that has specials (cgc_free): clear its weak
    handles, run (if run) its finalizer and cleanups here, drop them all.
    False if it had none. */
-bool _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, bool run) CGC_HIDDEN;
+/* cgc_free of an object whose span has specials: run the object's (if it
+   has a record).  NESTED: the object is being freed already (by this
+   call's caller up the stack, from its finalizer or cleanups): do nothing. */
+enum { CGC_ONFREE_NONE, CGC_ONFREE_RAN, CGC_ONFREE_NESTED };
+int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base) CGC_HIDDEN;
+size_t _cgc_specials_record_bytes(void) CGC_HIDDEN; /* cleanup records in use; stripes held */
 void _cgc_specials_fork_child(void) CGC_HIDDEN;
 
 /* ---- free / arenas hooks -------------------------------------------------- */
 /* checkfree quarantine: verify and release after marking (world stopped). */
 void _cgc_checkfree_stw(void) CGC_HIDDEN;
+bool _cgc_checkfree_holds(uintptr_t base) CGC_HIDDEN; /* freed and quarantined? */
 void _cgc_checkfree_after_gc(void) CGC_HIDDEN;
 /* Arenas: roots while alive; quarantine ranges until proven unreferenced. */
 void _cgc_arenas_enumerate_roots(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx) CGC_HIDDEN;

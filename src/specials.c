@@ -57,6 +57,12 @@ typedef struct obj_rec {
   void (*finalizer)(void *);
   weak_node_t *weaks;
   struct obj_rec *next, *prev; /* the stripe's list */
+  /* While cgc_free runs the object's finalizer and cleanups: the freeing
+     thread's token (the address of its free_token), else 0, and the
+     cleanups it detached to run (freed once they ran).  The record stays
+     in place meanwhile, so a nested cgc_free of the object finds it. */
+  uintptr_t freeing;
+  cleanup_rec_t *running;
 } obj_rec_t;
 
 /* A span's records by slot, in two levels so that the first special of a
@@ -83,6 +89,7 @@ typedef struct {
   obj_rec_t *objs;            /* records of this stripe */
   obj_rec_t *free_objs;
   cleanup_rec_t *free_cleanups;
+  size_t ncleanups;           /* cleanup records in use (registered, or detached and running) */
   weak_node_t *free_weaks;
   /* Slot tables of the stripe's spans, recycled here.  A table or chunk on
      these lists is all zero but its link, so taking one clears one word. */
@@ -130,7 +137,10 @@ static void refill_cleanups(stripe_t *st) {
 }
 
 /* Cleanup records count towards heap_live (so many small objects with
-   cleanups still pace collections), in per-thread batches. */
+   cleanups still pace collections), in per-thread batches; a collection
+   sets heap_live to the marked bytes plus the records in use
+   (_cgc_specials_record_bytes), so that records stopped or run after it
+   are subtracted from a count that holds them. */
 static __thread int64_t rec_bytes_pending;
 
 static inline void account_records(int64_t bytes) {
@@ -142,6 +152,7 @@ static inline void account_records(int64_t bytes) {
 }
 
 static void free_cleanup(stripe_t *st, cleanup_rec_t *c) {
+  st->ncleanups--;
   *c->argp = NULL;
   c->fn = NULL;
   c->id = 0;
@@ -292,7 +303,7 @@ static void drop_obj_rec(stripe_t *st, obj_rec_t *o) {
   st->free_objs = o;
 }
 
-static bool obj_rec_empty(const obj_rec_t *o) { return !o->cleanups && !o->finalizer && !o->weaks; }
+static bool obj_rec_empty(const obj_rec_t *o) { return !o->cleanups && !o->finalizer && !o->weaks && !o->freeing; }
 
 /* ---- the queue ----------------------------------------------------------------------- */
 
@@ -397,6 +408,12 @@ static void run_work(work_t *w, size_t n) {
 
 size_t cgc_run_cleanups(void) {
   _cgc_ensure_init();
+  /* A taken batch lives on this thread's stack only (q_take clears the
+     queue's copy): the stack must be scanned, so the thread registered. */
+  if (!_cgc_self && !_cgc_thread_register_self(false)) {
+    _cgc_warn("cgc_run_cleanups: cannot register the calling thread (out of memory): nothing run");
+    return 0;
+  }
   size_t total = 0;
   work_t batch[64];
   for (;;) {
@@ -505,6 +522,7 @@ static CGC_ALWAYS_INLINE ptr_kind_t classify(const char *fn, const void *ptr, cg
   *idx = _cgc_slot_index(s, (uintptr_t)ptr);
   uintptr_t base = _cgc_slot_base(s, *idx);
   if (cgc_unlikely(_cgc_word0_may_link(base)) && _cgc_slot_looks_free(s, base)) not_live(fn, ptr);
+  if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_holds(base)) not_live(fn, ptr);
   return PTR_HEAP;
 }
 
@@ -554,6 +572,7 @@ cgc_cleanup_t cgc_add_cleanup(void *ptr, void (*fn)(void *arg), void *arg) {
   if (!st->free_cleanups) refill_cleanups(st);
   cleanup_rec_t *c = st->free_cleanups;
   st->free_cleanups = c->next;
+  st->ncleanups++;
   *c->argp = arg;
   c->fn = fn;
   c->id = ++st->next_id * NSTRIPES + (uint64_t)(st - stripes);
@@ -762,6 +781,9 @@ void _cgc_specials_enumerate_roots(void (*fn)(void *, uintptr_t, uintptr_t), voi
 
 static inline uintptr_t rec_base(const obj_rec_t *o) { return _cgc_slot_base(o->span, o->idx); }
 static inline bool rec_marked(const obj_rec_t *o) { return _cgc_slot_marked(o->span, o->idx); }
+/* Whether the collection must leave o's object alone: marked, or being
+   freed by cgc_free (which then holds it; it drops the record itself). */
+static inline bool rec_live(const obj_rec_t *o) { return o->freeing || rec_marked(o); }
 
 /* checkfinalizers: is target reachable from the words in [lo, hi)?  A
    bounded single-threaded search with its own visited set. */
@@ -825,14 +847,18 @@ static void check_finalizers(void) {
   _cgc_os_unmap(S.stack, S.stack_cap * sizeof(uintptr_t));
 }
 
-/* Step 2 for one record: clear its weak handles if the object is unmarked,
-   drop handle nodes whose handle died. */
-static void weaks_at_gc(stripe_t *st, obj_rec_t *o) {
-  bool dead = !rec_marked(o);
+/* Step 2 for one record: clear its weak handles if the object is unmarked;
+   if prune, also drop the nodes of handles that died (unmarked).  With
+   finalizers, pruning waits until step 3 resurrected what it will: a
+   finalizer may keep a handle alive (one set on the handle itself, or on an
+   object that reaches it), and a handle without a node would never be
+   cleared. */
+static void weaks_at_gc(stripe_t *st, obj_rec_t *o, bool prune) {
+  bool dead = !rec_live(o);
   weak_node_t **pw = &o->weaks;
   while (*pw) {
     weak_node_t *w = *pw;
-    bool handle_dead = !_cgc_is_marked((uintptr_t)w->handle);
+    bool handle_dead = prune && !_cgc_is_marked((uintptr_t)w->handle);
     if (dead || handle_dead) {
       if (dead) atomic_store_explicit(&w->handle->ptr, 0, memory_order_release);
       *pw = w->next;
@@ -848,7 +874,7 @@ static void weaks_at_gc(stripe_t *st, obj_rec_t *o) {
 /* Step 4 for one record: queue the cleanups of an unmarked object; drop the
    record if nothing is left on it. */
 static void cleanups_at_gc(stripe_t *st, obj_rec_t *o) {
-  if (o->cleanups && !rec_marked(o)) {
+  if (o->cleanups && !rec_live(o)) {
     cleanup_rec_t *cn;
     for (cleanup_rec_t *c = o->cleanups; c; c = cn) {
       cn = c->next;
@@ -884,7 +910,7 @@ void _cgc_specials_process_stw(void) {
       obj_rec_t *next;
       for (obj_rec_t *o = stripes[i].objs; o; o = next) {
         next = o->next;
-        if (any_weak && o->weaks) weaks_at_gc(&stripes[i], o);
+        if (any_weak && o->weaks) weaks_at_gc(&stripes[i], o, true);
         cleanups_at_gc(&stripes[i], o);
       }
     }
@@ -893,27 +919,29 @@ void _cgc_specials_process_stw(void) {
   /* 1. Mark what unmarked finalizable objects reach (not the objects). */
   for (int i = 0; i < NSTRIPES; i++)
     for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
-      if (o->finalizer && !rec_marked(o)) _cgc_mark_children(rec_base(o));
-  /* 2. Weak handles: clear those of unmarked objects; drop dead handles. */
+      if (o->finalizer && !rec_live(o)) _cgc_mark_children(rec_base(o));
+  /* 2. Weak handles: clear those of unmarked objects. */
   for (int i = 0; i < NSTRIPES && any_weak; i++)
     for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
-      if (o->weaks) weaks_at_gc(&stripes[i], o);
-  static_weaks_at_gc(); /* after step 1, which may have marked handles */
+      if (o->weaks) weaks_at_gc(&stripes[i], o, false);
   /* 3. Finalizers of unmarked objects: queue them, resurrect the objects. */
   for (int i = 0; i < NSTRIPES; i++)
     for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
-      if (o->finalizer && !rec_marked(o)) {
+      if (o->finalizer && !rec_live(o)) {
         uintptr_t base = rec_base(o);
         q_push(o->finalizer, (void *)base, 1);
         o->finalizer = NULL;
         atomic_fetch_sub(&nfinalizers, 1);
         _cgc_mark_from(base);
       }
-  /* 4. Cleanups of objects still unmarked; drop empty records. */
+  /* 4. Drop the nodes of handles that died (now that step 3 resurrected
+     what it will); cleanups of objects still unmarked; drop empty records. */
+  static_weaks_at_gc();
   for (int i = 0; i < NSTRIPES; i++) {
     obj_rec_t *next;
     for (obj_rec_t *o = stripes[i].objs; o; o = next) {
       next = o->next;
+      if (any_weak && o->weaks) weaks_at_gc(&stripes[i], o, true);
       cleanups_at_gc(&stripes[i], o);
     }
   }
@@ -926,18 +954,11 @@ void _cgc_specials_after_gc(void) {
   if (pending) runner_wake();
 }
 
-/* cgc_free of an object with specials: weak handles become NULL, then the
-   finalizer and the cleanups run here (if run), before cgc_free returns.  The cleanup
-   records are detached (so cgc_cleanup_stop no longer finds them) and freed
-   after they ran; until then their arguments stay in the scanned slabs. */
-bool _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, bool run) {
-  stripe_t *st = stripe_of(s);
-  cgc_spin_lock(&st->lock);
-  obj_rec_t *o = s->specials ? obj_rec(st, s, idx, false) : NULL;
-  if (!o) {
-    cgc_spin_unlock(&st->lock);
-    return false;
-  }
+/* Under the stripe lock: clear o's weak handles (dropping their nodes) and
+   take its finalizer and its cleanups off it.  The cleanups keep their
+   records but lose their object, so cgc_cleanup_stop on them returns at
+   once. */
+static void (*detach_specials(stripe_t *st, obj_rec_t *o, cleanup_rec_t **list))(void *) {
   for (weak_node_t *w = o->weaks, *wn; w; w = wn) {
     wn = w->next;
     atomic_store_explicit(&w->handle->ptr, 0, memory_order_release);
@@ -948,34 +969,96 @@ bool _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, bool run
   o->weaks = NULL;
   void (*fin)(void *) = o->finalizer;
   if (fin) atomic_fetch_sub(&nfinalizers, 1);
-  cleanup_rec_t *list = o->cleanups;
-  for (cleanup_rec_t *c = list; c; c = c->next) __atomic_store_n(&c->obj, NULL, __ATOMIC_RELEASE);
   o->finalizer = NULL;
+  *list = o->cleanups;
+  for (cleanup_rec_t *c = *list; c; c = c->next) __atomic_store_n(&c->obj, NULL, __ATOMIC_RELEASE);
   o->cleanups = NULL;
+  return fin;
+}
+
+static void free_cleanup_list(stripe_t *st, cleanup_rec_t *list) {
+  for (cleanup_rec_t *c = list, *cn; c; c = cn) {
+    cn = c->next;
+    free_cleanup(st, c);
+  }
+}
+
+/* The end of a free with specials (stripe held): what the callbacks
+   attached to the dying object meanwhile is dropped unrun (weak handles
+   cleared), the cleanups that ran are freed, and so is the record. */
+static void finish_free(stripe_t *st, obj_rec_t *o) {
+  cleanup_rec_t *late;
+  detach_specials(st, o, &late);
+  free_cleanup_list(st, late);
+  free_cleanup_list(st, o->running);
+  o->running = NULL;
+  o->freeing = 0;
   drop_obj_rec(st, o);
+}
+
+/* Identifies the thread freeing an object (obj_rec_t.freeing); its address
+   is the same in a child process for the thread that forked. */
+static __thread char free_token;
+
+/* cgc_free of an object with specials: weak handles become NULL, then the
+   finalizer and the cleanups run here, before cgc_free returns.  The record
+   stays in place, marked as being freed, until they ran: a cgc_free of the
+   same object from inside them (a finalizer that frees its object, as it may
+   when the collector calls it) finds it and does nothing, and the outer call
+   frees the object once.  The cleanups' arguments stay in the scanned slabs
+   until they ran. */
+int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base) {
+  stripe_t *st = stripe_of(s);
+  cgc_spin_lock(&st->lock);
+  obj_rec_t *o = s->specials ? obj_rec(st, s, idx, false) : NULL;
+  if (!o || o->freeing) {
+    cgc_spin_unlock(&st->lock);
+    return o ? CGC_ONFREE_NESTED : CGC_ONFREE_NONE;
+  }
+  cleanup_rec_t *list;
+  void (*fin)(void *) = detach_specials(st, o, &list);
+  o->running = list;
+  o->freeing = (uintptr_t)&free_token;
   cgc_spin_unlock(&st->lock);
-  if (!run) fin = NULL;
   in_cleanup++;
   if (fin) {
     fin((void *)base);
     atomic_fetch_add(&n_finalizers_run, 1);
   }
-  for (cleanup_rec_t *c = list; c && run; c = c->next) {
+  for (cleanup_rec_t *c = list; c; c = c->next) {
     c->fn(*c->argp);
     atomic_fetch_add(&n_cleanups_run, 1);
   }
   in_cleanup--;
-  if (!list) return true;
   cgc_spin_lock(&st->lock);
-  for (cleanup_rec_t *c = list, *cn; c; c = cn) {
-    cn = c->next;
-    free_cleanup(st, c);
-  }
+  finish_free(st, o);
   cgc_spin_unlock(&st->lock);
-  return true;
+  return CGC_ONFREE_RAN;
+}
+
+/* Frees that other threads had in progress when the program forked will
+   never finish in the child: drop their records (what had not run does not
+   run here, like the work the cleanup thread had taken); the objects stay
+   allocated, garbage for a later collection.  Every stripe is held. */
+static void orphaned_frees_fork_child(void) {
+  for (int i = 0; i < NSTRIPES; i++) {
+    obj_rec_t *next;
+    for (obj_rec_t *o = stripes[i].objs; o; o = next) {
+      next = o->next;
+      if (o->freeing && o->freeing != (uintptr_t)&free_token) finish_free(&stripes[i], o);
+    }
+  }
+}
+
+/* Bytes of cleanup records in use; the collector holds every stripe. */
+size_t _cgc_specials_record_bytes(void) {
+  size_t n = 0;
+  for (int i = 0; i < NSTRIPES; i++) n += stripes[i].ncleanups;
+  return n * sizeof(cleanup_rec_t);
 }
 
 void _cgc_specials_fork_child(void) {
+  orphaned_frees_fork_child();
   /* The cleanup thread did not survive the fork, and work it had taken runs
      in the parent only: count it as done here. */
   runner_started = 0;

@@ -28,8 +28,8 @@ endfunction()
 # kept alive, static storage, stop (also from inside), the cleanup thread,
 # never for a live object; manual mode.
 specials_program(specials_cleanup)
-specials_cases(PROGRAM specials_cleanup CASES basic cycle arg static stop stop_inside thread live)
-specials_cases(PROGRAM specials_cleanup CASES manual ENV "CGC_DEBUG=cleanups=manual")
+specials_cases(PROGRAM specials_cleanup CASES basic cycle arg static stop stop_inside thread live pacing)
+specials_cases(PROGRAM specials_cleanup CASES manual unregistered ENV "CGC_DEBUG=cleanups=manual")
 
 # Finalizers: once, with the object; resurrection; A-reaches-B ordering; with
 # cleanups; cycles never finalized; return values; nothing at exit.
@@ -39,13 +39,13 @@ specials_cases(PROGRAM specials_finalizer CASES basic resurrect order both cycle
 # Weak handles: identity, clearing (before and inside callbacks, for ever),
 # handles collected, static storage, use during concurrent collections.
 specials_program(specials_weak)
-specials_cases(PROGRAM specials_weak CASES identity death callbacks collected static concurrent)
+specials_cases(PROGRAM specials_weak CASES identity death callbacks collected static concurrent handle_fin)
 specials_cases(PROGRAM specials_weak CASES before ENV "CGC_DEBUG=cleanups=manual")
 
 # cgc_free of objects with specials: weak handles NULL, then everything runs on
 # the calling thread before cgc_free returns, and nothing later.
 specials_program(specials_free)
-specials_cases(PROGRAM specials_free CASES run stop reuse threads rearm)
+specials_cases(PROGRAM specials_free CASES run stop reuse threads rearm nested)
 
 # Concurrent registration and stop from several threads while collecting.
 specials_program(specials_threads)
@@ -55,7 +55,7 @@ specials_cases(PROGRAM specials_threads CASES register stop_race)
 # even when the parent's cleanup thread was inside a cleanup at the fork; a
 # fork from inside a cleanup keeps the counts right in the child.
 specials_program(specials_fork)
-specials_cases(PROGRAM specials_fork CASES child inflight)
+specials_cases(PROGRAM specials_fork CASES child inflight onfree)
 specials_cases(PROGRAM specials_fork CASES inside ENV "CGC_DEBUG=cleanups=manual")
 
 # CGC_DEBUG=checkfinalizers=1 reports objects reachable from their own cleanup
@@ -97,4 +97,15 @@ foreach(call cleanup:cgc_add_cleanup finalizer:cgc_set_finalizer weak:cgc_weak_m
   list(GET pair 1 fn)
   cgc_abort_test(specials_misuse_${kind}_collected PROGRAM specials_misuse CASE ${kind}_collected
     ENV "CGC_DEBUG=bgsweep=0" REGEX "cgc: ${fn}: 0x[0-9a-f]+ was unreachable at the last collection")
+endforeach()
+# An object freed with cgc_free is refused, also under checkfree (where it
+# is quarantined rather than on a free list).
+foreach(call cleanup:cgc_add_cleanup finalizer:cgc_set_finalizer weak:cgc_weak_make)
+  string(REPLACE ":" ";" pair ${call})
+  list(GET pair 0 kind)
+  list(GET pair 1 fn)
+  cgc_abort_test(specials_misuse_${kind}_freed PROGRAM specials_misuse CASE ${kind}_freed
+    REGEX "cgc: ${fn}: 0x[0-9a-f]+ is not a live object")
+  cgc_abort_test(specials_misuse_${kind}_freed_checkfree PROGRAM specials_misuse CASE ${kind}_freed
+    ENV "CGC_DEBUG=checkfree=1" REGEX "cgc: ${fn}: 0x[0-9a-f]+ is not a live object")
 endforeach()

@@ -21,6 +21,12 @@
  *   manual       CGC_DEBUG=cleanups=manual: nothing runs and no thread starts
  *                until cgc_run_cleanups / cgc_wait_cleanups, which run them on
  *                the calling thread
+ *   unregistered (manual mode) cgc_run_cleanups on a thread that unregistered
+ *                itself: the arguments of the batch it took stay alive through
+ *                collections while the batch runs
+ *   pacing       cleanup records count like heap objects: stopping many
+ *                cleanups after a collection does not push the next paced
+ *                collection past the goal the statistics report
  */
 #include <sys/prctl.h>
 
@@ -622,6 +628,96 @@ static void test_manual(void) {
   retire(cnt.v);
 }
 
+/* ---- unregistered ------------------------------------------------------------------------ */
+
+#define UR_N 60 /* one batch (64) */
+#define UR_MAGIC 0x5ca1ab1e5ca1ab1eull
+typedef struct {
+  uint64_t magic;
+  uint64_t pad[3];
+} ur_arg_t;
+static _Atomic int ur_blocked, ur_go, ur_bad, ur_ran;
+
+static void ur_cleanup(void *a) {
+  if (atomic_exchange(&ur_blocked, 1) == 0) /* the first to run waits for the collections */
+    while (!atomic_load(&ur_go)) sched_yield();
+  if (((ur_arg_t *)a)->magic != UR_MAGIC) atomic_fetch_add(&ur_bad, 1);
+  atomic_fetch_add(&ur_ran, 1);
+}
+
+static NOINLINE void ur_make(void) {
+  for (int i = 0; i < UR_N; i++) {
+    ur_arg_t *a = cgc_alloc(sizeof *a); /* alive only through its cleanup */
+    a->magic = UR_MAGIC;
+    cgc_add_cleanup(cgc_alloc(48), ur_cleanup, a);
+  }
+}
+
+static void *ur_runner(void *arg) {
+  (void)arg;
+  cgc_unregister_thread();
+  return (void *)cgc_run_cleanups();
+}
+
+static void test_unregistered(void) {
+  const char *dbg = getenv("CGC_DEBUG");
+  CHECKF(dbg && strstr(dbg, "cleanups=manual"), "run with CGC_DEBUG=cleanups=manual");
+  ur_make();
+  clear_stack();
+  cgc_collect(); /* queues the cleanups; nothing runs in manual mode */
+  size_t queued = stats().cleanups_queued;
+  CHECKF(queued >= UR_N * DEATH_MIN, "only %zu of %d cleanups queued", queued, UR_N);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, ur_runner, NULL) == 0);
+  while (!atomic_load(&ur_blocked)) sched_yield();
+  /* The batch's arguments are now only on the runner's stack. */
+  cgc_collect();
+  cgc_collect();
+  for (int i = 0; i < 4000; i++) { /* reuse any freed slot of their size */
+    ur_arg_t *g = cgc_alloc(sizeof *g);
+    g->magic = 0xdeadbeef;
+    consume(g);
+  }
+  atomic_store(&ur_go, 1);
+  void *ran;
+  CHECK(pthread_join(t, &ran) == 0);
+  CHECKF((size_t)ran == queued, "the unregistered thread ran %zu of %zu", (size_t)ran, queued);
+  CHECKF(atomic_load(&ur_bad) == 0, "%d cleanups ran with an argument that had been collected",
+         atomic_load(&ur_bad));
+}
+
+/* ---- pacing ----------------------------------------------------------------------------- */
+
+#define PC_N 200000
+static void **pc_objs;
+static void pc_nop(void *a) { (void)a; }
+
+static void test_pacing(void) {
+  pc_objs = cgc_alloc(PC_N * sizeof *pc_objs);
+  cgc_cleanup_t *h = malloc(PC_N * sizeof *h);
+  CHECK(pc_objs && h);
+  for (size_t i = 0; i < PC_N; i++) {
+    pc_objs[i] = cgc_alloc(16);
+    h[i] = cgc_add_cleanup(pc_objs[i], pc_nop, NULL);
+  }
+  cgc_collect();
+  for (size_t i = 0; i < PC_N; i++) cgc_cleanup_stop(h[i]);
+  cgc_stats_t s = stats();
+  uint64_t allowed = s.heap_goal_bytes - s.live_bytes + (4u << 20);
+  size_t bytes = 0;
+  while (stats().num_gc == s.num_gc) {
+    for (int k = 0; k < 1024; k++) consume(cgc_alloc(64));
+    bytes += 1024 * 64;
+    CHECKF(bytes <= allowed,
+           "no paced collection after %zu bytes of garbage (goal %llu, live %llu): stopped cleanups were "
+           "subtracted from the pacer's count twice",
+           bytes, (unsigned long long)s.heap_goal_bytes, (unsigned long long)s.live_bytes);
+  }
+  fprintf(stderr, "pacing: collection after %zu KiB (goal %llu KiB, live %llu KiB)\n", bytes >> 10,
+          (unsigned long long)s.heap_goal_bytes >> 10, (unsigned long long)s.live_bytes >> 10);
+  free(h);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_cleanup CASE");
   const char *c = argv[1];
@@ -635,6 +731,8 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "thread") == 0) test_thread();
   else if (strcmp(c, "live") == 0) test_live();
   else if (strcmp(c, "manual") == 0) test_manual();
+  else if (strcmp(c, "unregistered") == 0) test_unregistered();
+  else if (strcmp(c, "pacing") == 0) test_pacing();
   else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;

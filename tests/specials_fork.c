@@ -9,6 +9,10 @@
  *             the main thread forks: in the child the rest of that batch runs
  *             on (it is the child's own thread), and every count stays right
  *             (cleanups_queued 0, not negative)
+ *   onfree    fork while another thread is inside cgc_free running an object's
+ *             cleanups: in the child that free never finishes, so its records
+ *             must be dropped there; the arguments they held (objects with
+ *             cleanups of their own) are then collected and their cleanups run
  * A child that hangs is killed by alarm() and reported.
  */
 #include <signal.h>
@@ -55,6 +59,63 @@ static void expect_child_ok(pid_t pid) {
   CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
 }
 
+/* ---- onfree ---- */
+
+#define OF_N 200
+static _Atomic int of_in_slow, of_release, of_y_ran;
+static void of_slow(void *a) {
+  (void)a;
+  atomic_store(&of_in_slow, 1);
+  while (!atomic_load(&of_release)) sched_yield();
+}
+static void of_uses(void *a) { (void)a; }
+static void of_y_cleanup(void *a) {
+  (void)a;
+  atomic_fetch_add(&of_y_ran, 1);
+}
+
+/* x carries OF_N cleanups whose arguments are objects y (alive only through
+   them) with cleanups of their own, and one that blocks (added last: runs
+   first). */
+static NOINLINE void *of_make(void) {
+  void *x = cgc_alloc(32);
+  for (int i = 0; i < OF_N; i++) {
+    void *y = cgc_alloc(32);
+    cgc_add_cleanup(y, of_y_cleanup, NULL);
+    cgc_add_cleanup(x, of_uses, y);
+  }
+  cgc_add_cleanup(x, of_slow, NULL);
+  return x;
+}
+static void *of_freer(void *a) {
+  (void)a;
+  cgc_free(of_make());
+  return NULL;
+}
+
+static void test_onfree(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, of_freer, NULL) == 0);
+  while (!atomic_load(&of_in_slow)) sched_yield();
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    alarm(10);
+    collect_rounds(4);
+    int n = atomic_load(&of_y_ran);
+    if (n < OF_N * DEATH_MIN) {
+      fprintf(stderr, "child: only %d of %d cleanups of the objects held by the interrupted free ran\n", n, OF_N);
+      _exit(1);
+    }
+    _exit(0);
+  }
+  atomic_store(&of_release, 1);
+  CHECK(pthread_join(t, NULL) == 0);
+  collect_rounds(4);
+  CHECKF(atomic_load(&of_y_ran) >= OF_N * DEATH_MIN, "parent: only %d of %d ran", atomic_load(&of_y_ran), OF_N);
+  expect_child_ok(pid);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_fork CASE");
   const char *c = argv[1];
@@ -98,6 +159,8 @@ int main(int argc, char **argv) {
     cgc_wait_cleanups();
     expect_child_ok(pid);
     CHECK(atomic_load(&ran) >= 180);
+  } else if (strcmp(c, "onfree") == 0) {
+    test_onfree();
   } else if (strcmp(c, "inside") == 0) {
     const char *dbg = getenv("CGC_DEBUG");
     CHECKF(dbg && strstr(dbg, "cleanups=manual"), "run with CGC_DEBUG=cleanups=manual");

@@ -15,6 +15,11 @@
  *   rearm       a finalizer run by cgc_free that registers a cleanup, a
  *               finalizer or a weak handle on its (dying) object: nothing may
  *               run later, and the handle must read NULL
+ *   nested      a finalizer (or cleanup) that cgc_frees its own object, run by
+ *               cgc_free of that object: the object is freed once (its slot
+ *               is handed out once, a large object's pages are not freed
+ *               twice), for small and large objects; the same finalizer run
+ *               by the collector frees the object
  */
 #include "specials_util.h"
 
@@ -292,6 +297,71 @@ static void test_rearm(void) {
          atomic_load(&late));
 }
 
+/* ---- nested: a callback frees its own object --------------------------------- */
+
+static _Atomic int nested_runs;
+static void *nested_target; /* the object a cleanup frees (cleanups do not get it) */
+static void fin_frees(void *obj) {
+  atomic_fetch_add(&nested_runs, 1);
+  cgc_free(obj);
+}
+static void cleanup_frees(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&nested_runs, 1);
+  cgc_free(nested_target);
+}
+
+static void nested_one(size_t size, int by_cleanup) {
+  atomic_store(&nested_runs, 0);
+  void *p = cgc_alloc(size);
+  CHECK(p);
+  if (by_cleanup) {
+    nested_target = p;
+    cgc_add_cleanup(p, cleanup_frees, NULL);
+  } else {
+    CHECK(cgc_set_finalizer(p, fin_frees) == 0);
+  }
+  cgc_stats_t before = stats();
+  cgc_free(p);
+  nested_target = NULL;
+  cgc_stats_t after = stats();
+  CHECKF(atomic_load(&nested_runs) == 1, "size %zu: the callback ran %d times", size, atomic_load(&nested_runs));
+  CHECKF(after.total_free_objects - before.total_free_objects == 1,
+         "size %zu (%s): %llu frees counted for one object", size, by_cleanup ? "cleanup" : "finalizer",
+         (unsigned long long)(after.total_free_objects - before.total_free_objects));
+  CHECKF(cgc_base(p) == NULL, "size %zu: the object is still live after cgc_free", size);
+  /* The slot (or the pages) went back once: two allocations of the size
+     differ, and neither aliases the other's memory. */
+  char *a = cgc_alloc(size), *b = cgc_alloc(size);
+  CHECK(a && b);
+  CHECKF(a != b, "size %zu (%s): the freed object's memory was handed out twice (%p)", size,
+         by_cleanup ? "cleanup" : "finalizer", (void *)a);
+  memset(a, 0x11, size);
+  memset(b, 0x22, size);
+  CHECK(a[size - 1] == 0x11 && b[0] == 0x22);
+  cgc_free(a);
+  cgc_free(b);
+}
+
+static NOINLINE void nested_drop(size_t n) {
+  for (size_t i = 0; i < n; i++) CHECK(cgc_set_finalizer(cgc_alloc(48), fin_frees) == 0);
+}
+
+static void test_nested(void) {
+  static const size_t sizes[] = {16, 64, 256, 1024, 4096, 32768, 100000, 1 << 20};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    nested_one(sizes[k], 0);
+    nested_one(sizes[k], 1);
+  }
+  /* Run by the collector, the same finalizer frees its (resurrected) object. */
+  atomic_store(&nested_runs, 0);
+  nested_drop(1000);
+  collect_rounds(3);
+  CHECKF(atomic_load(&nested_runs) >= 1000 * DEATH_MIN, "only %d of 1000 finalizers ran", atomic_load(&nested_runs));
+  char *x = cgc_alloc(48), *y = cgc_alloc(48);
+  CHECK(x != y);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_free CASE");
   const char *c = argv[1];
@@ -301,6 +371,7 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "reuse") == 0) test_reuse();
   else if (strcmp(c, "threads") == 0) test_threads();
   else if (strcmp(c, "rearm") == 0) test_rearm();
+  else if (strcmp(c, "nested") == 0) test_nested();
   else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;

@@ -88,6 +88,15 @@ int main(int argc, char **argv) {
       else if (c[0] == 'f') CHECK(cgc_set_finalizer(p, nop) == 0);
       else consume(cgc_weak_make(p));
     }
+  } else if (strcmp(c, "cleanup_freed") == 0 || strcmp(c, "finalizer_freed") == 0 ||
+             strcmp(c, "weak_freed") == 0) {
+    /* Freed with cgc_free (also under checkfree, where it is quarantined,
+       poisoned and on no free list). */
+    char *f = cgc_alloc(100);
+    cgc_free(f);
+    if (c[0] == 'c') cgc_add_cleanup(f, nop, NULL);
+    else if (c[0] == 'f') CHECK(cgc_set_finalizer(f, nop) == 0);
+    else consume(cgc_weak_make(f));
   } else if (strcmp(c, "none") == 0) {
     /* Correct uses next to the misuses above. */
     cgc_add_cleanup(heap, nop, other);            /* another object */

@@ -14,6 +14,9 @@
  *   static      handles of static storage never clear
  *   concurrent  readers and cgc_weak_make on several threads while another
  *               thread collects and others allocate (prints its seed)
+ *   handle_fin  a handle that nobody references but that carries a finalizer
+ *               (which keeps it) is still tracked: once its referent dies it
+ *               reads NULL (exact), also for handles of static storage
  */
 #include "specials_util.h"
 
@@ -416,6 +419,72 @@ static void test_concurrent(void) {
   for (size_t i = 0; i < CN_LIVE; i++) CHECK(cgc_weak_value(live_h[i]) == live_objs[i]);
 }
 
+/* ---- handle_fin ------------------------------------------------------------------------ */
+
+#define HF_N 400
+static cgc_weak_t hf_saved[HF_N + 1];  /* static: the handles once their finalizers ran */
+static _Atomic int hf_nsaved;
+static _Atomic int hf_died[HF_N];
+static void *hf_refs[HF_N];         /* static: the referents, until dropped */
+static int hf_static_target;
+
+static void hf_keep(void *h) { /* resurrects the handle */
+  int k = atomic_fetch_add(&hf_nsaved, 1);
+  CHECK(k < HF_N + 1);
+  hf_saved[k] = h;
+}
+static void hf_death(void *a) { atomic_store(&hf_died[(intptr_t)a - 1], 1); }
+
+static NOINLINE void hf_setup(void) {
+  for (int i = 0; i < HF_N; i++) {
+    hf_refs[i] = cgc_alloc(64);
+    cgc_add_cleanup(hf_refs[i], hf_death, (void *)(intptr_t)(i + 1));
+    /* The handle is dropped at once: only its finalizer will keep it. */
+    CHECK(cgc_set_finalizer(cgc_weak_make(hf_refs[i]), hf_keep) == 0);
+  }
+}
+
+static NOINLINE void hf_static_setup(void) {
+  CHECK(cgc_set_finalizer(cgc_weak_make(&hf_static_target), hf_keep) == 0);
+}
+
+static void test_handle_fin(void) {
+  hf_setup();
+  hf_static_setup();
+  collect_rounds(3);
+  int saved = atomic_load(&hf_nsaved);
+  CHECKF(saved >= (HF_N + 1) * DEATH_MIN, "only %d of %d handle finalizers ran", saved, HF_N + 1);
+  /* Kept by their finalizers, the handles still read their referents: note
+     which referent each one has (-1: the static one). */
+  static int which[HF_N + 1];
+  for (int i = 0; i < saved; i++) {
+    void *v = cgc_weak_value(hf_saved[i]);
+    CHECKF(v != NULL, "a resurrected handle reads NULL while its referent lives");
+    which[i] = -2;
+    if (v == &hf_static_target) which[i] = -1;
+    for (int k = 0; k < HF_N && which[i] == -2; k++)
+      if (hf_refs[k] == v) which[i] = k;
+    CHECKF(which[i] != -2, "a resurrected handle reads %p, which is none of the referents", v);
+  }
+  for (int i = 0; i < HF_N; i++) hf_refs[i] = NULL; /* the referents die now */
+  collect_rounds(3);
+  int dead = 0;
+  for (int i = 0; i < HF_N; i++) dead += atomic_load(&hf_died[i]);
+  CHECKF(dead >= HF_N * DEATH_MIN, "only %d of %d referents died", dead, HF_N);
+  int stale = 0, checked = 0;
+  for (int i = 0; i < saved; i++) {
+    void *v = cgc_weak_value(hf_saved[i]);
+    if (which[i] == -1) {
+      CHECKF(v == &hf_static_target, "the handle of static storage changed to %p", v);
+    } else if (atomic_load(&hf_died[which[i]])) { /* collected: its cleanup ran */
+      checked++;
+      if (v) stale++;
+    }
+  }
+  CHECKF(stale == 0, "%d of %d resurrected handles still read a referent that was collected", stale, checked);
+  CHECKF(checked >= saved * DEATH_MIN - 1, "only %d handles of collected referents checked", checked);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_weak CASE");
   const char *c = argv[1];
@@ -427,6 +496,7 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "collected") == 0) test_collected();
   else if (strcmp(c, "static") == 0) test_static();
   else if (strcmp(c, "concurrent") == 0) test_concurrent();
+  else if (strcmp(c, "handle_fin") == 0) test_handle_fin();
   else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;
