@@ -386,6 +386,14 @@ static CGC_COLD _Noreturn void bad_pointer(const char *fn, const void *p) {
              fn, p);
 }
 
+/* checkfree: p was freed and sits in the quarantine (poisoned, on no free
+   list, so only the quarantine table knows). */
+static CGC_COLD _Noreturn void quarantined(const char *fn, const void *p) {
+  _cgc_fatal("%s: %p is not an allocated object (double free: it was freed already and is in the checkfree "
+             "quarantine)",
+             fn, p);
+}
+
 /* Resolve p as the base of a live object for public call fn, or die.  An
    object the last collection found unreachable is refused too: freeing it
    would hand its slot out twice, and its size is no longer the program's. */
@@ -397,6 +405,7 @@ static inline obj_ref_t resolve_base(const char *fn, const void *p) {
   if (cgc_unlikely(_cgc_slot_base(s, r.idx) != a || _cgc_slot_looks_free(s, a) ||
                    _cgc_found_dead(s, r.idx)))
     bad_pointer(fn, p);
+  if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_holds(a)) quarantined(fn, p);
   return r;
 }
 
@@ -413,6 +422,7 @@ void *cgc_base(const void *p) {
   /* Not live: a free slot, or one the last collection found unreachable
      (not swept yet, so not free yet). */
   if (_cgc_slot_looks_free(s, base) || _cgc_found_dead(s, idx)) return NULL;
+  if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_holds(base)) return NULL; /* freed */
   return (void *)base;
 }
 
@@ -665,7 +675,7 @@ void *cgc_realloc(void *p, size_t size) {
   cgc_tcache_t *tc = _cgc_tc;
   obj_ref_t r;
   r.span = span_of_hinted(tc, (uintptr_t)p);
-  if (cgc_unlikely(!r.span || !small_live_fast(r.span, (uintptr_t)p, &r.idx)))
+  if (cgc_unlikely(!r.span || !small_live_fast(r.span, (uintptr_t)p, &r.idx) || _cgc_g.opt.checkfree))
     r = resolve_base("cgc_realloc", p);
   cgc_span_t *s = r.span;
   size_t old = s->elemsize;

@@ -64,6 +64,9 @@ struct cgc_arena {
   /* Bump regions: the user's thread only (read by the collector while it is stopped). */
   uintptr_t cur, end;   /* scanned */
   uintptr_t ncur, nend; /* noscan */
+  uintptr_t tag;        /* the handle's own address while it is a live arena, else 0: the
+                           inline path's check, so that a bogus or freed handle goes to
+                           the slow path, which reports it */
   /* arena_lock. */
   chunk_t *chunks;
   chunk_t *cur_chunk[2]; /* [noscan] */
@@ -192,11 +195,11 @@ static void span_drop(cgc_span_t *s) {
 
 /* Rounded size and alignment: 8-byte steps, 16-byte alignment for sizes that
    are multiples of 16 (as the size classes). */
-static CGC_ALWAYS_INLINE void *bump(uintptr_t *curp, uintptr_t end, size_t size) {
+static CGC_ALWAYS_INLINE void *bump(const struct cgc_arena *a, uintptr_t *curp, uintptr_t end, size_t size) {
   uintptr_t sz = ((uintptr_t)size + 7) & ~(uintptr_t)7;
   uintptr_t mask = 15 - (sz & 8);
   uintptr_t p = (*curp + mask) & ~mask;
-  if (cgc_likely(size - 1 < CHUNK_MIN && p + sz <= end)) {
+  if (cgc_likely(size - 1 < CHUNK_MIN && p + sz <= end && a->tag == (uintptr_t)a)) {
     __atomic_store_n(curp, p + sz, __ATOMIC_RELAXED);
     return (void *)p;
   }
@@ -217,10 +220,16 @@ static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int nosca
   }
   uintptr_t *curp = noscan ? &a->ncur : &a->cur;
   uintptr_t *endp = noscan ? &a->nend : &a->end;
-  void *r = bump(curp, *endp, size);
-  if (r) return r; /* size 0, or fits after all */
-
+  /* Fits after all?  The inline bump takes requests up to CHUNK_MIN only;
+     a larger one that fits the current chunk goes there too (a new chunk
+     for it would drop the current one's free tail). */
   size_t sz = CGC_ALIGN_UP(size, 8);
+  uintptr_t mask = 15 - (sz & 8), at = (*curp + mask) & ~mask;
+  if (*endp && at + sz <= *endp) {
+    __atomic_store_n(curp, at + sz, __ATOMIC_RELAXED);
+    return (void *)at;
+  }
+
   bool own = sz > next / 4;
   size_t bytes = own ? CGC_ALIGN_UP(sz, CGC_PAGE_SIZE) : next;
   cgc_span_t *s = span_new(bytes, noscan, id);
@@ -246,6 +255,7 @@ static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int nosca
   a->chunks = c;
   a->bytes += bytes;
   atomic_fetch_add_explicit(&live_bytes, bytes, memory_order_relaxed);
+  void *r;
   if (own) {
     c->used = c->base + sz;
     r = (void *)c->base;
@@ -263,13 +273,13 @@ static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int nosca
 }
 
 void *cgc_arena_alloc(cgc_arena_t *a, size_t size) {
-  void *p = bump(&a->cur, a->end, size);
+  void *p = bump(a, &a->cur, a->end, size);
   if (cgc_likely(p != NULL)) return p;
   return alloc_slow(a, size, 0, "cgc_arena_alloc");
 }
 
 void *cgc_arena_alloc_noscan(cgc_arena_t *a, size_t size) {
-  void *p = bump(&a->ncur, a->nend, size);
+  void *p = bump(a, &a->ncur, a->nend, size);
   if (cgc_likely(p != NULL)) return p;
   return alloc_slow(a, size, 1, "cgc_arena_alloc_noscan");
 }
@@ -284,6 +294,7 @@ cgc_arena_t *cgc_arena_new(void) {
     return NULL;
   }
   a->state = ARENA_LIVE;
+  a->tag = (uintptr_t)a;
   a->id = ++next_id;
   a->next_size[0] = a->next_size[1] = CHUNK_MIN;
   a->next = live_head;
@@ -345,7 +356,7 @@ void cgc_arena_free(cgc_arena_t *a) {
   a->cur_chunk[0] = a->cur_chunk[1] = NULL;
   a->bytes = 0;
   /* Any later allocation takes the slow path, which reports the misuse. */
-  a->cur = a->end = a->ncur = a->nend = 0;
+  a->cur = a->end = a->ncur = a->nend = a->tag = 0;
   a->next = NULL;
   a->prev = fq_tail;
   if (fq_tail) fq_tail->next = a;

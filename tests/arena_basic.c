@@ -199,6 +199,35 @@ static void test_many_arenas(void) {
   memset(objs, 0, sizeof objs);
 }
 
+/* Requests between the inline path's limit (64 KiB) and a quarter of the
+   chunk size go into the current chunk when they fit: an arena whose chunk
+   size has grown to 4 MiB does not take a chunk per such request. */
+static void test_mid_requests(void) {
+  cgc_arena_t *a = cgc_arena_new();
+  for (int i = 0; i < 300000; i++) { /* chunks of both kinds grow from 64 KiB to 4 MiB */
+    consume(cgc_arena_alloc(a, 32));
+    consume(cgc_arena_alloc_noscan(a, 32));
+  }
+  uint64_t before = stats().arena_bytes;
+  size_t req = 0;
+  for (int i = 0; i < 40; i++) {
+    size_t n = ((size_t)100 << 10) + (size_t)i * 8;
+    char *p = cgc_arena_alloc_noscan(a, n);
+    CHECK(p != NULL);
+    p[0] = p[n - 1] = 1;
+    char *q = cgc_arena_alloc(a, n);
+    CHECK(q != NULL);
+    q[0] = q[n - 1] = 1;
+    req += 2 * n;
+  }
+  uint64_t grew = stats().arena_bytes - before;
+  /* What was asked for plus the tails dropped: at most a quarter chunk per chunk, so
+     at most 4/3 of the request plus one chunk of each kind. */
+  CHECKF(grew <= req / 3 * 4 + (8u << 20), "arena_bytes grew by %llu KiB for %zu KiB of requests",
+         (unsigned long long)grew >> 10, req >> 10);
+  cgc_arena_free(a);
+}
+
 int main(void) {
   test_seed();
   cgc_init();
@@ -207,6 +236,7 @@ int main(void) {
   test_many();
   test_not_collected();
   test_many_arenas();
+  test_mid_requests();
   printf("arena_basic: ok\n");
   return 0;
 }

@@ -61,7 +61,7 @@ cgc_abort_test(free_abort_checkfree_collected PROGRAM free_abort CASE checkfree_
 cgc_abort_test(free_abort_checkfree_double_unswept PROGRAM free_abort CASE checkfree_double_unswept
   ENV "CGC_DEBUG=checkfree=1,bgsweep=0" REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free")
 cgc_abort_test(free_abort_checkfree_realloc_double PROGRAM free_abort CASE checkfree_realloc_double
-  ENV "CGC_DEBUG=checkfree=1" REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free")
+  ENV "CGC_DEBUG=checkfree=1" REGEX "cgc: cgc_realloc: ${_hex} is not an allocated object \\(double free")
 cgc_abort_test(free_abort_checkfree_global PROGRAM free_abort CASE checkfree_global ENV "CGC_DEBUG=checkfree=1"
   REGEX "cgc: use after free: object ${_hex} \\(64 bytes\\) freed with cgc_free is still referenced from ${_hex} \\(in a global")
 
@@ -85,3 +85,21 @@ cgc_test(free_unregistered SOURCES free_unregistered.c TIMEOUT 120)
 # span, the allocating thread's own, not swept yet).
 cgc_abort_test(free_abort_usable_size_collected PROGRAM free_abort CASE usable_size_collected
   REGEX "cgc: cgc_usable_size: ${_hex} is not an allocated object .*unreachable at the last collection")
+# A handle that is no arena (room in what would be its bump regions): the
+# inline path must not bump-allocate in it.
+foreach(case arena_alloc:arena_alloc_bogus arena_alloc_noscan:arena_alloc_noscan_bogus)
+  string(REPLACE ":" ";" pair ${case})
+  list(GET pair 0 fn)
+  list(GET pair 1 name)
+  cgc_abort_test(free_abort_${name} PROGRAM free_abort CASE ${name}
+    REGEX "cgc: cgc_${fn}: ${_hex} is not an arena made by cgc_arena_new")
+endforeach()
+# checkfree: a quarantined object is refused by every call that takes a
+# live object, not only by a second cgc_free.
+foreach(case realloc:checkfree_realloc_inplace realloc:checkfree_realloc_large usable_size:checkfree_usable_size)
+  string(REPLACE ":" ";" pair ${case})
+  list(GET pair 0 fn)
+  list(GET pair 1 name)
+  cgc_abort_test(free_abort_${name} PROGRAM free_abort CASE ${name} ENV "CGC_DEBUG=checkfree=1"
+    REGEX "cgc: cgc_${fn}: ${_hex} is not an allocated object \\(double free: it was freed already and is in the checkfree quarantine")
+endforeach()

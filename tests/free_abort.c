@@ -103,6 +103,13 @@ int main(int argc, char **argv) {
     cgc_arena_free(a);
   } else if (strcmp(c, "arena_free_bogus") == 0) {
     cgc_arena_free((cgc_arena_t *)&local);
+  } else if (strcmp(c, "arena_alloc_bogus") == 0 || strcmp(c, "arena_alloc_noscan_bogus") == 0) {
+    /* Memory that looks like a handle with room in its bump regions. */
+    static char room[256];
+    uintptr_t fake[16] = {(uintptr_t)room, (uintptr_t)room + sizeof room, (uintptr_t)room,
+                          (uintptr_t)room + sizeof room};
+    if (strstr(c, "noscan")) g_keep = cgc_arena_alloc_noscan((cgc_arena_t *)fake, 16);
+    else g_keep = cgc_arena_alloc((cgc_arena_t *)fake, 16);
   } else if (strcmp(c, "arena_free_heap") == 0) {
     cgc_arena_free((cgc_arena_t *)small);
 
@@ -113,6 +120,15 @@ int main(int argc, char **argv) {
   } else if (strcmp(c, "checkfree_double_large") == 0) {
     cgc_free(large);
     cgc_free(large);
+  } else if (strcmp(c, "checkfree_realloc_inplace") == 0) {
+    cgc_free(small); /* quarantined: its first word is poison, not a free-list link */
+    g_keep = cgc_realloc(small, 8);
+  } else if (strcmp(c, "checkfree_realloc_large") == 0) {
+    cgc_free(large);
+    g_keep = cgc_realloc(large, 200000); /* grows in place when the pages after it are free */
+  } else if (strcmp(c, "checkfree_usable_size") == 0) {
+    cgc_free(small);
+    g_keep = (void *)cgc_usable_size(small);
   } else if (strcmp(c, "checkfree_double_unswept") == 0) {
     /* Freed, released by a collection, not swept yet (bgsweep=0 and other
        classes allocated), then freed again. */

@@ -46,6 +46,9 @@ static void test_quarantine(void) {
   cgc_free(big);
   CHECK(poisoned(big, bsize));
   CHECK(cgc_is_heap_ptr(big));
+  /* Quarantined objects are not live objects. */
+  CHECK(cgc_base(p) == NULL && cgc_base(p + 10) == NULL);
+  CHECK(cgc_base(big) == NULL && cgc_base(big + 5000) == NULL);
   consume(p);
 }
 
