@@ -14,9 +14,11 @@
  *   1. everything reachable from an unmarked object with a finalizer is
  *      marked (not the object itself): if A reaches B, only A is finalized now;
  *   2. weak handles of unmarked objects are cleared (before any finalizer can
- *      resurrect them), and records of weak handles that died are dropped;
+ *      resurrect them);
  *   3. unmarked objects with a finalizer are queued and resurrected (marked);
- *   4. cleanups of objects still unmarked are queued and their records dropped.
+ *   4. the nodes of weak handles that died are dropped (after step 3, which
+ *      may resurrect a handle), and cleanups of objects still unmarked are
+ *      queued and their records dropped.
  * Without live finalizers nothing is resurrected, so one walk over the
  * records does steps 2 and 4 together.
  * Cleanup arguments are roots while their cleanup is registered or queued
