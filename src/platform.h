@@ -35,6 +35,7 @@ int _cgc_os_protect_none(void *p, size_t size) CGC_HIDDEN;
 /* Make [p, p+size) read-write zeroed memory again. */
 int _cgc_os_protect_rw(void *p, size_t size) CGC_HIDDEN;
 size_t _cgc_os_page_size(void) CGC_HIDDEN;
+uint64_t _cgc_os_phys_memory(void) CGC_HIDDEN; /* bytes of RAM, 0 if unknown */
 
 /* ---- time, CPUs, environment -------------------------------------------- */
 

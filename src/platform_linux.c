@@ -79,6 +79,11 @@ size_t _cgc_os_page_size(void) {
   return ps;
 }
 
+uint64_t _cgc_os_phys_memory(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), ps = sysconf(_SC_PAGESIZE);
+  return pages > 0 && ps > 0 ? (uint64_t)pages * (uint64_t)ps : 0;
+}
+
 uint64_t _cgc_os_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -84,8 +84,13 @@ static void test_no_overlap(void) {
 }
 
 static void test_huge_and_overflow(void) {
+  /* Also sizes that fit the address space but not 16 times this machine's
+     memory (whose page-map words alone would exhaust it): refused at once. */
+  uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+  size_t beyond = (size_t)1 << 45; /* 32 TiB */
+  while (beyond <= ram * 16 && beyond < ((size_t)1 << 46)) beyond <<= 1;
   volatile size_t huge[] = {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 4096, SIZE_MAX - 65536, SIZE_MAX / 2,
-                            SIZE_MAX / 2 + 1, (size_t)1 << 62, (size_t)1 << 56};
+                            SIZE_MAX / 2 + 1, (size_t)1 << 62, (size_t)1 << 56, beyond, beyond + 12345};
   for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
     size_t n = huge[i];
     errno = 0;
@@ -98,6 +103,13 @@ static void test_huge_and_overflow(void) {
     p = cgc_calloc(1, n);
     CHECKF(p == NULL && errno == ENOMEM, "cgc_calloc(1, %zu) = %p, errno %d", n, p, errno);
   }
+  /* Growing a large object that far fails and leaves it intact. */
+  char *big = cgc_alloc_noscan(100000);
+  CHECK(big);
+  big[99999] = 7;
+  errno = 0;
+  CHECK(cgc_realloc(big, beyond) == NULL && errno == ENOMEM);
+  CHECK(big[99999] == 7 && cgc_usable_size(big) >= 100000);
   volatile size_t a = ((size_t)1 << 33) + 1, b = (size_t)1 << 31;  /* product wraps to 2^31 */
   errno = 0;
   void *p = cgc_calloc(a, b);
