@@ -167,12 +167,18 @@ static void fin_fn(void *obj) {
   atomic_fetch_add_explicit(&freed, 1, memory_order_relaxed);
 }
 
+/* An 8-byte wrapper holding a new foreign object. */
+static inline wrapper_t *new_wrapper(void) {
+  wrapper_t *w = cgc_alloc(sizeof *w);
+  w->c = malloc(100);
+  if (!w->c) abort();
+  memset(w->c, 1, 8);
+  return w;
+}
+
 static NOINLINE void release_cleanup(size_t ops) {
   for (size_t i = 0; i < ops; i++) {
-    wrapper_t *w = cgc_alloc(sizeof *w);
-    w->c = malloc(100);
-    if (!w->c) abort();
-    memset(w->c, 1, 8);
+    wrapper_t *w = new_wrapper();
     cgc_add_cleanup(w, free_fn, w->c);
   }
 }
@@ -184,10 +190,7 @@ static NOINLINE void release_cleanup(size_t ops) {
    freeing in a collection's batches. */
 static NOINLINE void release_cleanup_here(size_t ops) {
   for (size_t i = 0; i < ops; i++) {
-    wrapper_t *w = cgc_alloc(sizeof *w);
-    w->c = malloc(100);
-    if (!w->c) abort();
-    memset(w->c, 1, 8);
+    wrapper_t *w = new_wrapper();
     cgc_add_cleanup(w, free_fn, w->c);
     if ((i & 1023) == 1023) cgc_run_cleanups();
   }
@@ -195,10 +198,7 @@ static NOINLINE void release_cleanup_here(size_t ops) {
 
 static NOINLINE void release_finalizer(size_t ops) {
   for (size_t i = 0; i < ops; i++) {
-    wrapper_t *w = cgc_alloc(sizeof *w);
-    w->c = malloc(100);
-    if (!w->c) abort();
-    memset(w->c, 1, 8);
+    wrapper_t *w = new_wrapper();
     cgc_set_finalizer(w, fin_fn);
   }
 }

@@ -195,15 +195,20 @@ static void span_drop(cgc_span_t *s) {
 
 /* Rounded size and alignment: 8-byte steps, 16-byte alignment for sizes that
    are multiples of 16 (as the size classes). */
-static CGC_ALWAYS_INLINE void *bump(const struct cgc_arena *a, uintptr_t *curp, uintptr_t end, size_t size) {
+static CGC_ALWAYS_INLINE void *bump_if(uintptr_t *curp, uintptr_t end, size_t size, bool ok) {
   uintptr_t sz = ((uintptr_t)size + 7) & ~(uintptr_t)7;
   uintptr_t mask = 15 - (sz & 8);
   uintptr_t p = (*curp + mask) & ~mask;
-  if (cgc_likely(size - 1 < CHUNK_MIN && p + sz <= end && a->tag == (uintptr_t)a)) {
+  if (cgc_likely(ok && p + sz <= end)) {
     __atomic_store_n(curp, p + sz, __ATOMIC_RELAXED);
     return (void *)p;
   }
   return NULL;
+}
+
+/* The inline path: requests up to CHUNK_MIN, on a handle whose tag holds. */
+static CGC_ALWAYS_INLINE void *bump(const struct cgc_arena *a, uintptr_t *curp, uintptr_t end, size_t size) {
+  return bump_if(curp, end, size, size - 1 < CHUNK_MIN && a->tag == (uintptr_t)a);
 }
 
 static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int noscan, const char *fn) {
@@ -223,13 +228,10 @@ static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int nosca
   /* Fits after all?  The inline bump takes requests up to CHUNK_MIN only;
      a larger one that fits the current chunk goes there too (a new chunk
      for it would drop the current one's free tail). */
-  size_t sz = CGC_ALIGN_UP(size, 8);
-  uintptr_t mask = 15 - (sz & 8), at = (*curp + mask) & ~mask;
-  if (*endp && at + sz <= *endp) {
-    __atomic_store_n(curp, at + sz, __ATOMIC_RELAXED);
-    return (void *)at;
-  }
+  void *fit = bump_if(curp, *endp, size, *endp != 0);
+  if (fit) return fit;
 
+  size_t sz = CGC_ALIGN_UP(size, 8);
   bool own = sz > next / 4;
   size_t bytes = own ? CGC_ALIGN_UP(sz, CGC_PAGE_SIZE) : next;
   cgc_span_t *s = span_new(bytes, noscan, id);

@@ -903,41 +903,31 @@ static void static_weaks_at_gc(void) {
 void _cgc_specials_process_stw(void) {
   if (_cgc_g.opt.checkfinalizers) check_finalizers();
   bool any_fin = atomic_load(&nfinalizers) > 0, any_weak = atomic_load(&nweak) > 0;
-  if (!any_fin) {
-    static_weaks_at_gc();
-    /* Without finalizers nothing is resurrected between steps 2 and 4: one
-       walk over the records does both (each walk is a cache miss per
-       record). */
-    for (int i = 0; i < NSTRIPES; i++) {
-      obj_rec_t *next;
-      for (obj_rec_t *o = stripes[i].objs; o; o = next) {
-        next = o->next;
-        if (any_weak && o->weaks) weaks_at_gc(&stripes[i], o, true);
-        cleanups_at_gc(&stripes[i], o);
-      }
-    }
-    return;
+  if (any_fin) {
+    /* 1. Mark what unmarked finalizable objects reach (not the objects). */
+    for (int i = 0; i < NSTRIPES; i++)
+      for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
+        if (o->finalizer && !rec_live(o)) _cgc_mark_children(rec_base(o));
+    /* 2. Weak handles: clear those of unmarked objects. */
+    for (int i = 0; i < NSTRIPES && any_weak; i++)
+      for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
+        if (o->weaks) weaks_at_gc(&stripes[i], o, false);
+    /* 3. Finalizers of unmarked objects: queue them, resurrect the objects. */
+    for (int i = 0; i < NSTRIPES; i++)
+      for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
+        if (o->finalizer && !rec_live(o)) {
+          uintptr_t base = rec_base(o);
+          q_push(o->finalizer, (void *)base, 1);
+          o->finalizer = NULL;
+          atomic_fetch_sub(&nfinalizers, 1);
+          _cgc_mark_from(base);
+        }
   }
-  /* 1. Mark what unmarked finalizable objects reach (not the objects). */
-  for (int i = 0; i < NSTRIPES; i++)
-    for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
-      if (o->finalizer && !rec_live(o)) _cgc_mark_children(rec_base(o));
-  /* 2. Weak handles: clear those of unmarked objects. */
-  for (int i = 0; i < NSTRIPES && any_weak; i++)
-    for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
-      if (o->weaks) weaks_at_gc(&stripes[i], o, false);
-  /* 3. Finalizers of unmarked objects: queue them, resurrect the objects. */
-  for (int i = 0; i < NSTRIPES; i++)
-    for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
-      if (o->finalizer && !rec_live(o)) {
-        uintptr_t base = rec_base(o);
-        q_push(o->finalizer, (void *)base, 1);
-        o->finalizer = NULL;
-        atomic_fetch_sub(&nfinalizers, 1);
-        _cgc_mark_from(base);
-      }
-  /* 4. Drop the nodes of handles that died (now that step 3 resurrected
-     what it will); cleanups of objects still unmarked; drop empty records. */
+  /* 4. Drop the nodes of handles that died (after step 3 resurrected what
+     it will); queue the cleanups of objects still unmarked; drop empty
+     records.  Without finalizers nothing is resurrected, so this one walk
+     over the records also does step 2 (each walk is a cache miss per
+     record). */
   static_weaks_at_gc();
   for (int i = 0; i < NSTRIPES; i++) {
     obj_rec_t *next;
