@@ -91,7 +91,8 @@ static bool take_locked(cgc_tcache_t *tc, unsigned sc, cgc_span_t *s, bool dirty
   cgc_assert(tc->free[sc] == NULL && tc->dirty[sc] == NULL); /* tc->pushed restarts with both */
   s->owner = tc;
   tc->span[sc] = s;
-  tc->pushed[0][sc] = tc->pushed[1][sc] = 0;
+  tc->pushed_at_take[0][sc] = tc->pushed[0][sc];
+  tc->pushed_at_take[1][sc] = tc->pushed[1][sc];
   *list = s->freelist;
   atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)s->nfree * (int64_t)s->elemsize,
                             memory_order_relaxed);
@@ -352,11 +353,30 @@ void _cgc_tcache_release(cgc_tcache_t *tc) {
     tc->free[sc] = tc->dirty[sc] = NULL;
     if (tc->span[sc]) release_owned(tc, sc);
   }
+  _cgc_tcache_flush_counts(tc);
+}
+
+void _cgc_tcache_free_totals(const cgc_tcache_t *tc, uint64_t *bytes, uint64_t *objects) {
+  uint64_t b = __atomic_load_n(&tc->free_bytes, __ATOMIC_RELAXED), o = __atomic_load_n(&tc->free_objects, __ATOMIC_RELAXED);
+  for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
+    uint64_t n = __atomic_load_n(&tc->pushed[0][sc], __ATOMIC_RELAXED) + __atomic_load_n(&tc->pushed[1][sc], __ATOMIC_RELAXED);
+    b += n * _cgc_class_size[sc >> 1];
+    o += n;
+  }
+  *bytes = b;
+  *objects = o;
+}
+
+void _cgc_tcache_flush_counts(cgc_tcache_t *tc) {
+  uint64_t fb, fo;
+  _cgc_tcache_free_totals(tc, &fb, &fo);
   atomic_fetch_add(&_cgc_g.exited_alloc_bytes, tc->alloc_bytes);
   atomic_fetch_add(&_cgc_g.exited_alloc_objects, tc->alloc_objects);
-  atomic_fetch_add(&_cgc_g.exited_free_bytes, tc->free_bytes);
-  atomic_fetch_add(&_cgc_g.exited_free_objects, tc->free_objects);
+  atomic_fetch_add(&_cgc_g.exited_free_bytes, fb);
+  atomic_fetch_add(&_cgc_g.exited_free_objects, fo);
   tc->alloc_bytes = tc->alloc_objects = tc->free_bytes = tc->free_objects = 0;
+  memset(tc->pushed, 0, sizeof tc->pushed);
+  memset(tc->pushed_at_take, 0, sizeof tc->pushed_at_take);
 }
 
 /* ---- object lookup and validation ------------------------------------------ */
@@ -455,19 +475,20 @@ bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) CGC_HIDDEN;
    memset. */
 #define ZERO_INLINE_MAX 64
 
-/* Clear a slot of at most ZERO_INLINE_MAX bytes (a multiple of 8). */
+/* Clear a slot of at most ZERO_INLINE_MAX bytes (a multiple of 8) with
+   overlapping 16-byte stores: one predictable branch per size range rather
+   than a jump per size. */
 static inline void zero_small(uintptr_t base, size_t size) {
-  uint64_t *w = (uint64_t *)base;
+  char *p = (char *)base;
   cgc_assert(size <= ZERO_INLINE_MAX && size % 8 == 0 && size > 0);
-  switch (size) {
-  case 64: w[7] = 0; /* fall through */
-  case 56: w[6] = 0; /* fall through */
-  case 48: w[5] = 0; /* fall through */
-  case 40: w[4] = 0; /* fall through */
-  case 32: w[3] = 0; /* fall through */
-  case 24: w[2] = 0; /* fall through */
-  case 16: w[1] = 0; /* fall through */
-  default: w[0] = 0;
+  if (size < 16) {
+    *(uint64_t *)base = 0;
+  } else if (size <= 32) {
+    memset(p, 0, 16);
+    memset(p + size - 16, 0, 16);
+  } else {
+    memset(p, 0, 32);
+    memset(p + size - 32, 0, 32);
   }
 }
 
@@ -478,15 +499,13 @@ static inline void zero_object(uintptr_t base, size_t size) {
 
 /* Link a dead small object, prepared for the list, onto tc's free list
    (LIFO) or, if dirty, its dirty list. */
-static inline void link_slot_to(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
+static inline void link_slot_to(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t base, bool dirty) {
   void **head = dirty ? &tc->dirty[s->spanclass] : &tc->free[s->spanclass];
   tc->pushed[dirty][s->spanclass]++; /* counted before the slot is on the list */
   cgc_compiler_barrier();
   *(uintptr_t *)base = _cgc_encode(*head);
   cgc_compiler_barrier();
   *head = (void *)base;
-  tc->free_bytes += size;
-  tc->free_objects++;
 }
 
 /* Push a dead small object onto tc's free list, zeroed; or, for a noscan
@@ -495,7 +514,7 @@ static inline void link_slot_to(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t base,
 static inline void push_slot_to(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t base, size_t size, bool dirty) {
   if (!dirty) zero_object(base, size);
   else _cgc_slot_make_dirty((uintptr_t *)base, size);
-  link_slot_to(tc, s, base, size, dirty);
+  link_slot_to(tc, s, base, dirty);
 }
 
 /* The calling thread's cache, registering the thread if need be; NULL if
@@ -519,8 +538,8 @@ static inline void push_left_slot(cgc_span_t *s, uintptr_t base, size_t size) {
   cgc_tcache_t *tc = tcache_for_free();
   if (!tc) return;
   _cgc_slot_make_dirty((uintptr_t *)base, size);
-  if (size > 2 * sizeof(uintptr_t)) link_slot_to(tc, s, base, size, true);
-  else link_slot_to(tc, s, base, size, false);
+  if (size > 2 * sizeof(uintptr_t)) link_slot_to(tc, s, base, true);
+  else link_slot_to(tc, s, base, false);
 }
 
 /* cgc_free of a slot of s: uncleared onto the dirty list for large noscan
@@ -600,11 +619,13 @@ static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
    and the check (state, then bounds, as I1 orders them) is shorter than the
    page-map walk.  Span structs are never unmapped, so a stale hint only
    fails the check. */
+static inline bool hint_holds(cgc_span_t *s, uintptr_t a) {
+  return s && atomic_load_explicit(&s->state, memory_order_acquire) == CGC_SPAN_SMALL && a - s->base < s->limit - s->base;
+}
 static inline cgc_span_t *span_of_hinted(cgc_tcache_t *tc, uintptr_t a) {
   cgc_span_t **hint = &tc->free_span[(a >> CGC_PAGE_SHIFT) & 15];
   cgc_span_t *s = *hint;
-  if (cgc_unlikely(!s || atomic_load_explicit(&s->state, memory_order_acquire) != CGC_SPAN_SMALL ||
-                   a - s->base >= s->limit - s->base)) {
+  if (cgc_unlikely(!hint_holds(s, a))) {
     s = _cgc_span_of(a);
     if (s && tc != &_cgc_empty_tcache) *hint = s;
   }
@@ -621,24 +642,20 @@ static CGC_NOINLINE void free_valid(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t a
   else push_slot_to(tc, s, a, size, false);
 }
 
-/* The inline part handles the common case (a small object's start of at
-   most ZERO_INLINE_MAX bytes, without specials, whose first word is not a free-list link
-   and that the last collection did not find dead, freed by a registered
-   thread) with no call but tail calls, so it saves no registers; everything
-   else goes to free_valid, and every diagnosis to free_slow. */
-void cgc_free(void *p) {
-  uintptr_t a = (uintptr_t)p;
-  if (!a) return;
-  cgc_tcache_t *tc = _cgc_tc;
-  cgc_span_t *s = span_of_hinted(tc, a);
-  if (cgc_unlikely(!s)) bad_pointer("cgc_free", p);
+/* cgc_free of a, in span s (found, not yet checked to be a slot start).
+   The common case (a small object's start of at most ZERO_INLINE_MAX bytes,
+   without specials, whose first word is not a free-list link and that the
+   last collection did not find dead, freed by a registered thread) makes no
+   call but tail calls, so it saves no registers; everything else goes to
+   free_valid, and every diagnosis to free_slow. */
+static CGC_ALWAYS_INLINE void free_in_span(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t a) {
   uint32_t idx = _cgc_slot_index(s, a);
   uint32_t c = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
   /* small_live_fast, but a "found dead" answer goes to free_slow to be
      confirmed (_cgc_found_dead), so that nothing here makes a call. */
   if (cgc_unlikely(!small_slot_start(s, a, idx) || _cgc_unmarked_unswept(s, idx, c) || s->specials ||
                    _cgc_g.opt.checkfree)) {
-    free_slow(p); /* diagnoses, or confirms a collection's verdict (_cgc_found_dead) */
+    free_slow((void *)a); /* diagnoses, or confirms a collection's verdict (_cgc_found_dead) */
     return;
   }
   size_t size = s->elemsize;
@@ -647,7 +664,28 @@ void cgc_free(void *p) {
     return;
   }
   zero_small(a, size);
-  link_slot_to(tc, s, a, size, false);
+  link_slot_to(tc, s, a, false);
+}
+
+/* cgc_free when the hint of a's page missed: the page map, which also
+   refills the hint. */
+static CGC_NOINLINE void free_unhinted(cgc_tcache_t *tc, uintptr_t a) {
+  cgc_span_t *s = _cgc_span_of(a);
+  if (cgc_unlikely(!s)) bad_pointer("cgc_free", (void *)a);
+  if (tc != &_cgc_empty_tcache) tc->free_span[(a >> CGC_PAGE_SHIFT) & 15] = s;
+  free_in_span(tc, s, a);
+}
+
+void cgc_free(void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (!a) return;
+  cgc_tcache_t *tc = _cgc_tc;
+  cgc_span_t *s = tc->free_span[(a >> CGC_PAGE_SHIFT) & 15];
+  if (cgc_unlikely(!hint_holds(s, a))) {
+    free_unhinted(tc, a);
+    return;
+  }
+  free_in_span(tc, s, a);
 }
 
 /* cgc_realloc of large object s to a large size, in place if it can be:
@@ -686,7 +724,8 @@ static CGC_NOINLINE bool resize_large(cgc_span_t *s, void *p, size_t size, int n
   return true;
 }
 
-void *cgc_realloc(void *p, size_t size) {
+/* cgc_realloc, every case: large objects, scanned objects, sizes, misuse. */
+static CGC_NOINLINE void *realloc_slow(void *p, size_t size) {
   if (!p) return cgc_alloc(size);
   cgc_tcache_t *tc = _cgc_tc;
   obj_ref_t r;
@@ -720,4 +759,54 @@ void *cgc_realloc(void *p, size_t size) {
   if (noscan && s->nelems > 1 && !s->specials && !_cgc_g.opt.checkfree) push_left_slot(s, (uintptr_t)p, old);
   else free_resolved(r, p);
   return n;
+}
+
+/* The move of a noscan buffer of span s at a (of old bytes, len of them to
+   keep) into the slot n just popped, without a call but memcpy's last: the
+   first 16 bytes are read into registers, the old slot goes onto its list
+   (which overwrites its words 0 and 1: push_left_slot), and the rest is
+   copied by a tail-position memcpy, so nothing lives across the call.
+   Until the copy ends the old slot, on this thread's list, can only be
+   premarked by a collection; no one else takes it. */
+static CGC_ALWAYS_INLINE void *move_noscan(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t a, char *n, size_t len,
+                                           size_t old) {
+  uint64_t w[2];
+  /* Bytes are copied in words here: slots are multiples of 8 bytes, and n's
+     class holds the size asked for, at least len rounded up to 8. */
+  memcpy(w, (const void *)a, old < 16 ? 8 : 16);
+  _cgc_slot_make_dirty((uintptr_t *)a, old);
+  if (cgc_likely(old > 2 * sizeof(uintptr_t))) link_slot_to(tc, s, a, true);
+  else link_slot_to(tc, s, a, false);
+  if (len <= 8) {
+    memcpy(n, w, 8);
+    return n;
+  }
+  memcpy(n, w, 16);
+  if (len <= 16) return n;
+  return (char *)memcpy(n + 16, (const char *)a + 16, len - 16) - 16;
+}
+
+/* The inline part handles a noscan small buffer of a registered thread
+   (its span in the free hints, no specials, not found dead) that stays in
+   place or moves into a slot on the thread's lists of the new class; the
+   rest, and every diagnosis, is realloc_slow's. */
+void *cgc_realloc(void *p, size_t size) {
+  uintptr_t a = (uintptr_t)p;
+  cgc_tcache_t *tc = _cgc_tc;
+  cgc_span_t *s = tc->free_span[(a >> CGC_PAGE_SHIFT) & 15];
+  if (cgc_likely(size - 1 < CGC_MAX_SMALL && hint_holds(s, a) && s->noscan)) {
+    uint32_t idx = _cgc_slot_index(s, a);
+    uint32_t c = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
+    if (cgc_likely(small_slot_start(s, a, idx) && !_cgc_unmarked_unswept(s, idx, c) && !s->specials &&
+                   !_cgc_g.opt.checkfree)) {
+      size_t old = s->elemsize;
+      unsigned cls = _cgc_size_to_class(size);
+      size_t fit = _cgc_class_size[cls];
+      if (size <= old && fit * 2 > old) return p;
+      unsigned sc = (cls << 1) | 1u;
+      void **head = tc->dirty[sc] ? &tc->dirty[sc] : &tc->free[sc];
+      if (cgc_likely(*head != NULL)) return move_noscan(tc, s, a, pop_slot(tc, head, fit), CGC_MIN(old, size), old);
+    }
+  }
+  return realloc_slow(p, size);
 }

@@ -50,7 +50,12 @@ void _cgc_init_slow(void) {
   for (unsigned i = 0; i < CGC_NUM_SPAN_CLASSES; i++) mutex_init(&_cgc_g.central[i].lock);
   _cgc_g.start_ns = _cgc_os_now_ns();
   _cgc_g.ncpus = _cgc_os_ncpus();
-  _cgc_g.key = _cgc_os_random() | 0xFFFF000000000000ull;
+  /* Free-list link key: its top byte, which every link has (I3), is one
+     of 0xF5..0xFE, never the top byte of a pointer, a small or negative
+     integer, a common double or text, so that cgc_free can tell a live
+     object from a free slot by that byte alone, almost always. */
+  uint64_t r = _cgc_os_random();
+  _cgc_g.key = (r & 0x00FFFFFFFFFFFFFFull) | (uint64_t)(0xF5 + (r >> 56) % 10) << 56;
   if (!_cgc_g.suspend_signal) _cgc_g.suspend_signal = _cgc_os_default_suspend_signal();
   atomic_store(&_cgc_g.gc_percent, 100);
   atomic_store(&_cgc_g.memory_limit, INT64_MAX);
@@ -356,8 +361,10 @@ static void tot_thread(cgc_thread_t *t, void *ctx) {
   cgc_tcache_t *tc = t->tc;
   c->ab += __atomic_load_n(&tc->alloc_bytes, __ATOMIC_RELAXED);
   c->ao += __atomic_load_n(&tc->alloc_objects, __ATOMIC_RELAXED);
-  c->fb += __atomic_load_n(&tc->free_bytes, __ATOMIC_RELAXED);
-  c->fo += __atomic_load_n(&tc->free_objects, __ATOMIC_RELAXED);
+  uint64_t fb, fo;
+  _cgc_tcache_free_totals(tc, &fb, &fo);
+  c->fb += fb;
+  c->fo += fo;
 }
 
 /* threads_lock held. */

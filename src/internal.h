@@ -12,8 +12,9 @@
  *
  * Free slots
  *   A free slot is all zero except its first word, which holds the next free
- *   slot's address XOR _cgc_g.key (the key has its top 16 bits set, so a link
- *   never looks like a heap pointer to the scanner).  Free slots live on
+ *   slot's address XOR _cgc_g.key (the key's top byte is a tag, 0xF5..0xFE,
+ *   so a link never looks like a heap pointer to the scanner, and every
+ *   link's top byte is that tag).  Free slots live on
  *     - a thread's list tc->free[sc] (any span of that span class), or
  *     - an unowned span's own list span->freelist, or
  *     - a thread's list tc->dirty[sc] (noscan classes only): slots that
@@ -67,6 +68,12 @@
 #define CGC_MAX_SPAN_OBJS 1024
 #define CGC_MARK_WORDS (CGC_MAX_SPAN_OBJS / 64)
 #define CGC_HEAP_MIN ((size_t)4 << 20)
+/* Offset of a word's most significant byte in memory. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define CGC_WORD_TOP_BYTE 0
+#else
+#define CGC_WORD_TOP_BYTE (sizeof(uintptr_t) - 1)
+#endif
 
 _Static_assert(CGC_L1_BITS == 10, "address split");
 _Static_assert(CGC_PAGES_PER_ARENA == 8192, "pages per arena");
@@ -138,13 +145,17 @@ typedef struct cgc_tcache {
   void *free[CGC_NUM_SPAN_CLASSES];           /* owner only; walked while the world is stopped */
   void *dirty[CGC_NUM_SPAN_CLASSES];          /* noscan slots left by cgc_realloc or freed above 1 KiB (I3); as free */
   cgc_span_t *span[CGC_NUM_SPAN_CLASSES];     /* owned span per class; owner only */
-  /* Slots pushed on free[sc] / dirty[sc] since the class last took a span's
-     list (take_locked): a bound on the slots of those lists that are not
-     part of that span's list.  Owner only; read with the world stopped. */
+  /* Slots ever pushed on free[sc] / dirty[sc] by cgc_free or cgc_realloc,
+     and that count when the class last took a span's list (take_locked):
+     the difference bounds the slots of those lists that are not part of
+     that span's list (premarking reads it with the world stopped), and the
+     counts are the thread's small frees for the statistics (read racily:
+     _cgc_tcache_free_totals).  Owner writes. */
   uint64_t pushed[2][CGC_NUM_SPAN_CLASSES];
+  uint64_t pushed_at_take[2][CGC_NUM_SPAN_CLASSES];
   cgc_span_t *free_span[16];                   /* spans of recent frees by page: hints, checked (I1) */
   uint64_t alloc_bytes, alloc_objects;        /* owner writes; others read racily (stats) */
-  uint64_t free_bytes, free_objects;
+  uint64_t free_bytes, free_objects;          /* as alloc_*: frees other than pushed slots (large, shrinking) */
   struct cgc_thread *thread;
 } cgc_tcache_t;
 
@@ -210,7 +221,7 @@ typedef struct {
 typedef struct {
   /* Set once at init. */
   _Atomic int initialized;
-  uint64_t key;                 /* free-list link key (top 16 bits set) */
+  uint64_t key;                 /* free-list link key (top byte: CGC_LINK_TAG_MIN.., see _cgc_link_key) */
   uint64_t start_ns;
   int ncpus;
   int suspend_signal;
@@ -410,12 +421,16 @@ void _cgc_list_splice(cgc_span_list_t *dst, cgc_span_list_t *src, uint8_t which)
 
 void *_cgc_alloc_slow(size_t size, int noscan) CGC_HIDDEN;
 /* The cheap half of _cgc_slot_looks_free: could the first word of the slot
-   at base be a free-list link (zero, or the key XOR a heap address)?  A
-   live object's first word matches only by a 2^-64-ish chance; false means
-   the slot is surely not on a list. */
+   at base be a free-list link?  Every link's top byte is the key's (heap
+   addresses are below 2^48), a byte that live data rarely holds there
+   (0xF5..0xFE: not a pointer, a small or negative integer, a common double,
+   ASCII or UTF-8); false means the slot is surely not on a list, true sends
+   the caller to the full test.  One byte is read, not the word: a load of a
+   word that the program has just written in part (a byte store into a
+   struct's first field, then cgc_free) cannot be served from the store
+   buffer and waits for the stores to retire; a byte load always can. */
 static inline bool _cgc_word0_may_link(uintptr_t base) {
-  uintptr_t next = *(uintptr_t *)base ^ _cgc_g.key, lo = atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed);
-  return next - lo < atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed) - lo || !next;
+  return ((const unsigned char *)base)[CGC_WORD_TOP_BYTE] == (unsigned char)(_cgc_g.key >> 56);
 }
 /* Does the slot at base look free (zero but for a valid free-list link)? */
 bool _cgc_slot_looks_free(const cgc_span_t *s, uintptr_t base) CGC_HIDDEN;
@@ -432,6 +447,10 @@ void _cgc_count_free(size_t bytes) CGC_HIDDEN;
 cgc_tcache_t *_cgc_tcache_init(void) CGC_HIDDEN;
 /* Give back the thread's cache (thread exit).  The world may not be stopped. */
 void _cgc_tcache_release(cgc_tcache_t *tc) CGC_HIDDEN;
+/* Bytes and objects tc's thread gave back with cgc_free and cgc_realloc. */
+void _cgc_tcache_free_totals(const cgc_tcache_t *tc, uint64_t *bytes, uint64_t *objects) CGC_HIDDEN;
+/* Move tc's counts to the exited threads' totals and clear them. */
+void _cgc_tcache_flush_counts(cgc_tcache_t *tc) CGC_HIDDEN;
 /* Flush pacing counters and maybe start a collection. */
 void _cgc_pacing_check(cgc_tcache_t *tc) CGC_HIDDEN;
 

@@ -616,7 +616,7 @@ static bool premark_taken(cgc_span_t *s, uintptr_t p, uint32_t epoch) {
    the cut is deeper (keep >= 4). */
 static void premark_list(worker_t *w, const cgc_thread_t *t, unsigned sc, int which) {
   void *p = which ? t->tc->dirty[sc] : t->tc->free[sc];
-  uint64_t pushed = t->tc->pushed[which][sc];
+  uint64_t pushed = t->tc->pushed[which][sc] - t->tc->pushed_at_take[which][sc];
   uint32_t keep = list_keep(sc);
   /* Runs of a list are in one span, often in address order (a refill), so
      the span of the last slot is tried first and the bits of one mark word

@@ -352,10 +352,7 @@ static void fork_child(void) {
       t->tc->span[sc] = NULL;
       _cgc_span_file_unowned_locked(s);
     }
-    atomic_fetch_add(&_cgc_g.exited_alloc_bytes, t->tc->alloc_bytes);
-    atomic_fetch_add(&_cgc_g.exited_alloc_objects, t->tc->alloc_objects);
-    atomic_fetch_add(&_cgc_g.exited_free_bytes, t->tc->free_bytes);
-    atomic_fetch_add(&_cgc_g.exited_free_objects, t->tc->free_objects);
+    _cgc_tcache_flush_counts(t->tc);
     t->next = free_threads;
     free_threads = t;
   }

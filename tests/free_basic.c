@@ -72,6 +72,62 @@ static void test_stats_large(void) {
   cgc_free(again);
 }
 
+/* An object whose first word's top byte is one a free-list link can have
+   (cgc_free's first test reads that byte) is freed and reused as any other:
+   cgc_free confirms it live with the full test. */
+static void test_tagged_first_word(void) {
+  static const size_t tsizes[] = {8, 16, 24, 32, 48, 64, 100, 1000, 4000};
+  for (size_t i = 0; i < sizeof tsizes / sizeof tsizes[0]; i++) {
+    for (unsigned tag = 0xF0; tag <= 0xFF; tag++) {
+      size_t n = tsizes[i];
+      unsigned char *p = cgc_alloc(n);
+      CHECK(p != NULL);
+      fill(p, n, tag);
+      uint64_t w = (uint64_t)tag << 56 | (0x00123456789ABCDEull ^ (uint64_t)(uintptr_t)p);
+      memcpy(p, &w, sizeof w);
+      cgc_free(p);
+      unsigned char *q = cgc_alloc(n);
+      CHECKF(q == p && zeroed(q, n), "size %zu, top byte %#x: %p freed, %p allocated", n, tag, (void *)p, (void *)q);
+      cgc_free(q);
+    }
+  }
+}
+
+/* Statistics count every small free, on threads that exit too, across many
+   refills of a class's span. */
+enum { STAT_N = 30000 };
+static void *free_many(void *arg) {
+  uint64_t *bytes = arg;
+  static const size_t ssizes[] = {8, 32, 48, 256, 2000};
+  for (int i = 0; i < STAT_N; i++) {
+    size_t n = ssizes[i % 5];
+    void *p = cgc_alloc(n), *q = cgc_alloc_noscan(n);
+    CHECK(p && q);
+    *bytes += cgc_usable_size(p) + cgc_usable_size(q);
+    cgc_free(p);
+    if (i % 3 == 0) {
+      CHECK(cgc_realloc(q, n * 3) != NULL); /* the old slot counts as freed; the new one is dropped */
+    } else {
+      cgc_free(q);
+    }
+  }
+  return NULL;
+}
+static void test_stats_threads(void) {
+  cgc_stats_t a = stats();
+  uint64_t bytes[3] = {0, 0, 0};
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, free_many, &bytes[i]) == 0);
+  free_many(&bytes[2]);
+  for (int i = 0; i < 2; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  cgc_stats_t b = stats();
+  uint64_t objs = b.total_free_objects - a.total_free_objects, freed = b.total_free_bytes - a.total_free_bytes;
+  CHECKF(objs == 3ull * 2 * STAT_N, "%llu objects freed, %llu expected", (unsigned long long)objs,
+         3ull * 2 * STAT_N);
+  CHECKF(freed == bytes[0] + bytes[1] + bytes[2], "%llu bytes freed, %llu expected", (unsigned long long)freed,
+         (unsigned long long)(bytes[0] + bytes[1] + bytes[2]));
+}
+
 /* Freed from another thread: the object lands on the freeing thread's list. */
 static void *free_here(void *arg) {
   void *p = arg;
@@ -296,6 +352,41 @@ static void test_realloc_doubling(void) {
 /* A noscan buffer that moves leaves its slot for the next move into that
    class (the bytes past the copy are then unspecified, as with realloc); any
    other allocation that takes such a slot gets it zeroed. */
+/* Every pair of sizes, noscan: the bytes kept are the first min(from, to),
+   whichever way the move copies them (words 0 and 1 through registers, the
+   rest with memcpy), and the old slot is reused by the next move into its
+   class.  Collections in between mark the moved-from slots on the lists. */
+static void test_realloc_noscan_grid(void) {
+  static const size_t gs[] = {1, 5, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 100, 255, 1000, 1025, 2048, 5000, 32768};
+  enum { NG = sizeof gs / sizeof gs[0] };
+  for (int i = 0; i < NG; i++) {
+    for (int j = 0; j < NG; j++) {
+      size_t from = gs[i], to = gs[j], keep = from < to ? from : to;
+      uint64_t seed = (uint64_t)(i * NG + j) + 1000;
+      unsigned char *p = cgc_alloc_noscan(from);
+      CHECK(p != NULL);
+      fill(p, from, seed);
+      unsigned char *q = cgc_realloc(p, to);
+      CHECKF(q != NULL && cgc_usable_size(q) >= to, "%zu -> %zu bytes", from, to);
+      CHECKF(intact(q, keep, seed), "%zu -> %zu bytes: the first %zu bytes changed", from, to, keep);
+      if (q != p) {
+        /* p's slot went onto this thread's list of its class: a buffer of
+           another class moving there takes it first. */
+        size_t other = from <= 16 ? 200 : 8;
+        unsigned char *r = cgc_alloc_noscan(other);
+        fill(r, other, seed + 1);
+        unsigned char *m = cgc_realloc(r, from);
+        CHECKF(m == p, "%zu -> %zu bytes: a move into the old class got %p, not the old slot %p", from, to,
+               (void *)m, (void *)p);
+        CHECK(intact(m, other < from ? other : from, seed + 1));
+        cgc_free(m);
+      }
+      cgc_free(q);
+      if ((i * NG + j) % 97 == 0) cgc_collect();
+    }
+  }
+}
+
 static void test_realloc_noscan_reuse(void) {
   unsigned char *x = cgc_alloc_noscan(100);
   size_t cls = cgc_usable_size(x);
@@ -539,6 +630,7 @@ int main(void) {
   uint64_t gc0 = cgc_gc_count();
   test_lifo();
   test_stats_large();
+  test_tagged_first_word();
   test_other_thread();
   test_realloc_basic();
   test_realloc_large();
@@ -547,8 +639,10 @@ int main(void) {
   /* None of this needed a collection. */
   CHECKF(cgc_gc_count() == gc0, "%llu collections", (unsigned long long)(cgc_gc_count() - gc0));
   test_realloc_noscan_collect();
+  test_realloc_noscan_grid();
   test_realloc_noscan_refill();
   test_free_span_reuse();
+  test_stats_threads();
   test_bulk_free();
   test_realloc_large_in_place();
   printf("free_basic: ok\n");
