@@ -27,6 +27,10 @@
  *                         cgc: variant=arena (cgc_arena_alloc, cgc_arena_free)
  *                         and variant=collected (cgc_alloc, dropped); others:
  *                         malloc+free of each node, or GC_MALLOC dropped.
+ *   duel -s SIZE -n N     cgc only: the pair loops of cgc and of glibc's malloc
+ *                         in one process, alternating blocks of N/101 pairs;
+ *                         prints the medians and the median (and quartiles)
+ *                         of the per-block ratios cgc/glibc.
  *   allocpath -n N        cgc only: cgc_alloc of 32 bytes, dropped, N times;
  *                         variant=nofree in a process that never frees,
  *                         variant=withfree after (and between measurements)
@@ -236,31 +240,35 @@ static void bench_builder(int w, long n, int drop, int free_result, long live_mi
 
 static const size_t mixed[8] = {16, 24, 32, 48, 64, 96, 128, 256};
 
-static NOINLINE void pairs_lifo(size_t size, long n) {
-  for (long i = 0; i < n; i++) {
-    size_t s = size ? size : mixed[i & 7];
-    char *p = bk_alloc(s);
-    if (!p) oom(s);
-    p[0] = (char)i;
-    escape(p);
-    bk_free(p);
-  }
+/* Pair i's object: allocated, its first byte written (as a program does
+   before it frees), kept from the optimizer. */
+static inline char *pair_object(void *(*alloc)(size_t), size_t size, long i) {
+  size_t s = size ? size : mixed[i & 7];
+  char *p = alloc(s);
+  if (!p) oom(s);
+  p[0] = (char)i;
+  escape(p);
+  return p;
 }
 
-static NOINLINE void pairs_ring(size_t size, long n) {
-  void *ring[64] = {0};
-  for (long i = 0; i < n; i++) {
-    size_t s = size ? size : mixed[i & 7];
-    char *p = bk_alloc(s);
-    if (!p) oom(s);
-    p[0] = (char)i;
-    escape(p);
-    if (ring[i & 63]) bk_free(ring[i & 63]);
-    ring[i & 63] = p;
+/* The pair loops, for an allocator's alloc and free (the cgc program also
+   has them for glibc's malloc, for the duel below). */
+#define PAIR_LOOPS(lifo, ring, ALLOC, FREE)                                                      \
+  static NOINLINE void lifo(size_t size, long n) {                                               \
+    for (long i = 0; i < n; i++) FREE(pair_object(ALLOC, size, i));                              \
+  }                                                                                              \
+  static NOINLINE void ring(size_t size, long n) {                                               \
+    void *r[64] = {0};                                                                           \
+    for (long i = 0; i < n; i++) {                                                               \
+      char *p = pair_object(ALLOC, size, i);                                                     \
+      if (r[i & 63]) FREE(r[i & 63]);                                                            \
+      r[i & 63] = p;                                                                             \
+    }                                                                                            \
+    for (int k = 0; k < 64; k++)                                                                 \
+      if (r[k]) FREE(r[k]);                                                                      \
   }
-  for (int k = 0; k < 64; k++)
-    if (ring[k]) bk_free(ring[k]);
-}
+
+PAIR_LOOPS(pairs_lifo, pairs_ring, bk_alloc, bk_free)
 
 static void bench_pair(size_t size, long n) {
   for (int v = 0; v < 2; v++) {
@@ -274,6 +282,49 @@ static void bench_pair(size_t size, long n) {
     report(m, "pair", v ? "ring" : "lifo", param, (double)n);
   }
 }
+
+#if defined(BACKEND_CGC)
+/* The duel: cgc's pairs and glibc's in one process, in alternating blocks
+   of n / 101 pairs (101 of each), and the median of the per-block ratios.
+   Both allocators see the same machine at nearly the same moment, so the
+   ratio holds still on a machine whose speed drifts from run to run. */
+PAIR_LOOPS(malloc_lifo, malloc_ring, malloc, free)
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void bench_duel(size_t size, long n) {
+  enum { BLOCKS = 101 };
+  long per = n / BLOCKS;
+  for (int v = 0; v < 2; v++) {
+    void (*fc)(size_t, long) = v ? pairs_ring : pairs_lifo;
+    void (*fg)(size_t, long) = v ? malloc_ring : malloc_lifo;
+    double r[BLOCKS], c[BLOCKS], g[BLOCKS];
+    fc(size, per);
+    fg(size, per);
+    for (int k = 0; k < BLOCKS; k++) {
+      uint64_t t0 = now_ns();
+      fc(size, per);
+      uint64_t t1 = now_ns();
+      fg(size, per);
+      uint64_t t2 = now_ns();
+      c[k] = (double)(t1 - t0) / (double)per;
+      g[k] = (double)(t2 - t1) / (double)per;
+      r[k] = c[k] / g[k];
+    }
+    qsort(r, BLOCKS, sizeof r[0], cmp_double);
+    qsort(c, BLOCKS, sizeof c[0], cmp_double);
+    qsort(g, BLOCKS, sizeof g[0], cmp_double);
+    printf("RESULT bench=duel alloc=cgc variant=%s param=%s units=%ld cgc_ns=%.2f glibc_ns=%.2f ratio=%.3f q1=%.3f "
+           "q3=%.3f\n",
+           v ? "ring" : "lifo", size ? (size == 32 ? "32B" : "other") : "mixed", per * BLOCKS, c[BLOCKS / 2],
+           g[BLOCKS / 2], r[BLOCKS / 2], r[BLOCKS / 4], r[3 * BLOCKS / 4]);
+    fflush(stdout);
+  }
+}
+#endif
 
 /* ---- nodes ------------------------------------------------------------------------- */
 
@@ -422,6 +473,7 @@ static void usage(void) {
           "       free_%s pair [-s size] [-n pairs]\n"
           "       free_%s nodes [-n nodes] [-r rounds]\n"
           "       free_cgc allocpath [-n allocs] [-f]   (-f: with free traffic)\n"
+          "       free_cgc duel [-s size] [-n pairs]      (cgc's pairs against glibc's, interleaved)\n"
           "       free_cgc calls [-n calls]\n",
           NAME, NAME, NAME);
   exit(2);
@@ -463,6 +515,8 @@ int main(int argc, char **argv) {
 #if defined(BACKEND_CGC)
   } else if (strcmp(bench, "allocpath") == 0) {
     bench_allocpath(n ? n : 20000000L, flag);
+  } else if (strcmp(bench, "duel") == 0) {
+    bench_duel(size, n ? n : 20200000L);
   } else if (strcmp(bench, "calls") == 0) {
     long k = n ? n : 1000000L;
     alloc_drop_loop(k);

@@ -260,6 +260,27 @@ tables() { # metric
 }
 { tables "$METRIC"; [ "$METRIC" = wall ] && tables cpu || tables wall; } | tee -a "$SUMMARY"
 
+# ----------------------------------------------------------------- duel ---
+# cgc's pairs against glibc's in one process, alternating blocks: the ratio
+# of two allocators measured at nearly the same moment (bench_free.c).
+case " $BENCHES " in
+  *" pair "*)
+    {
+      echo
+      echo "Allocate + free pairs, interleaved in one process (101 blocks of each; wall-clock ns per pair)"
+      printf "%-7s %-5s %8s %8s %12s %-10s %18s\n" size order cgc glibc cgc/glibc "target<=1" "quartiles of ratio"
+      for s in 32 0; do
+        out=$(timeout "$RUN_TIMEOUT" "$BIN/free_cgc" duel -s $s -n $((20200000 / SCALE)) 2>&1)
+        echo "$out" | grep '^RESULT' >>"$RESULTS"
+        echo "$out" | grep '^RESULT' | while read -r line; do
+          val() { echo "$line" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+          printf "%-7s %-5s %8s %8s %12s %-10s %18s\n" "$(val param)" "$(val variant)" "$(val cgc_ns)" "$(val glibc_ns)" \
+            "$(val ratio)" "$(verdict "$(val ratio)" "<=" 1.0)" "$(val q1)..$(val q3)"
+        done
+      done
+    } | tee -a "$SUMMARY" ;;
+esac
+
 # ------------------------------------------------------------ callgrind ---
 if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
   CG=$BUILD_DIR/callgrind-free

@@ -684,25 +684,29 @@ static struct cgc_weak **static_find(uintptr_t p, bool create) {
   return &static_tab[h].handle;
 }
 
+/* Close the holes removals left in the probe chains, in place (it runs in
+   the collection's pause, so it must not fail): every entry moves to the
+   first empty slot of its chain before it, and passes repeat until none
+   moves.  Each move shortens an entry's chain, so this ends; when a pass
+   moves nothing, no chain has a hole.  Usually one pass, two at most in
+   practice. */
 static void static_rehash_after_removals(void) {
-  /* Rebuild in place (used after a collection removed dead handles). */
-  if (!static_cap) return;
-  static_weak_t *old = static_tab;
-  size_t cap = static_cap;
-  static_tab = _cgc_os_map(cap * sizeof *old);
-  if (!static_tab) {
-    static_tab = old;
-    return;
-  }
-  static_n = 0;
-  for (size_t i = 0; i < cap; i++)
-    if (old[i].handle) {
-      size_t h = static_hash(old[i].key, cap);
-      while (static_tab[h].handle) h = (h + 1) & (cap - 1);
-      static_tab[h] = old[i];
-      static_n++;
+  size_t n = 0;
+  for (size_t i = 0; i < static_cap; i++) n += static_tab[i].handle != NULL;
+  static_n = n;
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (size_t i = 0; i < static_cap; i++) {
+      if (!static_tab[i].handle) continue;
+      size_t h = static_hash(static_tab[i].key, static_cap);
+      while (h != i && static_tab[h].handle) h = (h + 1) & (static_cap - 1);
+      if (h == i) continue;
+      static_tab[h] = static_tab[i];
+      static_tab[i].handle = NULL;
+      static_tab[i].key = 0;
+      moved = true;
     }
-  _cgc_os_unmap(old, cap * sizeof *old);
+  }
 }
 
 cgc_weak_t cgc_weak_make(void *ptr) {

@@ -39,7 +39,7 @@ specials_cases(PROGRAM specials_finalizer CASES basic resurrect order both cycle
 # Weak handles: identity, clearing (before and inside callbacks, for ever),
 # handles collected, static storage, use during concurrent collections.
 specials_program(specials_weak)
-specials_cases(PROGRAM specials_weak CASES identity death callbacks collected static concurrent handle_fin)
+specials_cases(PROGRAM specials_weak CASES identity death callbacks collected static static_many concurrent handle_fin)
 specials_cases(PROGRAM specials_weak CASES before ENV "CGC_DEBUG=cleanups=manual")
 
 # cgc_free of objects with specials: weak handles NULL, then everything runs on
