@@ -88,7 +88,7 @@ cgc_tcache_t *_cgc_tcache_init(void) {
 static bool take_locked(cgc_tcache_t *tc, unsigned sc, cgc_span_t *s, bool dirty) {
   if (s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed)) return false;
   void **list = dirty ? &tc->dirty[sc] : &tc->free[sc];
-  cgc_assert(tc->free[sc] == NULL && tc->dirty[sc] == NULL); /* tc->pushed restarts with both */
+  cgc_assert(tc->free[sc] == NULL && tc->dirty[sc] == NULL); /* pushed_at_take restarts the count with both */
   s->owner = tc;
   tc->span[sc] = s;
   tc->pushed_at_take[0][sc] = tc->pushed[0][sc];

@@ -221,7 +221,7 @@ typedef struct {
 typedef struct {
   /* Set once at init. */
   _Atomic int initialized;
-  uint64_t key;                 /* free-list link key (top byte: CGC_LINK_TAG_MIN.., see _cgc_link_key) */
+  uint64_t key;                 /* free-list link key (top byte: a tag, 0xF5..0xFE; _cgc_init_slow) */
   uint64_t start_ns;
   int ncpus;
   int suspend_signal;
