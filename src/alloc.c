@@ -598,16 +598,14 @@ static void free_resolved(obj_ref_t r, void *p) {
 static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_free", p), p); }
 
 /* a is the start of slot idx of small span s and its first word is not a
-   free-list link (I3: a live object's first word would have to equal a
-   random key XOR a heap address). */
+   free-list link (its top byte is not the key's tag: _cgc_word0_may_link). */
 static inline bool small_slot_start(cgc_span_t *s, uintptr_t a, uint32_t idx) {
   return _cgc_slot_base(s, idx) == a && !_cgc_word0_may_link(a) && s->nelems > 1;
 }
 
 /* The cheap half of resolve_base for a small object: p is a slot start
-   whose first word is not a free-list link (I3: a live object's first word
-   would have to equal a random key XOR a heap address) and the last
-   collection did not find it dead.  False sends the caller to resolve_base,
+   whose first word is not a free-list link and the last collection did not
+   find it dead.  False sends the caller to resolve_base,
    which diagnoses. */
 static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
   *idx = _cgc_slot_index(s, a);
@@ -622,8 +620,11 @@ static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
 static inline bool hint_holds(cgc_span_t *s, uintptr_t a) {
   return s && atomic_load_explicit(&s->state, memory_order_acquire) == CGC_SPAN_SMALL && a - s->base < s->limit - s->base;
 }
+static inline cgc_span_t **free_hint(cgc_tcache_t *tc, uintptr_t a) {
+  return &tc->free_span[(a >> CGC_PAGE_SHIFT) & 15];
+}
 static inline cgc_span_t *span_of_hinted(cgc_tcache_t *tc, uintptr_t a) {
-  cgc_span_t **hint = &tc->free_span[(a >> CGC_PAGE_SHIFT) & 15];
+  cgc_span_t **hint = free_hint(tc, a);
   cgc_span_t *s = *hint;
   if (cgc_unlikely(!hint_holds(s, a))) {
     s = _cgc_span_of(a);
@@ -642,6 +643,18 @@ static CGC_NOINLINE void free_valid(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t a
   else push_slot_to(tc, s, a, size, false);
 }
 
+/* The inline paths' test of a in small span s (found, not yet checked to be
+   a slot start): the start of a live object without specials, whose first
+   word is not a free-list link and that the last collection did not find
+   dead, with checkfree off.  small_live_fast, but a "found dead" answer is
+   false here, to be confirmed out of line (_cgc_found_dead), so that
+   nothing here makes a call. */
+static CGC_ALWAYS_INLINE bool plain_small(cgc_span_t *s, uintptr_t a) {
+  uint32_t idx = _cgc_slot_index(s, a);
+  uint32_t c = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
+  return small_slot_start(s, a, idx) && !_cgc_unmarked_unswept(s, idx, c) && !s->specials && !_cgc_g.opt.checkfree;
+}
+
 /* cgc_free of a, in span s (found, not yet checked to be a slot start).
    The common case (a small object's start of at most ZERO_INLINE_MAX bytes,
    without specials, whose first word is not a free-list link and that the
@@ -649,12 +662,7 @@ static CGC_NOINLINE void free_valid(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t a
    call but tail calls, so it saves no registers; everything else goes to
    free_valid, and every diagnosis to free_slow. */
 static CGC_ALWAYS_INLINE void free_in_span(cgc_tcache_t *tc, cgc_span_t *s, uintptr_t a) {
-  uint32_t idx = _cgc_slot_index(s, a);
-  uint32_t c = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
-  /* small_live_fast, but a "found dead" answer goes to free_slow to be
-     confirmed (_cgc_found_dead), so that nothing here makes a call. */
-  if (cgc_unlikely(!small_slot_start(s, a, idx) || _cgc_unmarked_unswept(s, idx, c) || s->specials ||
-                   _cgc_g.opt.checkfree)) {
+  if (cgc_unlikely(!plain_small(s, a))) {
     free_slow((void *)a); /* diagnoses, or confirms a collection's verdict (_cgc_found_dead) */
     return;
   }
@@ -672,7 +680,7 @@ static CGC_ALWAYS_INLINE void free_in_span(cgc_tcache_t *tc, cgc_span_t *s, uint
 static CGC_NOINLINE void free_unhinted(cgc_tcache_t *tc, uintptr_t a) {
   cgc_span_t *s = _cgc_span_of(a);
   if (cgc_unlikely(!s)) bad_pointer("cgc_free", (void *)a);
-  if (tc != &_cgc_empty_tcache) tc->free_span[(a >> CGC_PAGE_SHIFT) & 15] = s;
+  if (tc != &_cgc_empty_tcache) *free_hint(tc, a) = s;
   free_in_span(tc, s, a);
 }
 
@@ -680,7 +688,7 @@ void cgc_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   if (!a) return;
   cgc_tcache_t *tc = _cgc_tc;
-  cgc_span_t *s = tc->free_span[(a >> CGC_PAGE_SHIFT) & 15];
+  cgc_span_t *s = *free_hint(tc, a);
   if (cgc_unlikely(!hint_holds(s, a))) {
     free_unhinted(tc, a);
     return;
@@ -793,20 +801,15 @@ static CGC_ALWAYS_INLINE void *move_noscan(cgc_tcache_t *tc, cgc_span_t *s, uint
 void *cgc_realloc(void *p, size_t size) {
   uintptr_t a = (uintptr_t)p;
   cgc_tcache_t *tc = _cgc_tc;
-  cgc_span_t *s = tc->free_span[(a >> CGC_PAGE_SHIFT) & 15];
-  if (cgc_likely(size - 1 < CGC_MAX_SMALL && hint_holds(s, a) && s->noscan)) {
-    uint32_t idx = _cgc_slot_index(s, a);
-    uint32_t c = atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_acquire);
-    if (cgc_likely(small_slot_start(s, a, idx) && !_cgc_unmarked_unswept(s, idx, c) && !s->specials &&
-                   !_cgc_g.opt.checkfree)) {
-      size_t old = s->elemsize;
-      unsigned cls = _cgc_size_to_class(size);
-      size_t fit = _cgc_class_size[cls];
-      if (size <= old && fit * 2 > old) return p;
-      unsigned sc = (cls << 1) | 1u;
-      void **head = tc->dirty[sc] ? &tc->dirty[sc] : &tc->free[sc];
-      if (cgc_likely(*head != NULL)) return move_noscan(tc, s, a, pop_slot(tc, head, fit), CGC_MIN(old, size), old);
-    }
-  }
-  return realloc_slow(p, size);
+  cgc_span_t *s = *free_hint(tc, a);
+  if (cgc_unlikely(size - 1 >= CGC_MAX_SMALL || !hint_holds(s, a) || !s->noscan || !plain_small(s, a)))
+    return realloc_slow(p, size);
+  size_t old = s->elemsize;
+  unsigned cls = _cgc_size_to_class(size);
+  size_t fit = _cgc_class_size[cls];
+  if (size <= old && fit * 2 > old) return p;
+  unsigned sc = (cls << 1) | 1u;
+  void **head = tc->dirty[sc] ? &tc->dirty[sc] : &tc->free[sc];
+  if (cgc_unlikely(*head == NULL)) return realloc_slow(p, size);
+  return move_noscan(tc, s, a, pop_slot(tc, head, fit), CGC_MIN(old, size), old);
 }

@@ -574,14 +574,15 @@ static void premark_flush(cgc_span_t *s, uint32_t word, uint64_t bits) {
   _cgc_g.premarked_bytes += (uint64_t)__builtin_popcountll(bits & ~old) * s->elemsize;
 }
 
-/* The rest of a thread list from slot p on is still the owned span s's list
-   as the thread took it (slots in address order, popped from the front), so
-   it is exactly the slots s->listed has from p's on: premark them all at
-   once.  False if p is not in s (cannot happen; the caller then walks). */
+/* Mark word wd of s's listed slots, from slot first on. */
 static inline uint64_t listed_from(const cgc_span_t *s, uint32_t wd, uint32_t first) {
   return s->listed[wd] & (wd == first / 64 ? ~0ull << (first % 64) : ~0ull);
 }
 
+/* The rest of a thread list from slot p on is still the owned span s's list
+   as the thread took it (slots in address order, popped from the front), so
+   it is exactly the slots s->listed has from p's on: premark them all at
+   once.  False if p is not in s (cannot happen; the caller then walks). */
 static bool premark_taken(cgc_span_t *s, uintptr_t p, uint32_t epoch) {
   if (!s || p - s->base >= s->limit - s->base) return false;
   uint32_t first = _cgc_slot_index(s, p);

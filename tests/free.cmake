@@ -87,19 +87,14 @@ cgc_abort_test(free_abort_usable_size_collected PROGRAM free_abort CASE usable_s
   REGEX "cgc: cgc_usable_size: ${_hex} is not an allocated object .*unreachable at the last collection")
 # A handle that is no arena (room in what would be its bump regions): the
 # inline path must not bump-allocate in it.
-foreach(case arena_alloc:arena_alloc_bogus arena_alloc_noscan:arena_alloc_noscan_bogus)
-  string(REPLACE ":" ";" pair ${case})
-  list(GET pair 0 fn)
-  list(GET pair 1 name)
-  cgc_abort_test(free_abort_${name} PROGRAM free_abort CASE ${name}
+foreach(fn arena_alloc arena_alloc_noscan)
+  cgc_abort_test(free_abort_${fn}_bogus PROGRAM free_abort CASE ${fn}_bogus
     REGEX "cgc: cgc_${fn}: ${_hex} is not an arena made by cgc_arena_new")
 endforeach()
 # checkfree: a quarantined object is refused by every call that takes a
 # live object, not only by a second cgc_free.
-foreach(case realloc:checkfree_realloc_inplace realloc:checkfree_realloc_large usable_size:checkfree_usable_size)
-  string(REPLACE ":" ";" pair ${case})
-  list(GET pair 0 fn)
-  list(GET pair 1 name)
-  cgc_abort_test(free_abort_${name} PROGRAM free_abort CASE ${name} ENV "CGC_DEBUG=checkfree=1"
+foreach(case realloc_inplace realloc_large usable_size)
+  string(REGEX REPLACE "_(inplace|large)$" "" fn ${case}) # the call: realloc or usable_size
+  cgc_abort_test(free_abort_checkfree_${case} PROGRAM free_abort CASE checkfree_${case} ENV "CGC_DEBUG=checkfree=1"
     REGEX "cgc: cgc_${fn}: ${_hex} is not an allocated object \\(double free: it was freed already and is in the checkfree quarantine")
 endforeach()
