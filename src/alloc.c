@@ -309,7 +309,7 @@ cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan, bool zero) {
    machine's memory would exhaust it on metadata (32 TiB: 32 GiB of page-map
    words) instead of failing.  Cap it at 16 times the RAM (the metadata then
    stays under 2% of it), or LARGE_MAX. */
-static size_t large_max(void) {
+size_t _cgc_large_max(void) {
   static _Atomic size_t cap;
   size_t c = atomic_load_explicit(&cap, memory_order_relaxed);
   if (cgc_unlikely(!c)) {
@@ -321,7 +321,7 @@ static size_t large_max(void) {
 }
 
 static void *alloc_large(size_t size, int noscan, bool zero) {
-  if (size > large_max()) {
+  if (size > _cgc_large_max()) {
     errno = ENOMEM;
     return NULL;
   }
@@ -704,7 +704,7 @@ void cgc_free(void *p) {
    they are cleared sees their old bytes, which can only retain memory).
    False: s is unchanged and the object must move. */
 static CGC_NOINLINE bool resize_large(cgc_span_t *s, void *p, size_t size, int noscan) {
-  if (size > large_max()) return false;
+  if (size > _cgc_large_max()) return false;
   size_t have = s->npages, npages = CGC_ALIGN_UP(size, CGC_PAGE_SIZE) >> CGC_PAGE_SHIFT;
   size_t old = have * CGC_PAGE_SIZE, bytes = npages * CGC_PAGE_SIZE;
   if (npages < have) {

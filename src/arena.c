@@ -45,7 +45,6 @@
 
 #define CHUNK_MIN ((size_t)64 << 10)
 #define CHUNK_MAX ((size_t)4 << 20)
-#define ARENA_MAX_REQUEST ((size_t)1 << (CGC_ADDR_BITS - 2))
 #define HANDLE_DELAY 64 /* freed handles wait this long before reuse */
 #define HANDLES_FIRST_BLOCK 64
 
@@ -219,7 +218,7 @@ static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int nosca
   uint32_t id = a->id;
   pthread_mutex_unlock(&arena_lock);
   if (size == 0) size = 1;
-  if (size > ARENA_MAX_REQUEST) {
+  if (size > _cgc_large_max()) { /* as for cgc_alloc: the page map's words would exhaust memory first */
     errno = ENOMEM;
     return NULL;
   }
@@ -258,6 +257,11 @@ static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int nosca
   a->bytes += bytes;
   atomic_fetch_add_explicit(&live_bytes, bytes, memory_order_relaxed);
   void *r;
+  /* Regular chunks double with every chunk taken, own ones included: an
+     arena whose requests all take chunks of their own (above a quarter of
+     the next size) reaches regular chunks that hold several of them,
+     instead of a page-heap visit and a page-rounded chunk per request. */
+  a->next_size[noscan] = CGC_MIN(next * 2, CHUNK_MAX);
   if (own) {
     c->used = c->base + sz;
     r = (void *)c->base;
@@ -268,19 +272,22 @@ static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int nosca
     r = (void *)c->base;
     __atomic_store_n(curp, c->base + sz, __ATOMIC_RELAXED);
     *endp = c->end;
-    a->next_size[noscan] = CGC_MIN(next * 2, CHUNK_MAX);
   }
   pthread_mutex_unlock(&arena_lock);
   return r;
 }
 
+/* A NULL handle (cgc_arena_new failed, unchecked) goes to the slow path,
+   which reports it, like any other pointer that is not an arena. */
 void *cgc_arena_alloc(cgc_arena_t *a, size_t size) {
+  if (cgc_unlikely(!a)) return alloc_slow(a, size, 0, "cgc_arena_alloc");
   void *p = bump(a, &a->cur, a->end, size);
   if (cgc_likely(p != NULL)) return p;
   return alloc_slow(a, size, 0, "cgc_arena_alloc");
 }
 
 void *cgc_arena_alloc_noscan(cgc_arena_t *a, size_t size) {
+  if (cgc_unlikely(!a)) return alloc_slow(a, size, 1, "cgc_arena_alloc_noscan");
   void *p = bump(a, &a->ncur, a->nend, size);
   if (cgc_likely(p != NULL)) return p;
   return alloc_slow(a, size, 1, "cgc_arena_alloc_noscan");

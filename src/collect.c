@@ -29,7 +29,8 @@ static CGC_STATE pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static CGC_STATE _Atomic int limit_gc_cycle = -1; /* cycle of the last memory-limit collection */
 
 void _cgc_specials_init(void) CGC_HIDDEN;
-void _cgc_mark_prepare(void) CGC_HIDDEN;
+bool _cgc_mark_prepare(void) CGC_HIDDEN;
+void _cgc_mark_init(void) CGC_HIDDEN;
 void _cgc_after_sweep(void) CGC_HIDDEN;
 
 /* ---- init ---------------------------------------------------------------------- */
@@ -71,6 +72,7 @@ void _cgc_init_slow(void) {
   atomic_store(&_cgc_g.mark_epoch, 1);
   _cgc_threads_init();
   _cgc_specials_init();
+  _cgc_mark_init();
   _cgc_update_goal();
   atomic_store_explicit(&_cgc_g.initialized, 1, memory_order_release);
   pthread_mutex_unlock(&init_lock);
@@ -228,7 +230,14 @@ void _cgc_collect(int reason, uint32_t expect_cycle) {
     }
     atomic_store(&_cgc_g.gc_pending, 1);
     while (atomic_load(&_cgc_g.active_sweeps)) _cgc_os_yield();
-    _cgc_mark_prepare();
+    if (cgc_unlikely(!_cgc_mark_prepare())) {
+      /* No memory for the mark workers (mapped at init, so init could not
+         map them either): no collection; an allocation that needed one
+         fails with ENOMEM. */
+      atomic_store(&_cgc_g.gc_pending, 0);
+      pthread_mutex_unlock(&_cgc_g.gc_lock);
+      return;
+    }
     _cgc_roots_prepare();
     t_stop = _cgc_os_now_ns();
     _cgc_collect_lock_all();

@@ -420,6 +420,9 @@ void _cgc_list_splice(cgc_span_list_t *dst, cgc_span_list_t *src, uint8_t which)
 /* ---- allocation (alloc.c) ------------------------------------------------- */
 
 void *_cgc_alloc_slow(size_t size, int noscan) CGC_HIDDEN;
+/* The largest object or arena request: 16 times the RAM (the page map's
+   word per page would exhaust memory long before a larger one failed). */
+size_t _cgc_large_max(void) CGC_HIDDEN;
 /* The cheap half of _cgc_slot_looks_free: could the first word of the slot
    at base be a free-list link?  Every link's top byte is the key's (heap
    addresses are below 2^48), a byte that live data rarely holds there

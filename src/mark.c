@@ -60,7 +60,8 @@ typedef struct {
 } item_t;
 
 typedef struct {
-  size_t cap; /* power of two */
+  size_t cap;   /* power of two */
+  bool mapped;  /* a mapping of its own (grown), else part of mark_memory's */
   item_t items[];
 } dq_buf_t;
 
@@ -93,7 +94,10 @@ typedef struct {
 
 static dq_buf_t *dq_buf_new(size_t cap) {
   dq_buf_t *b = _cgc_os_map(sizeof(dq_buf_t) + cap * sizeof(item_t));
-  if (b) b->cap = cap;
+  if (b) {
+    b->cap = cap;
+    b->mapped = true;
+  }
   return b;
 }
 
@@ -528,16 +532,37 @@ static void *helper_main(void *arg) {
   return NULL;
 }
 
-static void workers_init(void) {
-  if (!workers) {
-    workers = _cgc_os_map(MAX_WORKERS * sizeof(worker_t));
-    if (!workers) _cgc_fatal("out of memory for mark workers");
-    for (int i = 0; i < MAX_WORKERS; i++) {
-      dq_buf_t *b = dq_buf_new(i < 8 ? DEQUE_INIT : 64);
-      if (!b) _cgc_fatal("out of memory for the mark deques");
-      atomic_store(&workers[i].buf, b);
-    }
+static size_t first_deque_cap(int i) { return i < 8 ? DEQUE_INIT : 64; }
+
+/* The workers and their first deque buffers, in one mapping.  Made at init
+   (_cgc_mark_init), so that the collection a program out of memory brings
+   on finds them there; false if it cannot be mapped.  Buffers grown later
+   are mapped one by one, and marking copes with failing to grow them (the
+   deques and the private stacks overflow into a rescan). */
+static bool mark_memory(void) {
+  if (workers) return true;
+  size_t bytes = CGC_ALIGN_UP(MAX_WORKERS * sizeof(worker_t), 64);
+  for (int i = 0; i < MAX_WORKERS; i++) bytes += sizeof(dq_buf_t) + first_deque_cap(i) * sizeof(item_t);
+  char *m = _cgc_os_map(bytes);
+  if (!m) return false;
+  worker_t *w = (worker_t *)m;
+  char *p = m + CGC_ALIGN_UP(MAX_WORKERS * sizeof(worker_t), 64);
+  for (int i = 0; i < MAX_WORKERS; i++) {
+    dq_buf_t *b = (dq_buf_t *)p;
+    b->cap = first_deque_cap(i);
+    b->mapped = false;
+    atomic_store(&w[i].buf, b);
+    p += sizeof(dq_buf_t) + b->cap * sizeof(item_t);
   }
+  workers = w;
+  return true;
+}
+
+void _cgc_mark_init(void) CGC_HIDDEN;
+void _cgc_mark_init(void) { (void)mark_memory(); }
+
+static bool workers_init(void) {
+  if (!mark_memory()) return false;
   int want = _cgc_g.opt.markworkers > 0 ? _cgc_g.opt.markworkers : _cgc_g.ncpus;
   want = CGC_MAX(1, CGC_MIN(want, MAX_WORKERS));
   /* Helpers are started before the world stops (creating threads takes locks
@@ -550,13 +575,14 @@ static void workers_init(void) {
   nworkers = helpers_started + 1;
   for (int i = 0; i < nworkers; i++)
     if (!workers[i].priv.items) pstack_grow(&workers[i].priv);
+  return true;
 }
 
 void _cgc_mark_workers_reset(void) { helpers_started = 0; }
 
 /* The collector calls this before stopping the world. */
-void _cgc_mark_prepare(void) CGC_HIDDEN;
-void _cgc_mark_prepare(void) { workers_init(); }
+bool _cgc_mark_prepare(void) CGC_HIDDEN;
+bool _cgc_mark_prepare(void) { return workers_init(); }
 
 /* ---- thread free lists (I4) -------------------------------------------------------- */
 
@@ -745,7 +771,7 @@ static void start_marking(void) {
 }
 
 void _cgc_mark(cgc_mark_result_t *res) {
-  if (!workers) workers_init();
+  cgc_assert(workers != NULL); /* _cgc_mark_prepare succeeded */
   start_marking();
   _cgc_g.premarked_bytes = 0;
   _cgc_threads_for_each(premark_thread, &workers[0]);
@@ -767,7 +793,8 @@ void _cgc_mark(cgc_mark_result_t *res) {
     res->marked_bytes += workers[i].marked_bytes;
     res->marked_objects += workers[i].marked_objects;
     for (int k = 0; k < workers[i].nretired; k++)
-      _cgc_os_unmap(workers[i].retired[k], sizeof(dq_buf_t) + workers[i].retired[k]->cap * sizeof(item_t));
+      if (workers[i].retired[k]->mapped)
+        _cgc_os_unmap(workers[i].retired[k], sizeof(dq_buf_t) + workers[i].retired[k]->cap * sizeof(item_t));
     workers[i].nretired = 0;
   }
   res->premarked_bytes = _cgc_g.premarked_bytes;

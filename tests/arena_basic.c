@@ -41,6 +41,17 @@ static void test_shapes(void) {
   errno = 0;
   CHECK(cgc_arena_alloc(a, (size_t)1 << 62) == NULL && errno == ENOMEM);
   CHECK(cgc_arena_alloc_noscan(a, SIZE_MAX) == NULL);
+  /* Beyond 16 times the RAM, as cgc_alloc: refused at once, not mapped
+     (the page map alone would take a word per page of it). */
+  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && psize > 0 && (uint64_t)pages * (uint64_t)psize < ((uint64_t)1 << 42)) {
+    size_t over = (size_t)1 << 63 >> __builtin_clzll((uint64_t)pages * (uint64_t)psize * 32);
+    uint64_t mapped = stats().mapped_bytes;
+    errno = 0;
+    CHECKF(cgc_arena_alloc_noscan(a, over) == NULL && errno == ENOMEM, "an arena request of %zu GiB was served",
+           over >> 30);
+    CHECK(stats().mapped_bytes <= mapped + ((uint64_t)1 << 30));
+  }
   cgc_arena_free(a);
   cgc_arena_free(NULL);
   cgc_arena_free(cgc_arena_new()); /* empty */
@@ -228,6 +239,27 @@ static void test_mid_requests(void) {
   cgc_arena_free(a);
 }
 
+/* A fresh arena whose requests each take a chunk of their own at first
+   (above a quarter of the next chunk size): chunks keep doubling, so they
+   soon hold many requests each, instead of one page-rounded chunk per
+   request for ever (16400 bytes: a 24 KiB chunk each, 150%). */
+static void test_own_chunk_growth(void) {
+  cgc_arena_t *a = cgc_arena_new();
+  uint64_t before = stats().arena_bytes;
+  size_t req = 0;
+  for (int i = 0; i < 4000; i++) {
+    size_t n = 16400 + (size_t)(i % 3) * 8;
+    char *p = i % 2 ? cgc_arena_alloc(a, n) : cgc_arena_alloc_noscan(a, n);
+    CHECK(p != NULL);
+    p[0] = p[n - 1] = 1;
+    req += n;
+  }
+  uint64_t grew = stats().arena_bytes - before;
+  CHECKF(grew <= req + req / 8 + (8u << 20), "arena_bytes grew by %llu KiB for %zu KiB of requests",
+         (unsigned long long)grew >> 10, req >> 10);
+  cgc_arena_free(a);
+}
+
 int main(void) {
   test_seed();
   cgc_init();
@@ -237,6 +269,7 @@ int main(void) {
   test_not_collected();
   test_many_arenas();
   test_mid_requests();
+  test_own_chunk_growth();
   printf("arena_basic: ok\n");
   return 0;
 }

@@ -1,7 +1,8 @@
 /* Out of memory under RLIMIT_AS (in a child process): allocation collects once
    more, then returns NULL with errno ENOMEM and never aborts; the heap keeps
    working, and once the memory is free again allocations succeed.  Large
-   objects and small objects, each in a child of its own. */
+   objects, small objects, threads, and arenas only (no collection before
+   the limit), each in a child of its own. */
 #include "core_util.h"
 
 #include <sys/resource.h>
@@ -19,11 +20,15 @@ typedef struct holder {
 
 static holder_t *g_holders;
 
-static void set_limit(void) {
+/* collect_first: one collection before the limit (else the first one runs
+   under it, out of memory). */
+static void set_limit_after(bool collect_first) {
   cgc_init();
-  void *warm = cgc_alloc(1000);
-  CHECK(warm != NULL);
-  cgc_collect();
+  if (collect_first) {
+    void *warm = cgc_alloc(1000);
+    CHECK(warm != NULL);
+    cgc_collect();
+  }
   uint64_t vs = vsize_bytes();
   struct rlimit rl;
   rl.rlim_cur = rl.rlim_max = (rlim_t)(vs + LIMIT_EXTRA);
@@ -32,6 +37,8 @@ static void set_limit(void) {
           (unsigned long long)(rl.rlim_cur >> 20), (unsigned long long)(vs >> 20),
           (unsigned long long)(LIMIT_EXTRA >> 20));
 }
+
+static void set_limit(void) { set_limit_after(true); }
 
 /* One allocation that may fail: on failure, there was a collection during
    the call, errno is ENOMEM, and NULL is returned. */
@@ -133,6 +140,47 @@ static void child_small(void) {
   alloc_again(16 * CORE_MIB, 32 * CORE_MIB);
 }
 
+/* A program that only uses arenas runs out of memory: arena allocation
+   brings on no collection, so the first one is the one the exhausted page
+   heap asks for, and it needs its mark workers' memory at once (mapped at
+   init, not then).  NULL and ENOMEM, no abort; after the arenas are freed
+   and a collection recycles their ranges, arenas work again. */
+static void child_arenas(void) {
+  set_limit_after(false);
+  static cgc_arena_t *arenas[4096];
+  size_t n = 0, got = 0;
+  for (;;) {
+    CHECK(n < sizeof arenas / sizeof arenas[0]);
+    cgc_arena_t *a = cgc_arena_new();
+    if (!a) {
+      CHECKF(errno == ENOMEM, "cgc_arena_new returned NULL with errno %d", errno);
+      break;
+    }
+    arenas[n++] = a;
+    errno = 0;
+    void *p = cgc_arena_alloc(a, 1000000);
+    if (!p) {
+      CHECKF(errno == ENOMEM, "cgc_arena_alloc returned NULL with errno %d, expected ENOMEM", errno);
+      break;
+    }
+    memset(p, 0x33, 4096);
+    got += 1000000;
+  }
+  fprintf(stderr, "arenas: %zu MiB in %zu arenas before ENOMEM\n", got >> 20, n);
+  CHECKF(got >= 64 * CORE_MIB, "only %zu MiB of arena memory under a %zu MiB allowance", got >> 20,
+         (size_t)(LIMIT_EXTRA >> 20));
+  for (size_t i = 0; i < n; i++) cgc_arena_free(arenas[i]);
+  cgc_collect();
+  cgc_arena_t *a = cgc_arena_new();
+  CHECK(a != NULL);
+  for (size_t i = 0; i < got / 2 / 1000000; i++) {
+    void *p = cgc_arena_alloc(a, 1000000);
+    CHECKF(p != NULL, "arena allocation failed after the arenas were freed (errno %d)", errno);
+    CHECK(all_zero(p, 4096));
+  }
+  cgc_arena_free(a);
+}
+
 /* Several threads run out of memory at the same time. */
 static holder_t *g_thr_holders[3];
 static core_event_t ev_go = CORE_EVENT_INIT;
@@ -205,6 +253,7 @@ int main(void) {
   run_child(child_large, "large objects");
   run_child(child_small, "small objects");
   run_child(child_threads, "threads");
+  run_child(child_arenas, "arenas only");
   printf("core_oom: ok\n");
   return 0;
 #endif

@@ -90,6 +90,10 @@ cgc_abort_test(free_abort_usable_size_collected PROGRAM free_abort CASE usable_s
 foreach(fn arena_alloc arena_alloc_noscan)
   cgc_abort_test(free_abort_${fn}_bogus PROGRAM free_abort CASE ${fn}_bogus
     REGEX "cgc: cgc_${fn}: ${_hex} is not an arena made by cgc_arena_new")
+  # A NULL handle (cgc_arena_new failed and the caller did not check): a
+  # message, not a segmentation fault.
+  cgc_abort_test(free_abort_${fn}_null PROGRAM free_abort CASE ${fn}_null
+    REGEX "cgc: cgc_${fn}: 0x0 is not an arena made by cgc_arena_new")
 endforeach()
 # checkfree: a quarantined object is refused by every call that takes a
 # live object, not only by a second cgc_free.

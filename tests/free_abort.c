@@ -110,6 +110,10 @@ int main(int argc, char **argv) {
                           (uintptr_t)room + sizeof room};
     if (strstr(c, "noscan")) g_keep = cgc_arena_alloc_noscan((cgc_arena_t *)fake, 16);
     else g_keep = cgc_arena_alloc((cgc_arena_t *)fake, 16);
+  } else if (strcmp(c, "arena_alloc_null") == 0) { /* cgc_arena_new's NULL, unchecked */
+    g_keep = cgc_arena_alloc(NULL, 16);
+  } else if (strcmp(c, "arena_alloc_noscan_null") == 0) {
+    g_keep = cgc_arena_alloc_noscan(NULL, 16);
   } else if (strcmp(c, "arena_free_heap") == 0) {
     cgc_arena_free((cgc_arena_t *)small);
 
