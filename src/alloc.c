@@ -353,7 +353,6 @@ void _cgc_tcache_release(cgc_tcache_t *tc) {
     tc->free[sc] = tc->dirty[sc] = NULL;
     if (tc->span[sc]) release_owned(tc, sc);
   }
-  _cgc_tcache_flush_counts(tc);
 }
 
 void _cgc_tcache_free_totals(const cgc_tcache_t *tc, uint64_t *bytes, uint64_t *objects) {

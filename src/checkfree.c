@@ -41,9 +41,21 @@ typedef struct {
   uintptr_t base; /* 0: empty */
   size_t size;
   uintptr_t ref;   /* reported reference (not on a stack), or 0 */
-  uintptr_t sref;  /* a reference on a stack, or 0 */
-  int ref_tid;     /* thread owning the stack of sref */
+  uintptr_t sref;  /* a reference on a stack, or one not ripe() yet, or 0 */
+  int ref_tid;     /* thread owning the stack of sref; 0: not on a stack */
+  const cgc_tcache_t *freer; /* the freeing thread's cache (metadata, never unmapped) */
+  uint64_t progress;         /* freer's progress() just after the free */
 } qent_t;
+
+/* How far a thread has run, as it counts it itself: its allocations and
+   frees.  A collection that finds it changed since a free knows the thread
+   got past the instructions after that free (g = NULL after cgc_free(g), the
+   store of cgc_realloc's result), in program order.  Exit zeroes both
+   (_cgc_tcache_flush_counts), which counts as progress too. */
+static uint64_t progress(const cgc_tcache_t *tc) {
+  return __atomic_load_n(&tc->alloc_objects, __ATOMIC_RELAXED) + __atomic_load_n(&tc->free_objects, __ATOMIC_RELAXED);
+}
+
 
 static CGC_STATE pthread_mutex_t cf_lock = PTHREAD_MUTEX_INITIALIZER;
 static CGC_STATE qent_t *tab;
@@ -118,12 +130,15 @@ bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) {
       _cgc_warn("checkfree: out of memory for the quarantine; freed objects are reused unchecked");
     return false;
   }
-  qent_t e = {base, size, 0, 0, 0};
+  /* Counted first, so that the progress recorded is the thread's own count
+     from now until it calls in again. */
+  _cgc_count_free(size);
+  const cgc_tcache_t *tc = _cgc_tc == &_cgc_empty_tcache ? NULL : _cgc_tc;
+  qent_t e = {base, size, 0, 0, 0, tc, tc ? progress(tc) : 0};
   put(tab, tab_cap, &e);
   tab_n++;
   pthread_mutex_unlock(&cf_lock);
   memset((void *)base, POISON, size);
-  _cgc_count_free(size);
   return true;
 }
 
@@ -171,6 +186,21 @@ static bool quarantined_marked(const qent_t *e) {
   return _cgc_slot_marked(s, s->nelems > 1 ? _cgc_slot_index(s, e->base) : 0);
 }
 
+/* May a reference to e found now be reported?  Another thread's
+   collection can stop the freeing thread between the free and the store
+   that drops the last reference (g = NULL; p = cgc_realloc(p, n)): that
+   reference is no use after free.  So it is reported only once the freeing
+   thread is the collecting one (it called in again after the free) or has
+   made progress since (progress()); until then the object stays
+   quarantined.  No count of collections can stand in for progress: a
+   thread stopped by back-to-back collections may not run a single
+   instruction in between.  A thread that never allocates or frees again
+   has its reference reported when it exits.  Unregistered threads are not
+   stopped by collections: their references are reported at once. */
+static bool ripe(const qent_t *e) {
+  return !e->freer || e->freer == _cgc_self->tc || progress(e->freer) != e->progress;
+}
+
 static void ref_cb(void *ctx, uintptr_t where, uintptr_t value) {
   (void)ctx;
   cgc_span_t *s = _cgc_span_of(value);
@@ -179,7 +209,7 @@ static void ref_cb(void *ctx, uintptr_t where, uintptr_t value) {
   qent_t *e = find(base);
   if (!e || e->ref) return;
   int tid = stack_thread(where);
-  if (!tid) {
+  if (!tid && ripe(e)) {
     e->ref = where;
   } else if (!e->sref) {
     e->sref = where;
@@ -246,7 +276,11 @@ void _cgc_checkfree_stw(void) {
       }
       keep++;
       if (_cgc_g.opt.gctrace) {
-        if (e->sref)
+        if (e->sref && !e->ref_tid)
+          _cgc_warn("checkfree: object %p (%zu bytes) freed with cgc_free is still referenced from %p, but its "
+                    "freeing thread has not run on since the free; kept in quarantine", (void *)e->base, e->size,
+                    (void *)e->sref);
+        else if (e->sref)
           _cgc_warn("checkfree: object %p (%zu bytes) freed with cgc_free is still referenced from the stack of "
                     "thread %d (at %p); kept in quarantine", (void *)e->base, e->size, e->ref_tid, (void *)e->sref);
         else
@@ -254,15 +288,19 @@ void _cgc_checkfree_stw(void) {
                     (void *)e->base, e->size);
       }
     }
-    /* Rehash the survivors in place: move each to a scratch copy first. */
-    qent_t *kept = keep ? _cgc_os_map(keep * sizeof *kept) : NULL;
-    size_t k = 0;
-    if (keep && !kept) _cgc_fatal("checkfree: out of memory");
-    for (size_t i = 0; i < tab_cap; i++)
-      if (tab[i].base) kept[k++] = tab[i];
-    memset(tab, 0, tab_cap * sizeof *tab);
-    for (size_t i = 0; i < k; i++) put(tab, tab_cap, &kept[i]);
-    if (kept) _cgc_os_unmap(kept, keep * sizeof *kept);
+    /* Close the holes the released entries left in the probe runs, in
+       place (no memory needed in the pause): take each survivor out and
+       put it back, starting after an empty slot (the load is at most 1/2),
+       so that the pass never cuts through a run that wraps around. */
+    size_t z = 0;
+    while (tab[z].base) z++;
+    for (size_t k = 1; k <= tab_cap; k++) {
+      qent_t *e = &tab[(z + k) & (tab_cap - 1)];
+      if (!e->base) continue;
+      qent_t moved = *e;
+      e->base = 0;
+      put(tab, tab_cap, &moved);
+    }
   } else {
     memset(tab, 0, tab_cap * sizeof *tab);
   }

@@ -448,11 +448,14 @@ cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan, bool zero) CGC_HIDDEN;
 /* Count an explicit free of bytes in the calling thread's statistics. */
 void _cgc_count_free(size_t bytes) CGC_HIDDEN;
 cgc_tcache_t *_cgc_tcache_init(void) CGC_HIDDEN;
-/* Give back the thread's cache (thread exit).  The world may not be stopped. */
+/* Give back the thread's cache (thread exit).  The world may not be stopped.
+   Its counts stay: thread_unregister flushes them (_cgc_tcache_flush_counts)
+   under threads_lock as it unlinks the thread. */
 void _cgc_tcache_release(cgc_tcache_t *tc) CGC_HIDDEN;
 /* Bytes and objects tc's thread gave back with cgc_free and cgc_realloc. */
 void _cgc_tcache_free_totals(const cgc_tcache_t *tc, uint64_t *bytes, uint64_t *objects) CGC_HIDDEN;
-/* Move tc's counts to the exited threads' totals and clear them. */
+/* Move tc's counts to the exited threads' totals and clear them; with
+   threads_lock held and the thread leaving the list in the same hold. */
 void _cgc_tcache_flush_counts(cgc_tcache_t *tc) CGC_HIDDEN;
 /* Flush pacing counters and maybe start a collection. */
 void _cgc_pacing_check(cgc_tcache_t *tc) CGC_HIDDEN;

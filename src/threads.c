@@ -92,6 +92,10 @@ cgc_thread_t *_cgc_thread_register_self(bool explicit_reg) {
 static void thread_unregister(cgc_thread_t *t) {
   _cgc_tcache_release(t->tc);
   pthread_mutex_lock(&_cgc_g.threads_lock);
+  /* The counts move to the exited totals and the thread leaves the list in
+     one step under threads_lock, which statistics and collections read them
+     under: else a reader between the two counts them twice. */
+  _cgc_tcache_flush_counts(t->tc);
   if (t->prev) t->prev->next = t->next;
   else _cgc_g.threads = t->next;
   if (t->next) t->next->prev = t->prev;

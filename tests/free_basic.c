@@ -128,6 +128,43 @@ static void test_stats_threads(void) {
          (unsigned long long)(bytes[0] + bytes[1] + bytes[2]));
 }
 
+/* The cumulative counts never go back, even read while threads exit: an
+   exiting thread's counts move to the exited totals as it leaves the
+   thread list, in one step (else a read in between counts them twice, and
+   the next read is lower). */
+static _Atomic int mono_stop;
+static void *short_lived(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 500; i++) cgc_free(cgc_alloc(32));
+  return NULL;
+}
+static void *spawner(void *arg) {
+  (void)arg;
+  while (!atomic_load(&mono_stop)) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, short_lived, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+  }
+  return NULL;
+}
+static void test_stats_monotonic(void) {
+  pthread_t t[2];
+  atomic_store(&mono_stop, 0);
+  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, spawner, NULL) == 0);
+  cgc_stats_t prev = stats();
+  uint64_t drops = 0;
+  for (int i = 0; i < 300000; i++) {
+    cgc_stats_t now = stats();
+    if (now.total_free_objects < prev.total_free_objects || now.total_free_bytes < prev.total_free_bytes ||
+        now.total_alloc_objects < prev.total_alloc_objects || now.total_alloc_bytes < prev.total_alloc_bytes)
+      drops++;
+    prev = now;
+  }
+  atomic_store(&mono_stop, 1);
+  for (int i = 0; i < 2; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  CHECKF(drops == 0, "%llu of 300000 statistics reads went back", (unsigned long long)drops);
+}
+
 /* Freed from another thread: the object lands on the freeing thread's list. */
 static void *free_here(void *arg) {
   void *p = arg;
@@ -643,6 +680,7 @@ int main(void) {
   test_realloc_noscan_refill();
   test_free_span_reuse();
   test_stats_threads();
+  test_stats_monotonic();
   test_bulk_free();
   test_realloc_large_in_place();
   printf("free_basic: ok\n");
