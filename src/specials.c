@@ -330,6 +330,19 @@ static CGC_STATE qchunk_t *q_first, *q_last, *q_spare; /* queue_lock; q_spare li
 static CGC_STATE size_t q_nspare;                       /* queue_lock */
 static CGC_STATE uint64_t q_pushed, q_done;            /* queue_lock */
 static CGC_STATE size_t q_running;                     /* items taken and not finished: queue_lock */
+/* Items are taken in push order, so item k (counting pushes from 0) has
+   been taken once q_taken > k, and has finished unless a batch in flight
+   holds it.  A batch in flight is described by a record on its runner's
+   stack, linked here while it runs: cgc_wait_cleanups waits for the items
+   pushed before it by position, not by count (a count of finished items
+   would also count items pushed later that finished first). */
+typedef struct batch_rec {
+  uint64_t start;          /* the batch holds items [start, start + n) */
+  const void *owner;       /* its runner's &my_running (fork keeps its own) */
+  struct batch_rec *next;
+} batch_rec_t;
+static CGC_STATE uint64_t q_taken;                     /* queue_lock */
+static CGC_STATE batch_rec_t *q_inflight;              /* queue_lock */
 static CGC_STATE _Atomic uint32_t runner_kick;
 static CGC_STATE int runner_started;                   /* queue_lock */
 static CGC_STATE _Atomic uint64_t n_cleanups_run, n_finalizers_run;
@@ -357,7 +370,11 @@ static void q_push(void (*fn)(void *), void *arg, int finalizer) {
 }
 
 /* Take up to max items (queue_lock held). */
-static size_t q_take(work_t *out, size_t max) {
+static __thread size_t my_running;     /* items this thread took and has not finished */
+
+/* Take up to max items into out, in push order; a batch taken is recorded
+   in rec and linked in flight until run_work finishes it (queue_lock). */
+static size_t q_take(work_t *out, size_t max, batch_rec_t *rec) {
   size_t n = 0;
   while (n < max && q_first) {
     qchunk_t *c = q_first;
@@ -381,14 +398,28 @@ static size_t q_take(work_t *out, size_t max) {
     }
   }
   q_running += n;
+  if (n) {
+    rec->start = q_taken;
+    rec->owner = &my_running;
+    rec->next = q_inflight;
+    q_inflight = rec;
+    q_taken += n;
+  }
   return n;
 }
 
+/* Have all items pushed before the target-th finished?  (queue_lock) */
+static bool q_done_before(uint64_t target) {
+  if (q_taken < target) return false;
+  for (const batch_rec_t *r = q_inflight; r; r = r->next)
+    if (r->start < target) return false;
+  return true;
+}
+
 static CGC_STATE size_t q_waiters;              /* threads in cgc_wait_cleanups: queue_lock */
-static __thread size_t my_running;     /* items this thread took and has not finished */
 
 /* Run a batch taken with q_take; the bookkeeping is once per batch. */
-static void run_work(work_t *w, size_t n) {
+static void run_work(work_t *w, size_t n, batch_rec_t *rec) {
   size_t fins = 0;
   in_cleanup++;
   my_running += n;
@@ -401,6 +432,9 @@ static void run_work(work_t *w, size_t n) {
   atomic_fetch_add_explicit(&n_finalizers_run, fins, memory_order_relaxed);
   atomic_fetch_add_explicit(&n_cleanups_run, n - fins, memory_order_relaxed);
   pthread_mutex_lock(&queue_lock);
+  batch_rec_t **pp = &q_inflight;
+  while (*pp != rec) pp = &(*pp)->next;
+  *pp = rec->next;
   my_running -= n;
   q_running -= n;
   q_done += n;
@@ -418,12 +452,13 @@ size_t cgc_run_cleanups(void) {
   }
   size_t total = 0;
   work_t batch[64];
+  batch_rec_t rec;
   for (;;) {
     pthread_mutex_lock(&queue_lock);
-    size_t n = q_take(batch, 64);
+    size_t n = q_take(batch, 64, &rec);
     pthread_mutex_unlock(&queue_lock);
     if (!n) return total;
-    run_work(batch, n);
+    run_work(batch, n, &rec);
     total += n;
   }
 }
@@ -433,13 +468,14 @@ static void *runner_main(void *arg) {
   _cgc_os_set_thread_name("cgc-cleanup");
   _cgc_thread_register_self(true);
   work_t batch[64];
+  batch_rec_t rec;
   for (;;) {
     uint32_t seen = atomic_load(&runner_kick);
     pthread_mutex_lock(&queue_lock);
-    size_t n = q_take(batch, 64);
+    size_t n = q_take(batch, 64, &rec);
     pthread_mutex_unlock(&queue_lock);
     if (n) {
-      run_work(batch, n);
+      run_work(batch, n, &rec);
       continue;
     }
     while (atomic_load(&runner_kick) == seen) _cgc_os_wait(&runner_kick, seen);
@@ -478,13 +514,13 @@ void cgc_wait_cleanups(void) {
   }
   pthread_mutex_lock(&queue_lock);
   uint64_t target = q_pushed;
-  while (q_done < target) {
+  while (!q_done_before(target)) {
     if (_cgc_g.opt.cleanups_manual || !runner_started) {
       pthread_mutex_unlock(&queue_lock);
       size_t n = cgc_run_cleanups();
       pthread_mutex_lock(&queue_lock);
       if (n) continue;
-      if (q_done >= target) break;
+      if (q_done_before(target)) break;
       /* Others are running the rest. */
     }
     q_waiters++;
@@ -498,17 +534,20 @@ void cgc_wait_cleanups(void) {
 
 typedef enum { PTR_HEAP, PTR_STATIC } ptr_kind_t;
 
+static CGC_COLD _Noreturn void not_live(const char *fn, const void *ptr) {
+  _cgc_fatal("%s: %p is not a live object (freed with cgc_free?)", fn, ptr);
+}
+
 /* classify's slow path: ptr is not in a small or large span. */
 static CGC_NOINLINE ptr_kind_t classify_slow(const char *fn, const void *ptr) {
   cgc_span_t *any = _cgc_span_of_any((uintptr_t)ptr);
   if (any && atomic_load(&any->state) == CGC_SPAN_ARENA)
     _cgc_fatal("%s: %p points into an arena (arena memory is not collected)", fn, ptr);
   if (_cgc_os_is_static(ptr)) return PTR_STATIC;
+  /* Heap pages in no live span: a freed large object, or pages freed since. */
+  uintptr_t a = (uintptr_t)ptr;
+  if (a >= atomic_load(&_cgc_g.heap_lo) && a < atomic_load(&_cgc_g.heap_hi)) not_live(fn, ptr);
   _cgc_fatal("%s: %p is not in the collected heap or in static storage (malloc or stack memory?)", fn, ptr);
-}
-
-static CGC_COLD _Noreturn void not_live(const char *fn, const void *ptr) {
-  _cgc_fatal("%s: %p is not a live object (freed with cgc_free?)", fn, ptr);
 }
 
 /* Classify ptr for call fn: a heap object (span/idx set), static storage, or
@@ -1060,6 +1099,10 @@ void _cgc_specials_fork_child(void) {
   runner_started = 0;
   q_done += q_running - my_running;
   q_running = my_running;
+  for (batch_rec_t **pp = &q_inflight; *pp;) {
+    if ((*pp)->owner != &my_running) *pp = (*pp)->next; /* another thread's: done, as far as the child goes */
+    else pp = &(*pp)->next;
+  }
   q_waiters = 0;
   pthread_cond_init(&queue_cond, NULL);
 }

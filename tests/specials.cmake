@@ -29,7 +29,7 @@ endfunction()
 # never for a live object; manual mode.
 specials_program(specials_cleanup)
 specials_cases(PROGRAM specials_cleanup CASES basic cycle arg static stop stop_inside thread live pacing)
-specials_cases(PROGRAM specials_cleanup CASES manual unregistered ENV "CGC_DEBUG=cleanups=manual")
+specials_cases(PROGRAM specials_cleanup CASES manual unregistered wait_order ENV "CGC_DEBUG=cleanups=manual")
 
 # Finalizers: once, with the object; resurrection; A-reaches-B ordering; with
 # cleanups; cycles never finalized; return values; nothing at exit.
@@ -108,4 +108,6 @@ foreach(call cleanup:cgc_add_cleanup finalizer:cgc_set_finalizer weak:cgc_weak_m
     REGEX "cgc: ${fn}: 0x[0-9a-f]+ is not a live object")
   cgc_abort_test(specials_misuse_${kind}_freed_checkfree PROGRAM specials_misuse CASE ${kind}_freed
     ENV "CGC_DEBUG=checkfree=1" REGEX "cgc: ${fn}: 0x[0-9a-f]+ is not a live object")
+  cgc_abort_test(specials_misuse_${kind}_freed_large PROGRAM specials_misuse CASE ${kind}_freed_large
+    REGEX "cgc: ${fn}: 0x[0-9a-f]+ is not a live object")
 endforeach()

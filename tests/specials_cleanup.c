@@ -24,11 +24,15 @@
  *   unregistered (manual mode) cgc_run_cleanups on a thread that unregistered
  *                itself: the arguments of the batch it took stay alive through
  *                collections while the batch runs
+ *   wait_order   (manual mode) cgc_wait_cleanups waits for the cleanups queued
+ *                before it by position: a batch another thread holds keeps it
+ *                waiting even when more cleanups queued after it finish first
  *   pacing       cleanup records count like heap objects: stopping many
  *                cleanups after a collection does not push the next paced
  *                collection past the goal the statistics report
  */
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 
 #include "specials_util.h"
 
@@ -718,6 +722,96 @@ static void test_pacing(void) {
   free(h);
 }
 
+/* ---- wait_order: cgc_wait_cleanups waits for what was queued before it --------------- */
+
+/* Manual mode.  A runner thread takes the X cleanups (one batch) and holds
+   them: the first blocks.  The main thread then waits; its wait runs G (queued
+   after the X batch was taken, before the wait began), and G queues and runs
+   many Y cleanups, pushed after the wait began.  The wait must not return
+   before the X batch finishes: the Ys finishing first must not count.  The
+   X batch is let go (by a watcher thread) only once the main thread has gone
+   back to waiting after G, or has returned. */
+#define WO_X 32
+#define WO_Y 200
+static _Atomic int wo_x_blocked, wo_x_go, wo_x_finished, wo_g_once, wo_y_ran, wo_y_done, wo_returned;
+static _Atomic pid_t wo_main_tid;
+
+static void wo_x(void *a) {
+  (void)a;
+  if (atomic_exchange(&wo_x_blocked, 1) == 0)
+    while (!atomic_load(&wo_x_go)) sched_yield();
+  atomic_fetch_add(&wo_x_finished, 1);
+}
+static void wo_y(void *a) {
+  (void)a;
+  atomic_fetch_add(&wo_y_ran, 1);
+}
+static NOINLINE void wo_make(int n, void (*fn)(void *)) {
+  for (int i = 0; i < n; i++) cgc_add_cleanup(cgc_alloc(32), fn, NULL);
+}
+static void wo_g(void *a) {
+  (void)a;
+  if (atomic_exchange(&wo_g_once, 1)) return;
+  wo_make(WO_Y, wo_y);
+  clear_stack();
+  cgc_collect(); /* queues the Ys, after the wait took its snapshot */
+  cgc_run_cleanups();
+  atomic_store(&wo_y_done, 1);
+}
+static void *wo_runner(void *arg) {
+  (void)arg;
+  return (void *)cgc_run_cleanups();
+}
+/* Is the main thread asleep in a futex (its wait's condition variable)? */
+static bool wo_main_sleeping(void) {
+  char path[64], buf[64] = {0};
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)atomic_load(&wo_main_tid));
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  bool r = fgets(buf, sizeof buf, f) && atol(buf) == SYS_futex && buf[0] != '-';
+  fclose(f);
+  return r;
+}
+static void *wo_watcher(void *arg) {
+  (void)arg;
+  while (!atomic_load(&wo_y_done) || !(atomic_load(&wo_returned) || wo_main_sleeping())) sched_yield();
+  atomic_store(&wo_x_go, 1);
+  return NULL;
+}
+
+static void test_wait_order(void) {
+  const char *dbg = getenv("CGC_DEBUG");
+  CHECKF(dbg && strstr(dbg, "cleanups=manual"), "run with CGC_DEBUG=cleanups=manual");
+  atomic_store(&wo_main_tid, (pid_t)syscall(SYS_gettid));
+  wo_make(WO_X, wo_x);
+  clear_stack();
+  cgc_collect();
+  cgc_collect();
+  uint64_t nx = stats().cleanups_queued;
+  CHECKF(nx >= 1 && nx <= 64, "%llu X cleanups queued", (unsigned long long)nx);
+  pthread_t runner, watcher;
+  CHECK(pthread_create(&runner, NULL, wo_runner, NULL) == 0);
+  while (!atomic_load(&wo_x_blocked)) sched_yield(); /* the runner holds the X batch */
+  CHECK(stats().cleanups_queued == nx);              /* taken, not finished */
+  for (int round = 0; stats().cleanups_queued == nx; round++) { /* queue a G */
+    CHECKF(round < 20, "no G cleanup got queued");
+    wo_make(4, wo_g);
+    clear_stack();
+    cgc_collect();
+  }
+  CHECK(pthread_create(&watcher, NULL, wo_watcher, NULL) == 0);
+  cgc_wait_cleanups();
+  int finished = atomic_load(&wo_x_finished);
+  atomic_store(&wo_returned, 1);
+  void *ran;
+  CHECK(pthread_join(watcher, NULL) == 0);
+  CHECK(pthread_join(runner, &ran) == 0);
+  CHECK(atomic_load(&wo_y_done) && atomic_load(&wo_y_ran) >= 1);
+  CHECKF((uint64_t)finished == nx, "cgc_wait_cleanups returned with %d of the %llu cleanups queued before it run",
+         finished, (unsigned long long)nx);
+  CHECK((uint64_t)(uintptr_t)ran == nx);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_cleanup CASE");
   const char *c = argv[1];
@@ -732,6 +826,7 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "live") == 0) test_live();
   else if (strcmp(c, "manual") == 0) test_manual();
   else if (strcmp(c, "unregistered") == 0) test_unregistered();
+  else if (strcmp(c, "wait_order") == 0) test_wait_order();
   else if (strcmp(c, "pacing") == 0) test_pacing();
   else {
     fprintf(stderr, "unknown case %s\n", c);

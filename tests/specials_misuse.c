@@ -88,11 +88,12 @@ int main(int argc, char **argv) {
       else if (c[0] == 'f') CHECK(cgc_set_finalizer(p, nop) == 0);
       else consume(cgc_weak_make(p));
     }
-  } else if (strcmp(c, "cleanup_freed") == 0 || strcmp(c, "finalizer_freed") == 0 ||
-             strcmp(c, "weak_freed") == 0) {
+  } else if (strncmp(c, "cleanup_freed", 13) == 0 || strncmp(c, "finalizer_freed", 15) == 0 ||
+             strncmp(c, "weak_freed", 10) == 0) {
     /* Freed with cgc_free (also under checkfree, where it is quarantined,
-       poisoned and on no free list). */
-    char *f = cgc_alloc(100);
+       poisoned and on no free list); _large: a large object, whose pages
+       went back to the page heap. */
+    char *f = cgc_alloc(strstr(c, "_large") ? 100000 : 100);
     cgc_free(f);
     if (c[0] == 'c') cgc_add_cleanup(f, nop, NULL);
     else if (c[0] == 'f') CHECK(cgc_set_finalizer(f, nop) == 0);
