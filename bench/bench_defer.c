@@ -233,6 +233,16 @@ static void time_all(int runs) {
          last_min / 1000.0);
 }
 
+/* Defers per frame for dyn and direct: 1..1024 (the slots they write). */
+static int per_frame(int argc, char **argv) {
+  int m = argc > 3 ? atoi(argv[3]) : 8;
+  if (m < 1 || m > (int)(sizeof slots / sizeof *slots)) {
+    fprintf(stderr, "bench_defer: defers per frame must be 1..%zu\n", sizeof slots / sizeof *slots);
+    exit(2);
+  }
+  return m;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "time";
   long n = argc > 2 ? atol(argv[2]) : 1000000;
@@ -243,9 +253,9 @@ int main(int argc, char **argv) {
   } else if (!strcmp(mode, "defer")) {
     r = run_defer(n);
   } else if (!strcmp(mode, "dyn")) {
-    r = run_dyn(n, argc > 3 ? atoi(argv[3]) : 8);
+    r = run_dyn(n, per_frame(argc, argv));
   } else if (!strcmp(mode, "direct")) {
-    r = run_direct(n, argc > 3 ? atoi(argv[3]) : 8);
+    r = run_direct(n, per_frame(argc, argv));
   } else if (!strcmp(mode, "panic")) {
     r = run_panic(n);
   } else if (!strcmp(mode, "time")) {

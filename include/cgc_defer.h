@@ -134,20 +134,26 @@ CGC_API void cgc__frame_run(cgc__frame_t *f);
 #define CGC__FN(fn, arg)                                                          \
   ((void)sizeof((fn)(arg), 0), (void (*)(void *))(void (*)(void))(fn))
 
-/* Clang makes an unwind that escapes a cleanup run by a landing pad fatal (as
-   C++ does).  When a deferred call panics during a panic, the runtime resumes
-   such a frame right after that call instead, which needs the deferred
-   function to be a real call there, not inlined into the landing pad. */
-#if defined(__clang__) && defined(__x86_64__)
+/* A deferred function is always called, never inlined, and never
+   tail-called by the code that runs it:
+   - cgc_panic_value tells the deferred function itself from what it calls
+     by its frame; a block defer's function inlined into the deferred
+     function, or tail-called at its end, would take its place (and answer
+     for a panic on its normal exit).
+   - Clang makes an unwind that escapes a cleanup run by a landing pad fatal
+     (as C++ does).  When a deferred call panics during a panic, the runtime
+     resumes such a frame right after that call instead, which needs a real
+     call there.
+   The cost is an indirect call where a direct one, or inlining, was
+   possible. */
 #define CGC__CALL_OPAQUE(f) __asm__("" : "+r"(f))
-#else
-#define CGC__CALL_OPAQUE(f) ((void)0)
-#endif
+#define CGC__NO_TAIL_CALL() __asm__ volatile("")
 
 static inline __attribute__((always_inline)) void cgc__defer_run(cgc__rec_t *r) {
   void (*f)(void *) = r->fn;
   CGC__CALL_OPAQUE(f);
   f(r->arg);
+  CGC__NO_TAIL_CALL();
 }
 
 static inline __attribute__((always_inline)) void *cgc__link(cgc__frame_t *f, cgc__rec_t *rec,
@@ -172,6 +178,7 @@ static inline __attribute__((always_inline)) void cgc__bnode_exit(cgc__bnode_t *
   CGC__CALL_OPAQUE(f);
   cgc__defer_chain = n->f.prev;
   f(n->rec.arg);
+  CGC__NO_TAIL_CALL();
 }
 
 static inline __attribute__((always_inline)) void cgc__frame_exit(cgc__dframe_t *d) {

@@ -129,9 +129,17 @@ struct protect {
    records' arguments were cleared when popped, so they hold nothing alive. */
 static __thread struct cgc__chunk *spare[CHUNK_LEVELS];
 
+/* A frame whose normal exit is running its records (run_normal): a node on
+   run_normal's stack, linked while it runs. */
+struct exiting {
+  cgc__frame_t *f;
+  struct exiting *prev;
+};
+
 static __thread struct {
   struct protect *protect;
   struct panic *panic;
+  struct exiting *exiting;   /* innermost first; nodes lie on run_normal's stack */
   struct uncaught *uncaught;
   void *recovered;           /* value handed from panic_finish to cgc_protect */
 } ts;
@@ -206,8 +214,13 @@ static inline int pop_record(cgc__frame_t *f, cgc__rec_t *out) {
   }
 }
 
-/* Normal exit: run the records newest first. */
+/* Normal exit: run the records newest first.  The frame stays linked, and
+   is noted as exiting: if a record panics, the panic runs the rest of them
+   as soon as it has left run_normal, before the landing pads of the frame
+   holding f (whose older block defers must run after them). */
 static CGC_NOINLINE void run_normal(cgc__frame_t *f) {
+  struct exiting ex = {f, ts.exiting};
+  ts.exiting = &ex;
   /* Chunk segments: clear each argument, the chunk may be kept as a spare. */
   struct cgc__chunk *c;
   while ((c = f->chunk) != NULL) {
@@ -233,6 +246,7 @@ static CGC_NOINLINE void run_normal(cgc__frame_t *f) {
     if (cgc_unlikely(!fn)) null_defer();
     fn(arg);
   }
+  ts.exiting = ex.prev;
 }
 
 /* Run the records on behalf of panic p.  The runner is the boundary that a
@@ -273,9 +287,25 @@ static void run_chain_below(struct panic *p, uintptr_t limit) {
   }
 }
 
+/* A panic that has got past the run_normal calls whose nodes lie below sp:
+   the frames they were exiting run the rest of their records now, for it,
+   after the links inner to them. */
+static void run_exiting_below(struct panic *p, uintptr_t sp) {
+  struct exiting *ex;
+  while ((ex = ts.exiting) != NULL && (uintptr_t)ex < sp) {
+    ts.exiting = ex->prev;
+    run_chain_below(p, (uintptr_t)ex->f);
+    if (cgc__defer_chain == ex->f) {
+      run_panic(ex->f, p);
+      cgc__defer_chain = ex->f->prev;
+    }
+  }
+}
+
 /* Links and protects below the current stack pointer belong to frames that
    were left without running their exits (longjmp): forget them. */
 static void prune_stale(uintptr_t sp) {
+  while (ts.exiting && (uintptr_t)ts.exiting < sp) ts.exiting = ts.exiting->prev;
   while (cgc__defer_chain && (uintptr_t)cgc__defer_chain < sp)
     cgc__defer_chain = cgc__defer_chain->prev;
   while (ts.protect && (uintptr_t)ts.protect < sp) {
@@ -519,10 +549,12 @@ static CGC_COLD _Noreturn void panic_finish(struct panic *p, int early) {
        its runner (a landing pad cannot be resumed without the unwinder's
        context).  Reaching the target, every live boundary was passed. */
     if (early && in->b_runner) {
+      run_exiting_below(p, (uintptr_t)in->b_runner);
       run_chain_below(p, (uintptr_t)in->b_runner);
       _longjmp(in->b_runner->jb, 1);
     }
   }
+  run_exiting_below(p, p->target);
   run_chain_below(p, p->target);
   if (p->target != UINTPTR_MAX) {
     struct protect *pr = (struct protect *)p->target;
@@ -553,12 +585,14 @@ static _Unwind_Reason_Code panic_stop(int version, _Unwind_Action actions,
     struct inst *in = p->top;
     if (in->b_runner && sp >= (uintptr_t)in->b_runner) {
       /* Past the deferred call a runner made: back into the runner. */
+      run_exiting_below(p, (uintptr_t)in->b_runner);
       run_chain_below(p, (uintptr_t)in->b_runner);
       inst_pop(p);
       _longjmp(in->b_runner->jb, 1);
     }
     if (!in->b_sp || sp < in->b_sp) break;
     /* At the frame whose landing pad called the deferred function. */
+    run_exiting_below(p, in->b_sp);
     run_chain_below(p, in->b_sp);
     inst_pop(p);
 #if DEFER_LP_RESUME
@@ -569,7 +603,9 @@ static _Unwind_Reason_Code panic_stop(int version, _Unwind_Action actions,
        this unwind, which carries on in place of the one it superseded. */
     p->top->runner = NULL;
   }
-  /* Past the cgc_protect frame: finish here. */
+  /* Frames whose normal exit the panic interrupted, if it has left the
+     exit's runner; then, past the cgc_protect frame, finish here. */
+  run_exiting_below(p, CGC_MIN(sp, p->target));
   if (sp >= p->target) panic_finish(p, 0);
   /* Links of the frames already passed, which had no landing pad for them. */
   run_chain_below(p, sp);
@@ -684,7 +720,8 @@ int cgc_protect(void (*fn)(void *), void *arg, void **panic_value) {
   ts.protect = &pr;
   if (_setjmp(pr.jb) == 0) {
     fn(arg);
-    /* Also forgets links and protects that a longjmp inside fn skipped. */
+    /* Also forgets links, exits and protects that a longjmp inside fn skipped. */
+    while (ts.exiting && (uintptr_t)ts.exiting < (uintptr_t)&pr) ts.exiting = ts.exiting->prev;
     ts.protect = pr.prev;
     ts.panic = pr.panic_saved;
     cgc__defer_chain = pr.chain;

@@ -180,8 +180,42 @@ static void defer_free(int n) {
   }
 }
 
+/* cgc_panic_value in a deferred function whose own block defer is its last
+   action: that defer runs on the deferred function's normal exit, so it sees
+   NULL even though a panic runs the deferred function.  (A block defer's
+   call is never inlined or tail-called, which would make it look like the
+   deferred function itself.)  Modes where panics run block defers only. */
+#if CGC_DEFER_REGISTER || defined(__EXCEPTIONS)
+static void *outcome[2];
+static int noutcome;
+static void finish(void *tag) {
+  (void)tag;
+  outcome[noutcome++] = cgc_panic_value();
+}
+static void do_inner(void *a) {
+  (void)a;
+  CGC_DEFER(finish, L(1)); /* the last thing do_inner does */
+}
+static void panics_over_inner(void *a) {
+  (void)a;
+  CGC_DEFER(finish, L(2));
+  CGC_DEFER(do_inner, NULL);
+  cgc_panic(L(99));
+}
+static void nested_normal_exit(void) {
+  void *v;
+  CHECK(cgc_protect(panics_over_inner, NULL, &v) == 1 && v == L(99));
+  CHECK(noutcome == 2);
+  CHECKF(outcome[0] == NULL, "a block defer run by a normal exit saw the panic %p", outcome[0]);
+  CHECK(outcome[1] == L(99));
+}
+#else
+static void nested_normal_exit(void) {}
+#endif
+
 int main(void) {
   clear_stack();
+  nested_normal_exit();
   fall_off();
   EXPECT(0, 3, 2, 1);
 

@@ -115,6 +115,33 @@ static void typed(struct counter *c, int n) {
   for (int i = 0; i < n; i++) CGC_DEFER_DYN(count, c);
 }
 
+/* A dynamic defer that panics on the frame's normal exit: the frame's other
+   records run for the panic before the block defers declared before
+   CGC_FRAME (in the same block, or in an outer block), newest first, as
+   they would on a normal exit.  (In unwind mode those block defers are the
+   function's landing pad, which the panic reaches first.) */
+static void bomb(void *p) { cgc_panic(p); }
+static void panic_on_exit(void *arg) {
+  (void)arg;
+  CGC_DEFER(rec, L(1000)); /* older than the frame */
+  CGC_FRAME();
+  CGC_DEFER_DYN(rec, L(1));
+  CGC_DEFER_DYN(bomb, L(77));
+  CGC_DEFER_DYN(rec, L(2));
+}
+static void panic_on_exit_inner(void *arg) {
+  (void)arg;
+  CGC_DEFER(rec, L(2000)); /* the outer block's */
+  {
+    CGC_DEFER(rec, L(1000));
+    CGC_FRAME();
+    for (int i = 0; i < 12; i++) CGC_DEFER_DYN(rec, L(i)); /* spills to a chunk */
+    CGC_DEFER_DYN(bomb, L(78));
+    CGC_DEFER_DYN(rec, L(100));
+  }
+  rec(L(5000)); /* never reached */
+}
+
 int main(void) {
   clear_stack();
   logcap = 300000;
@@ -147,6 +174,12 @@ int main(void) {
 
   conditional(0xA5A5);
   EXPECT(15, 13, 10, 8, 7, 5, 2, 0);
+
+  void *v = NULL;
+  CHECK(cgc_protect(panic_on_exit, NULL, &v) == 1 && v == L(77));
+  EXPECT(2, 1, 1000);
+  CHECK(cgc_protect(panic_on_exit_inner, NULL, &v) == 1 && v == L(78));
+  EXPECT(100, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1000, 2000);
 
   struct counter c = {0};
   typed(&c, 77);
