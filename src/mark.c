@@ -189,7 +189,7 @@ static void scan_now(uintptr_t lo, uintptr_t hi);
 
 static void add_job(uintptr_t lo, uintptr_t hi) {
   lo = CGC_ALIGN_UP(lo, sizeof(uintptr_t));
-  while (lo + sizeof(uintptr_t) <= hi) {
+  while (lo < hi && hi - lo >= sizeof(uintptr_t)) { /* no lo + 8: a range may end at the top */
     uintptr_t end = hi - lo > ROOT_JOB_BYTES ? lo + ROOT_JOB_BYTES : hi;
     if (njobs == jobs_cap) {
       size_t ncap = jobs_cap ? jobs_cap * 2 : 4096;

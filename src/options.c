@@ -61,7 +61,9 @@ int64_t _cgc_parse_bytes(const char *s) {
   if (strcmp(s, "off") == 0 || strcmp(s, "none") == 0) return -1;
   char *end;
   double v = strtod(s, &end);
-  if (end == s || v < 0) return -2;
+  if (end == s || !(v >= 0)) return -2; /* also NaN (strtod takes "nan") */
+  /* Decimal only: not "inf", "infinity" or hex floats, which strtod takes. */
+  if ((*s != '.' && (*s < '0' || *s > '9')) || (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))) return -2;
   while (*end == ' ') end++;
   double mul = 1;
   switch (*end) {

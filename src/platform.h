@@ -9,6 +9,7 @@
 #define CGC_PLATFORM_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -88,7 +89,10 @@ int _cgc_os_install_handler(int sig, void (*handler)(int, void *, void *)) CGC_H
 /* Give sig back its default disposition. */
 void _cgc_os_restore_default(int sig) CGC_HIDDEN;
 /* Send sig to a thread; 0 on success, else an errno value. */
-int _cgc_os_signal_thread(uintptr_t pthread_id, int sig) CGC_HIDDEN;
+int _cgc_os_signal_thread(int tid, int sig) CGC_HIDDEN; /* 0, or an errno (ESRCH: gone) */
+bool _cgc_os_thread_exists(int tid) CGC_HIDDEN;
+bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) CGC_HIDDEN;
+void _cgc_os_block_all_but(int sig) CGC_HIDDEN;
 /* Parse a signal number or name ("SIGPWR", "PWR", "30", "SIGRTMIN+3"); -1 if invalid. */
 int _cgc_os_parse_signal(const char *s) CGC_HIDDEN;
 int _cgc_os_default_suspend_signal(void) CGC_HIDDEN;
@@ -112,6 +116,10 @@ size_t _cgc_os_tls_modules(cgc_tls_module_t *out, size_t max) CGC_HIDDEN;
    thread vector; only call while that thread cannot change it (stopped, or self).
    _cgc_os_tls_init must have returned 1. */
 uintptr_t _cgc_os_tls_block(uintptr_t tp, size_t modid) CGC_HIDDEN;
+/* The same, with the bytes that may be read there (SIZE_MAX: the module's
+   whole block; less when the vector is outdated and the block is an older
+   module's). */
+uintptr_t _cgc_os_tls_block_sized(uintptr_t tp, size_t modid, size_t *avail) CGC_HIDDEN;
 /* Check that _cgc_os_tls_block agrees with the loader for the calling thread.
    Returns 1 if thread-local storage of other threads can be found. */
 int _cgc_os_tls_init(void) CGC_HIDDEN;
@@ -124,6 +132,8 @@ int _cgc_os_is_static(const void *p) CGC_HIDDEN;
    with plain system calls (no locks, no malloc: usable with the world
    stopped).  0 on success. */
 int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) CGC_HIDDEN;
+/* Is all of [lo, hi) mapped readable?  1 yes, 0 no, -1 cannot tell. */
+int _cgc_os_range_readable(uintptr_t lo, uintptr_t hi) CGC_HIDDEN;
 
 /* ---- running under valgrind ------------------------------------------------ */
 

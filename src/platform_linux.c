@@ -2,6 +2,7 @@
 #include "platform.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -201,8 +202,29 @@ int _cgc_os_install_handler(int sig, void (*handler)(int, void *, void *)) {
 
 void _cgc_os_restore_default(int sig) { signal(sig, SIG_DFL); }
 
-int _cgc_os_signal_thread(uintptr_t pthread_id, int sig) {
-  return pthread_kill((pthread_t)pthread_id, sig);
+/* By thread id, not pthread_t: a thread that exited while registered (a
+   TSD destructor that allocated after cgc's own ran) has a pthread_t that
+   is no longer valid to use; its id gives ESRCH. */
+int _cgc_os_signal_thread(int tid, int sig) {
+  return syscall(SYS_tgkill, getpid(), tid, sig) == 0 ? 0 : errno;
+}
+
+bool _cgc_os_thread_exists(int tid) {
+  return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH;
+}
+
+bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) {
+  struct sigaction sa;
+  if (sigaction(sig, NULL, &sa) != 0) return true; /* cannot tell: assume so */
+  return (sa.sa_flags & SA_SIGINFO) && (void *)sa.sa_sigaction == (void *)handler;
+}
+
+/* Block every signal in the calling thread but sig. */
+void _cgc_os_block_all_but(int sig) {
+  sigset_t set;
+  sigfillset(&set);
+  sigdelset(&set, sig);
+  pthread_sigmask(SIG_SETMASK, &set, NULL);
 }
 
 static const struct { const char *name; int num; } signal_names[] = {
@@ -218,8 +240,12 @@ int _cgc_os_parse_signal(const char *s) {
   char *end;
   long n = strtol(s, &end, 10);
   if (*end == 0) {
-    /* Signals between 32 and SIGRTMIN belong to the C library. */
-    if (n <= 0 || n >= NSIG || n == SIGKILL || n == SIGSTOP || (n >= 32 && n < SIGRTMIN)) return -1;
+    /* Signals between 32 and SIGRTMIN belong to the C library; faults and
+       abort must keep their meaning (a fault would return to the faulting
+       instruction for ever). */
+    if (n <= 0 || n >= NSIG || n == SIGKILL || n == SIGSTOP || (n >= 32 && n < SIGRTMIN) || n == SIGSEGV ||
+        n == SIGBUS || n == SIGILL || n == SIGFPE || n == SIGTRAP || n == SIGABRT)
+      return -1;
     return (int)n;
   }
   if (strncmp(s, "SIG", 3) == 0) s += 3;
@@ -228,7 +254,7 @@ int _cgc_os_parse_signal(const char *s) {
     if (s[5] == '+') off = strtol(s + 6, &end, 10);
     else if (s[5] == 0) end = (char *)s + 5;
     else return -1;
-    if (*end || SIGRTMIN + off > SIGRTMAX) return -1;
+    if (*end || off < 0 || SIGRTMIN + off > SIGRTMAX) return -1;
     return SIGRTMIN + (int)off;
   }
   for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
@@ -328,14 +354,31 @@ static glibc_dtv_t *dtv_of(uintptr_t tp) {
 #endif
 }
 
-uintptr_t _cgc_os_tls_block(uintptr_t tp, size_t modid) {
+uintptr_t _cgc_os_tls_block_sized(uintptr_t tp, size_t modid, size_t *avail) {
   glibc_dtv_t *dtv = dtv_of(tp);
+  *avail = 0;
   if (!dtv) return 0;
   size_t slots = dtv[-1].counter;
   if (modid > slots) return 0;
   uintptr_t v = (uintptr_t)dtv[modid].pointer.val;
-  if (v == (uintptr_t)-1) return 0;
+  if (v == (uintptr_t)-1 || v == 0) return 0;
+  /* A block of the thread's static TLS (to_free NULL), or one the loader
+     allocated with malloc, which may belong to an unloaded module whose id
+     a newer, larger one now has (the thread has not used TLS since, so its
+     vector is outdated): never read past the allocation. */
+  uintptr_t start = (uintptr_t)dtv[modid].pointer.to_free;
+  if (!start) {
+    *avail = SIZE_MAX;
+  } else {
+    size_t usable = malloc_usable_size((void *)start);
+    *avail = v - start < usable ? usable - (v - start) : 0;
+  }
   return v;
+}
+
+uintptr_t _cgc_os_tls_block(uintptr_t tp, size_t modid) {
+  size_t avail;
+  return _cgc_os_tls_block_sized(tp, modid, &avail);
 }
 
 int _cgc_os_tls_init(void) {
@@ -384,12 +427,15 @@ static uintptr_t parse_hex(const char **p) {
   }
 }
 
-int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
+/* Call fn for each line of /proc/self/maps (start, end, permissions), in
+   address order, until it returns nonzero; returns that value, 0 if none
+   did, -1 if the file cannot be read. */
+static int maps_each(int (*fn)(uintptr_t a, uintptr_t b, const char *perms, void *ctx), void *ctx) {
   int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   char buf[8192]; /* on the stack: threads registering call this too */
   size_t have = 0;
-  int found = -1;
+  int r = 0;
   for (;;) {
     ssize_t n = (ssize_t)syscall(SYS_read, fd, buf + have, sizeof buf - 1 - have);
     if (n <= 0) break;
@@ -402,21 +448,56 @@ int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
       if (*q == '-') {
         q++;
         uintptr_t b = parse_hex(&q);
-        if (addr >= a && addr < b) {
-          *lo = a;
-          *hi = b;
-          found = 0;
-          break;
-        }
+        if (*q == ' ') q++;
+        if ((r = fn(a, b, q, ctx)) != 0) break;
       }
       line = nl + 1;
     }
-    if (found == 0) break;
+    if (r) break;
     have = (size_t)(buf + have - line);
     memmove(buf, line, have);
   }
   syscall(SYS_close, fd);
-  return found;
+  return r;
+}
+
+struct bounds_ctx {
+  uintptr_t addr, lo, hi;
+};
+static int bounds_cb(uintptr_t a, uintptr_t b, const char *perms, void *ctx) {
+  struct bounds_ctx *c = ctx;
+  (void)perms;
+  if (c->addr < a || c->addr >= b) return 0;
+  c->lo = a;
+  c->hi = b;
+  return 1;
+}
+
+int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
+  struct bounds_ctx c = {addr, 0, 0};
+  if (maps_each(bounds_cb, &c) != 1) return -1;
+  *lo = c.lo;
+  *hi = c.hi;
+  return 0;
+}
+
+struct readable_ctx {
+  uintptr_t cur, hi;
+};
+/* 1: [cur, hi) is covered; -2: a gap or an unreadable mapping first. */
+static int readable_cb(uintptr_t a, uintptr_t b, const char *perms, void *ctx) {
+  struct readable_ctx *c = ctx;
+  if (b <= c->cur) return 0;
+  if (a > c->cur || perms[0] != 'r') return -2;
+  c->cur = b;
+  return c->cur >= c->hi ? 1 : 0;
+}
+
+int _cgc_os_range_readable(uintptr_t lo, uintptr_t hi) {
+  if (lo >= hi) return 1;
+  struct readable_ctx c = {lo, hi};
+  int r = maps_each(readable_cb, &c);
+  return r == 1 ? 1 : r == -1 ? -1 : 0;
 }
 
 /* memcheck's client requests are a no-op sequence outside valgrind; without

@@ -90,10 +90,12 @@ static void thread_roots(cgc_thread_t *t, void *arg) {
     }
   }
   for (size_t i = 0; i < ntls; i++) {
-    uintptr_t b = _cgc_os_tls_block(t->tp, tls_mods[i].modid);
+    size_t avail;
+    uintptr_t b = _cgc_os_tls_block_sized(t->tp, tls_mods[i].modid, &avail);
     if (!b) continue;
-    if (b >= covered_lo && b + tls_mods[i].size <= covered_hi) continue; /* scanned with the stack */
-    e->fn(e->ctx, b, b + tls_mods[i].size);
+    size_t size = CGC_MIN(tls_mods[i].size, avail);
+    if (b >= covered_lo && b + size <= covered_hi) continue; /* scanned with the stack */
+    e->fn(e->ctx, b, b + size);
   }
 }
 
@@ -115,6 +117,11 @@ void cgc_add_roots(const void *start, size_t size) {
   if (!start || size == 0) return;
   uintptr_t lo = (uintptr_t)start;
   if (lo + size < lo) _cgc_fatal("cgc_add_roots: range %p + %zu wraps around", start, size);
+  /* Scanned at every collection with the world stopped: a range that is not
+     memory would fault there, far from the mistake. */
+  if (_cgc_os_range_readable(lo, lo + size) == 0)
+    _cgc_fatal("cgc_add_roots: range %p + %zu is not all readable memory (unmapped, or not readable)", start,
+               size);
   pthread_mutex_lock(&_cgc_g.roots_lock);
   for (size_t i = 0; i < _cgc_g.nroots; i++)
     if (_cgc_g.roots[i].lo == lo) { /* re-registering a start replaces its size */

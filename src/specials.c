@@ -29,6 +29,8 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include <signal.h>
+
 #include "internal.h"
 
 #define NSTRIPES 64
@@ -469,7 +471,17 @@ static void *runner_main(void *arg) {
   _cgc_thread_register_self(true);
   work_t batch[64];
   batch_rec_t rec;
+  int unblocked = 0;
   for (;;) {
+    /* Created with every signal blocked (it must not take the program's
+       signals, which a program may want only in sigwait or a signalfd), it
+       must let the suspend signal in, or collections wait for it for ever;
+       moving that signal (cgc_set_suspend_signal) wakes it to follow. */
+    int sig = _cgc_g.suspend_signal;
+    if (sig != unblocked) {
+      _cgc_os_block_all_but(sig);
+      unblocked = sig;
+    }
     uint32_t seen = atomic_load(&runner_kick);
     pthread_mutex_lock(&queue_lock);
     size_t n = q_take(batch, 64, &rec);
@@ -494,7 +506,12 @@ static void runner_wake(void) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (_cgc_os_real_pthread_create()(&t, &attr, runner_main, NULL) != 0) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* it starts with all blocked (runner_main) */
+    int rc = _cgc_os_real_pthread_create()(&t, &attr, runner_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
       pthread_mutex_lock(&queue_lock);
       runner_started = 0;
       pthread_mutex_unlock(&queue_lock);
@@ -502,6 +519,12 @@ static void runner_wake(void) {
     }
     pthread_attr_destroy(&attr);
   }
+  atomic_fetch_add(&runner_kick, 1);
+  _cgc_os_wake_all(&runner_kick);
+}
+
+/* The suspend signal moved: the cleanup thread must let the new one in. */
+void _cgc_specials_signal_moved(void) {
   atomic_fetch_add(&runner_kick, 1);
   _cgc_os_wake_all(&runner_kick);
 }

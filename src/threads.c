@@ -286,11 +286,18 @@ static void suspend_handler(int sig, void *info, void *uctx) {
 void _cgc_stop_world(void) {
   cgc_thread_t *self = _cgc_self;
   _cgc_g.collector = self;
+  /* A program that installed its own handler for the suspend signal (signal
+     or sigaction after cgc's) would leave collections waiting for ever. */
+  if (_cgc_g.threads && (_cgc_g.threads != self || self->next) &&
+      !_cgc_os_handler_is(_cgc_g.suspend_signal, suspend_handler))
+    _cgc_fatal("collection: the handler of signal %d, which stops threads for collections, was replaced by "
+               "the program; choose another signal for cgc with CGC_SIGNAL or cgc_set_suspend_signal",
+               _cgc_g.suspend_signal);
   uint32_t epoch = atomic_fetch_add(&_cgc_g.world_epoch, 1) + 1;
   cgc_assert(epoch & 1);
   for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next) {
     if (t == self) continue;
-    if (_cgc_os_signal_thread(t->pthread, _cgc_g.suspend_signal) != 0) {
+    if (_cgc_os_signal_thread(t->tid, _cgc_g.suspend_signal) != 0) {
       t->stop_sp = 0; /* already gone: nothing of it to scan */
       atomic_store(&t->stopped, epoch);
     }
@@ -303,6 +310,11 @@ void _cgc_stop_world(void) {
       if (t != self && atomic_load_explicit(&t->stopped, memory_order_acquire) != epoch) waiting = t;
     if (!waiting) break;
     uint64_t now = _cgc_os_now_ns();
+    if (now - start > 1000000 && !_cgc_os_thread_exists(waiting->tid)) { /* exited while registered */
+      waiting->stop_sp = 0;
+      atomic_store(&waiting->stopped, epoch);
+      continue;
+    }
     if (now - start > STOP_TIMEOUT_NS * (warned + 1)) {
       warned++;
       _cgc_warn("waiting for thread %d to stop (does it block signal %d?)", (int)waiting->tid,
@@ -324,6 +336,7 @@ void _cgc_collect_lock_all(void) CGC_HIDDEN;   /* collect.c */
 void _cgc_collect_unlock_all(void) CGC_HIDDEN; /* collect.c */
 void _cgc_sweeper_fork_child(void) CGC_HIDDEN; /* sweep.c */
 void _cgc_roots_fork_child(void) CGC_HIDDEN;   /* roots.c */
+void _cgc_specials_signal_moved(void) CGC_HIDDEN; /* specials.c */
 
 /* The child must not inherit a lock held by a thread that does not exist
    there: take them all (the collection lock first, as a collector does). */
@@ -386,6 +399,7 @@ int _cgc_threads_move_signal(int sig) {
   if (_cgc_os_install_handler(sig, suspend_handler) != 0) return -1;
   _cgc_os_restore_default(_cgc_g.suspend_signal);
   _cgc_g.suspend_signal = sig;
+  _cgc_specials_signal_moved();
   return 0;
 }
 

@@ -26,6 +26,14 @@ foreach(t core_dlopen core_dlopen_tls)
   target_compile_definitions(${t} PRIVATE CORE_DLMOD_PATH="$<TARGET_FILE:core_mod_dl>")
   add_dependencies(${t} core_mod_dl)
 endforeach()
+# A thread whose thread vector still points at an unloaded library's small
+# TLS block when a larger library takes its module id: no fault.
+add_library(core_tls_small MODULE core_tls_small.c)
+add_library(core_tls_large MODULE core_tls_large.c)
+cgc_test(core_tls_reuse SOURCES core_tls_reuse.c LIBS ${CMAKE_DL_LIBS} TIMEOUT 60)
+target_compile_definitions(core_tls_reuse PRIVATE CORE_TLS_SMALL="$<TARGET_FILE:core_tls_small>"
+  CORE_TLS_LARGE="$<TARGET_FILE:core_tls_large>")
+add_dependencies(core_tls_reuse core_tls_small core_tls_large)
 
 # Threads: automatic registration, blocked/running roots, start argument, churn, cancellation.
 cgc_test(core_threads SOURCES core_threads.c TIMEOUT 90)
@@ -48,6 +56,21 @@ add_test(NAME core_signal_env_name COMMAND core_signal_api env 12)
 set_tests_properties(core_signal_env_name PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=SIGUSR2")
 add_test(NAME core_signal_env_number COMMAND core_signal_api env 40)
 set_tests_properties(core_signal_env_number PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=40")
+# Collections that must not wait for ever: the cleanup thread of a program
+# that blocks every signal, a thread that exits registered; and a program that
+# replaces the suspend signal's handler gets a message.
+cgc_test(core_signal_cases SOURCES core_signal_cases.c ARGS blocked_cleanup TIMEOUT 60)
+add_test(NAME core_signal_cases_dead_registered COMMAND core_signal_cases dead_registered)
+set_tests_properties(core_signal_cases_dead_registered PROPERTIES TIMEOUT 60)
+cgc_abort_test(core_signal_cases_own_handler PROGRAM core_signal_cases CASE own_handler
+  REGEX "cgc: collection: the handler of signal [0-9]+, which stops threads for collections, was replaced")
+# Refused by CGC_SIGNAL (a warning; SIGPWR stays): a fault signal by number,
+# abort, and an offset below SIGRTMIN (the C library's own signals).
+foreach(bad 11 7 6 RTMIN+-1 SIGRTMIN+-2)
+  string(MAKE_C_IDENTIFIER "${bad}" _bad)
+  add_test(NAME core_signal_env_refused_${_bad} COMMAND core_signal_api env 30)
+  set_tests_properties(core_signal_env_refused_${_bad} PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=${bad}")
+endforeach()
 
 # fork from multi-threaded programs.
 cgc_test(core_fork SOURCES core_fork.c TIMEOUT 120)
@@ -70,6 +93,13 @@ core_pacing_env(limit_512MiB "CGC_MEMLIMIT=512MiB" 100 536870912)
 core_pacing_env(limit_1GiB "CGC_MEMLIMIT=1GiB" 100 1073741824)
 core_pacing_env(limit_bytes "CGC_MEMLIMIT=100000000" 100 100000000)
 core_pacing_env(both "CGC_PERCENT=200;CGC_MEMLIMIT=1024KiB" 200 1048576)
+# Not numbers: ignored (no limit), with a warning.
+foreach(bad nan inf -nan 0x10)
+  string(MAKE_C_IDENTIFIER "${bad}" _bad)
+  core_pacing_env(limit_bad_${_bad} "CGC_MEMLIMIT=${bad}" 100 none)
+  set_tests_properties(core_pacing_env_limit_bad_${_bad} PROPERTIES
+    PASS_REGULAR_EXPRESSION "CGC_MEMLIMIT: cannot read '${bad}'" FAIL_REGULAR_EXPRESSION "CHECK failed")
+endforeach()
 
 # Memory goes back to the OS.
 cgc_test(core_release SOURCES core_release.c TIMEOUT 120)
@@ -114,6 +144,12 @@ foreach(case usable_size_stack usable_size_malloc usable_size_static usable_size
 endforeach()
 foreach(case remove_roots_unknown remove_roots_twice remove_roots_interior)
   cgc_abort_test(core_abort_${case} PROGRAM core_abort CASE ${case} REGEX "cgc: cgc_remove_roots: .*0x[0-9a-fA-F]+")
+endforeach()
+# A range that is not all readable memory, refused when registered (not
+# found by a fault inside a later collection).
+foreach(case add_roots_unmapped add_roots_prot_none add_roots_past_end add_roots_huge)
+  cgc_abort_test(core_abort_${case} PROGRAM core_abort CASE ${case}
+    REGEX "cgc: cgc_add_roots: range 0x[0-9a-f]+ \\+ [0-9]+ is not all readable memory")
 endforeach()
 cgc_abort_test(core_abort_unregister_unregistered PROGRAM core_abort CASE unregister_unregistered
   REGEX "cgc: cgc_unregister_thread: ")

@@ -3,6 +3,8 @@
    Run as `core_abort CASE`; tests/core.cmake checks the status and stderr. */
 #include "core_util.h"
 
+#include <sys/mman.h>
+
 static int g_static_word = 7;
 
 static void *worker_unregister_twice(void *arg) {
@@ -53,6 +55,21 @@ int main(int argc, char **argv) {
     CHECK(m != NULL);
     cgc_add_roots(m, 16 * sizeof(void *));
     cgc_remove_roots(m + 4);
+  } else if (strcmp(c, "add_roots_unmapped") == 0) {
+    cgc_add_roots((void *)(uintptr_t)0x1000, 4096);
+  } else if (strcmp(c, "add_roots_prot_none") == 0) {
+    void *m = mmap(NULL, 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    cgc_add_roots(m, 8192);
+  } else if (strcmp(c, "add_roots_past_end") == 0) { /* readable at first, not all of it */
+    char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    CHECK(munmap(m + 4096, 4096) == 0);
+    cgc_add_roots(m, 8192);
+  } else if (strcmp(c, "add_roots_huge") == 0) {
+    void **m = (void **)calloc(16, sizeof(void *));
+    CHECK(m != NULL);
+    cgc_add_roots(m, SIZE_MAX / 2);
   } else if (strcmp(c, "unregister_unregistered") == 0) {
     pthread_t t;
     CHECK(pthread_create(&t, NULL, worker_unregister_twice, NULL) == 0);

@@ -83,6 +83,11 @@ int main(int argc, char **argv) {
     CHECK(cgc_set_suspend_signal(0) == -1);
     CHECK(cgc_set_suspend_signal(-3) == -1);
     CHECK(cgc_set_suspend_signal(100000) == -1);
+    /* Faults and abort keep their meaning: a fault handled by cgc's handler
+       would return to the faulting instruction for ever. */
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+      CHECKF(cgc_set_suspend_signal(faults[i]) == -1, "signal %d accepted", faults[i]);
     test_seed();
     cgc_init();
     CHECKF(cgc_suspend_signal() == SIGPWR, "after invalid requests the signal in use is %d", cgc_suspend_signal());
