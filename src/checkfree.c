@@ -267,6 +267,10 @@ void _cgc_checkfree_stw(void) {
      the sweep leaves them alone; the next collection looks again. */
   size_t keep = 0;
   if (nmarked) {
+    /* A slot empty before any release (the load is at most 1/2): no probe
+       run crosses it, so the rehash below can start after it. */
+    size_t z = 0;
+    while (tab[z].base) z++;
     for (size_t i = 0; i < tab_cap; i++) {
       qent_t *e = &tab[i];
       if (!e->base) continue;
@@ -289,11 +293,12 @@ void _cgc_checkfree_stw(void) {
       }
     }
     /* Close the holes the released entries left in the probe runs, in
-       place (no memory needed in the pause): take each survivor out and
-       put it back, starting after an empty slot (the load is at most 1/2),
-       so that the pass never cuts through a run that wraps around. */
-    size_t z = 0;
-    while (tab[z].base) z++;
+       place (no memory needed in the pause): take each survivor out and put
+       it back, in slot order from z on.  Each lands at or before its old
+       slot, and every slot of its run before it is settled by then.  (z must
+       be empty from before the releases: a hole they made can lie inside a
+       run, and starting there would move an entry out of a slot a run
+       processed earlier depends on.) */
     for (size_t k = 1; k <= tab_cap; k++) {
       qent_t *e = &tab[(z + k) & (tab_cap - 1)];
       if (!e->base) continue;

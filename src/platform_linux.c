@@ -209,8 +209,21 @@ int _cgc_os_signal_thread(int tid, int sig) {
   return syscall(SYS_tgkill, getpid(), tid, sig) == 0 ? 0 : errno;
 }
 
+/* A thread that exited is gone from /proc/self/task, or (the main thread,
+   which stays a zombie while others run) in state Z or X there; tgkill
+   succeeds on such a zombie, so it does not tell. */
 bool _cgc_os_thread_exists(int tid) {
-  return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH;
+  char path[64], buf[512];
+  _cgc_format(path, sizeof path, "/proc/self/task/%d/stat", tid);
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno != ENOENT && errno != ESRCH;
+  ssize_t n = (ssize_t)syscall(SYS_read, fd, buf, sizeof buf - 1);
+  syscall(SYS_close, fd);
+  if (n <= 0) return true; /* cannot tell */
+  buf[n] = 0;
+  const char *paren = strrchr(buf, ')'); /* the command name may hold anything */
+  if (!paren || paren[1] != ' ') return true;
+  return paren[2] != 'Z' && paren[2] != 'X';
 }
 
 bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) {
@@ -219,11 +232,16 @@ bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) {
   return (sa.sa_flags & SA_SIGINFO) && (void *)sa.sa_sigaction == (void *)handler;
 }
 
-/* Block every signal in the calling thread but sig. */
-void _cgc_os_block_all_but(int sig) {
+/* Block the signals a program may want delivered elsewhere (to sigwait, a
+   signalfd or another thread) in the calling thread: every one but sig and
+   the synchronous ones (a fault blocked is fatal at once, without the
+   program's handler or a sanitizer's report). */
+void _cgc_os_block_async_but(int sig) {
   sigset_t set;
   sigfillset(&set);
   sigdelset(&set, sig);
+  static const int sync[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+  for (size_t i = 0; i < sizeof sync / sizeof sync[0]; i++) sigdelset(&set, sync[i]);
   pthread_sigmask(SIG_SETMASK, &set, NULL);
 }
 
@@ -254,7 +272,7 @@ int _cgc_os_parse_signal(const char *s) {
     if (s[5] == '+') off = strtol(s + 6, &end, 10);
     else if (s[5] == 0) end = (char *)s + 5;
     else return -1;
-    if (*end || off < 0 || SIGRTMIN + off > SIGRTMAX) return -1;
+    if (*end || off < 0 || off > SIGRTMAX - SIGRTMIN) return -1;
     return SIGRTMIN + (int)off;
   }
   for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)

@@ -475,11 +475,12 @@ static void *runner_main(void *arg) {
   for (;;) {
     /* Created with every signal blocked (it must not take the program's
        signals, which a program may want only in sigwait or a signalfd), it
-       must let the suspend signal in, or collections wait for it for ever;
-       moving that signal (cgc_set_suspend_signal) wakes it to follow. */
+       must let the suspend signal in, or collections wait for it for ever,
+       and the faults a cleanup may cause; moving the suspend signal
+       (cgc_set_suspend_signal) wakes it to follow. */
     int sig = _cgc_g.suspend_signal;
     if (sig != unblocked) {
-      _cgc_os_block_all_but(sig);
+      _cgc_os_block_async_but(sig);
       unblocked = sig;
     }
     uint32_t seen = atomic_load(&runner_kick);

@@ -27,6 +27,7 @@ static pthread_key_t exit_key;
 static CGC_STATE cgc_thread_t *free_threads; /* recycled structs: threads_lock */
 
 #define STOP_TIMEOUT_NS (5ull * 1000000000ull)
+#define STOP_REPLACED_NS (200ull * 1000000ull) /* then a replaced handler is diagnosed */
 
 /* ---- registry ------------------------------------------------------------------- */
 
@@ -286,13 +287,6 @@ static void suspend_handler(int sig, void *info, void *uctx) {
 void _cgc_stop_world(void) {
   cgc_thread_t *self = _cgc_self;
   _cgc_g.collector = self;
-  /* A program that installed its own handler for the suspend signal (signal
-     or sigaction after cgc's) would leave collections waiting for ever. */
-  if (_cgc_g.threads && (_cgc_g.threads != self || self->next) &&
-      !_cgc_os_handler_is(_cgc_g.suspend_signal, suspend_handler))
-    _cgc_fatal("collection: the handler of signal %d, which stops threads for collections, was replaced by "
-               "the program; choose another signal for cgc with CGC_SIGNAL or cgc_set_suspend_signal",
-               _cgc_g.suspend_signal);
   uint32_t epoch = atomic_fetch_add(&_cgc_g.world_epoch, 1) + 1;
   cgc_assert(epoch & 1);
   for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next) {
@@ -315,6 +309,12 @@ void _cgc_stop_world(void) {
       atomic_store(&waiting->stopped, epoch);
       continue;
     }
+    /* A handler the program installed for the suspend signal after cgc's
+       never acknowledges (one that chains to cgc's does, and is fine). */
+    if (now - start > STOP_REPLACED_NS && !_cgc_os_handler_is(_cgc_g.suspend_signal, suspend_handler))
+      _cgc_fatal("collection: the handler of signal %d, which stops threads for collections, was replaced by "
+                 "the program; choose another signal for cgc with CGC_SIGNAL or cgc_set_suspend_signal",
+                 _cgc_g.suspend_signal);
     if (now - start > STOP_TIMEOUT_NS * (warned + 1)) {
       warned++;
       _cgc_warn("waiting for thread %d to stop (does it block signal %d?)", (int)waiting->tid,

@@ -60,13 +60,19 @@ set_tests_properties(core_signal_env_number PROPERTIES TIMEOUT 60 ENVIRONMENT "C
 # that blocks every signal, a thread that exits registered; and a program that
 # replaces the suspend signal's handler gets a message.
 cgc_test(core_signal_cases SOURCES core_signal_cases.c ARGS blocked_cleanup TIMEOUT 60)
-add_test(NAME core_signal_cases_dead_registered COMMAND core_signal_cases dead_registered)
-set_tests_properties(core_signal_cases_dead_registered PROPERTIES TIMEOUT 60)
+foreach(case dead_registered main_exits)
+  add_test(NAME core_signal_cases_${case} COMMAND core_signal_cases ${case})
+  set_tests_properties(core_signal_cases_${case} PROPERTIES TIMEOUT 60
+    PASS_REGULAR_EXPRESSION "core_signal_cases ${case}: ok")
+endforeach()
+add_test(NAME core_signal_cases_cleanup_fault COMMAND core_signal_cases cleanup_fault)
+set_tests_properties(core_signal_cases_cleanup_fault PROPERTIES TIMEOUT 60
+  PASS_REGULAR_EXPRESSION "cleanup_fault: ok \\(the program's handler ran\\)")
 cgc_abort_test(core_signal_cases_own_handler PROGRAM core_signal_cases CASE own_handler
   REGEX "cgc: collection: the handler of signal [0-9]+, which stops threads for collections, was replaced")
 # Refused by CGC_SIGNAL (a warning; SIGPWR stays): a fault signal by number,
 # abort, and an offset below SIGRTMIN (the C library's own signals).
-foreach(bad 11 7 6 RTMIN+-1 SIGRTMIN+-2)
+foreach(bad 11 7 6 RTMIN+-1 SIGRTMIN+-2 RTMIN+99999999999999999999)
   string(MAKE_C_IDENTIFIER "${bad}" _bad)
   add_test(NAME core_signal_env_refused_${_bad} COMMAND core_signal_api env 30)
   set_tests_properties(core_signal_env_refused_${_bad} PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=${bad}")

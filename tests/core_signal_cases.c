@@ -6,12 +6,17 @@
      core_signal_cases dead_registered  a thread-specific-data destructor that
                   allocates after cgc's own destructor ran leaves the thread
                   registered when it exits: collections skip it
+     core_signal_cases cleanup_fault    a cleanup faults: the program's handler
+                  runs (the cleanup thread leaves fault signals unblocked)
+     core_signal_cases main_exits       the main thread exits registered and
+                  stays a zombie: collections count it as gone
      core_signal_cases own_handler      the program replaces the suspend
                   signal's handler: the next collection with another thread
                   aborts with a message (must-abort test) instead of waiting */
 #include "core_util.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 static atomic_int ran;
 static void count_cleanup(void *arg) {
@@ -76,6 +81,73 @@ static void own_handler(void) {
   CHECK(pthread_join(t, NULL) == 0);
 }
 
+/* A cleanup that faults: the program's SIGSEGV handler runs (the cleanup
+   thread does not block fault signals, which would kill the process
+   without it). */
+static void on_segv(int sig) {
+  (void)sig;
+  static const char msg[] = "core_signal_cases cleanup_fault: ok (the program's handler ran)\n";
+  if (write(1, msg, sizeof msg - 1) < 0) _exit(3);
+  _exit(0);
+}
+static volatile uintptr_t bad_address = 16; /* read at run time: no compiler warning */
+static void faulting_cleanup(void *arg) {
+  (void)arg;
+  *(volatile int *)bad_address = 1;
+}
+static __attribute__((noinline)) void make_faulting(void) {
+  for (int i = 0; i < 50; i++) cgc_add_cleanup(cgc_alloc(64), faulting_cleanup, NULL);
+}
+static void cleanup_fault(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_segv;
+  CHECK(sigaction(SIGSEGV, &sa, NULL) == 0);
+  make_faulting();
+  clear_stack();
+  for (int i = 0; i < 10; i++) {
+    cgc_collect();
+    cgc_wait_cleanups(); /* the first cleanup that runs faults */
+  }
+  CHECKF(0, "no cleanup ran in 10 collections");
+}
+
+/* The main thread exits (pthread_exit) registered, allocating in a
+   thread-specific-data destructor after cgc's: it stays a zombie, which
+   signals still reach, while a worker collects.  The collection counts it
+   as gone. */
+static pthread_key_t main_key;
+static void main_rearming(void *v) {
+  consume(cgc_alloc(32));
+  if ((uintptr_t)v < 4) CHECK(pthread_setspecific(main_key, (void *)((uintptr_t)v + 1)) == 0);
+}
+static bool main_is_zombie(void) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)getpid());
+  FILE *f = fopen(path, "r");
+  if (!f) return true;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')');
+  return p && (p[2] == 'Z' || p[2] == 'X');
+}
+static void *after_main(void *arg) {
+  (void)arg;
+  while (!main_is_zombie()) sched_yield(); /* main has exited */
+  for (int i = 0; i < 3; i++) cgc_collect();
+  printf("core_signal_cases main_exits: ok\n");
+  fflush(stdout);
+  exit(0); /* cgc's own threads never exit: returning would leave the process running */
+}
+static void main_exits(void) {
+  CHECK(pthread_key_create(&main_key, main_rearming) == 0);
+  CHECK(pthread_setspecific(main_key, (void *)1) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, after_main, NULL) == 0);
+  pthread_exit(NULL);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: core_signal_cases blocked_cleanup|dead_registered|own_handler");
   test_seed();
@@ -83,6 +155,8 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "blocked_cleanup") == 0) blocked_cleanup();
   else if (strcmp(argv[1], "dead_registered") == 0) dead_registered();
   else if (strcmp(argv[1], "own_handler") == 0) own_handler();
+  else if (strcmp(argv[1], "cleanup_fault") == 0) cleanup_fault();
+  else if (strcmp(argv[1], "main_exits") == 0) main_exits();
   else CHECKF(0, "unknown case %s", argv[1]);
   printf("core_signal_cases %s: ok\n", argv[1]);
   return 0;

@@ -52,7 +52,7 @@ foreach(case arena_free_bogus arena_free_heap)
   cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case}
     REGEX "cgc: cgc_arena_free: ${_hex} is not an arena")
 endforeach()
-foreach(case checkfree_double_small checkfree_double_large)
+foreach(case checkfree_double_small checkfree_double_large checkfree_rehash)
   cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case} ENV "CGC_DEBUG=checkfree=1"
     REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free: it was freed already and is in the checkfree quarantine")
 endforeach()

@@ -14,6 +14,50 @@ static __attribute__((noinline)) uintptr_t hidden_object(size_t n, int free_it) 
   return h;
 }
 
+/* checkfree's quarantine keeps its open-addressing table valid when a
+   collection releases entries from the middle of probe runs: entries whose
+   slots (by the table's hash, 1024 slots at first) run 1021, 1022, 1023, 0,
+   1, 2, 3, of which the 2nd, 3rd and 5th are released and the others stay
+   (referenced from this stack).  The last one must still be found: freeing
+   it again is a double free.  (Rehashing from a hole the releases made lost
+   it.) */
+#define RH_N 60000
+static void **rh_cand; /* malloc: not scanned */
+static size_t rh_hash(uintptr_t base) { return (size_t)((base >> 3) * 0x9E3779B97F4A7C15ull) & 1023; }
+static __attribute__((noinline)) void *rh_pick(size_t h) {
+  for (int i = 0; i < RH_N; i++)
+    if (rh_cand[i] && rh_hash((uintptr_t)rh_cand[i]) == h) {
+      void *p = rh_cand[i];
+      rh_cand[i] = NULL;
+      return p;
+    }
+  CHECKF(0, "no candidate object for slot %zu", h);
+  return NULL;
+}
+static __attribute__((noinline)) void rh_release_free(size_t h) { cgc_free(rh_pick(h)); }
+static __attribute__((noinline)) void checkfree_rehash(void) {
+  cgc_set_gc_percent(-1);
+  rh_cand = malloc(RH_N * sizeof *rh_cand);
+  CHECK(rh_cand != NULL);
+  for (int i = 0; i < RH_N; i++) rh_cand[i] = cgc_alloc(i % 2 ? 24 : 8);
+  void *volatile e1 = rh_pick(1021);
+  cgc_free(e1);
+  rh_release_free(1022);
+  rh_release_free(1023);
+  void *volatile e4 = rh_pick(1021);
+  cgc_free(e4);
+  rh_release_free(1021);
+  void *volatile e6 = rh_pick(0);
+  cgc_free(e6);
+  void *volatile e7 = rh_pick(1);
+  cgc_free(e7);
+  clear_stack();
+  cgc_collect();
+  cgc_free(e7); /* aborts */
+  (void)e1;
+  (void)e4;
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: free_abort CASE");
   const char *c = argv[1];
@@ -118,6 +162,8 @@ int main(int argc, char **argv) {
     cgc_arena_free((cgc_arena_t *)small);
 
   /* ---- checkfree (CGC_DEBUG=checkfree=1) ---- */
+  } else if (strcmp(c, "checkfree_rehash") == 0) {
+    checkfree_rehash();
   } else if (strcmp(c, "checkfree_double_small") == 0) {
     cgc_free(small);
     cgc_free(small);
