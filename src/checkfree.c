@@ -56,7 +56,6 @@ static uint64_t progress(const cgc_tcache_t *tc) {
   return __atomic_load_n(&tc->alloc_objects, __ATOMIC_RELAXED) + __atomic_load_n(&tc->free_objects, __ATOMIC_RELAXED);
 }
 
-
 static CGC_STATE pthread_mutex_t cf_lock = PTHREAD_MUTEX_INITIALIZER;
 static CGC_STATE qent_t *tab;
 static CGC_STATE size_t tab_cap, tab_n;

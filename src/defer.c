@@ -278,7 +278,7 @@ void cgc__frame_run(cgc__frame_t *f) {
 }
 
 /* Run and unlink every chain link below limit, inner ones first. */
-static void run_chain_below(struct panic *p, uintptr_t limit) {
+static void run_links_below(struct panic *p, uintptr_t limit) {
   cgc__frame_t *n;
   while ((n = cgc__defer_chain) != NULL && (uintptr_t)n < limit) {
     run_panic(n, p);
@@ -287,19 +287,21 @@ static void run_chain_below(struct panic *p, uintptr_t limit) {
   }
 }
 
-/* A panic that has got past the run_normal calls whose nodes lie below sp:
-   the frames they were exiting run the rest of their records now, for it,
-   after the links inner to them. */
-static void run_exiting_below(struct panic *p, uintptr_t sp) {
+/* Everything pending below limit that the panic has got past, for it: the
+   links, and first the frames whose normal exit it interrupted (their
+   run_normal nodes lie below limit), each after the links inner to it, so
+   that they run before the landing pads of the frames holding them. */
+static void run_chain_below(struct panic *p, uintptr_t limit) {
   struct exiting *ex;
-  while ((ex = ts.exiting) != NULL && (uintptr_t)ex < sp) {
+  while ((ex = ts.exiting) != NULL && (uintptr_t)ex < limit) {
     ts.exiting = ex->prev;
-    run_chain_below(p, (uintptr_t)ex->f);
+    run_links_below(p, (uintptr_t)ex->f);
     if (cgc__defer_chain == ex->f) {
       run_panic(ex->f, p);
       cgc__defer_chain = ex->f->prev;
     }
   }
+  run_links_below(p, limit);
 }
 
 /* Links and protects below the current stack pointer belong to frames that
@@ -549,12 +551,10 @@ static CGC_COLD _Noreturn void panic_finish(struct panic *p, int early) {
        its runner (a landing pad cannot be resumed without the unwinder's
        context).  Reaching the target, every live boundary was passed. */
     if (early && in->b_runner) {
-      run_exiting_below(p, (uintptr_t)in->b_runner);
       run_chain_below(p, (uintptr_t)in->b_runner);
       _longjmp(in->b_runner->jb, 1);
     }
   }
-  run_exiting_below(p, p->target);
   run_chain_below(p, p->target);
   if (p->target != UINTPTR_MAX) {
     struct protect *pr = (struct protect *)p->target;
@@ -585,14 +585,12 @@ static _Unwind_Reason_Code panic_stop(int version, _Unwind_Action actions,
     struct inst *in = p->top;
     if (in->b_runner && sp >= (uintptr_t)in->b_runner) {
       /* Past the deferred call a runner made: back into the runner. */
-      run_exiting_below(p, (uintptr_t)in->b_runner);
       run_chain_below(p, (uintptr_t)in->b_runner);
       inst_pop(p);
       _longjmp(in->b_runner->jb, 1);
     }
     if (!in->b_sp || sp < in->b_sp) break;
     /* At the frame whose landing pad called the deferred function. */
-    run_exiting_below(p, in->b_sp);
     run_chain_below(p, in->b_sp);
     inst_pop(p);
 #if DEFER_LP_RESUME
@@ -603,11 +601,10 @@ static _Unwind_Reason_Code panic_stop(int version, _Unwind_Action actions,
        this unwind, which carries on in place of the one it superseded. */
     p->top->runner = NULL;
   }
-  /* Frames whose normal exit the panic interrupted, if it has left the
-     exit's runner; then, past the cgc_protect frame, finish here. */
-  run_exiting_below(p, CGC_MIN(sp, p->target));
+  /* Past the cgc_protect frame: finish here. */
   if (sp >= p->target) panic_finish(p, 0);
-  /* Links of the frames already passed, which had no landing pad for them. */
+  /* What the frames already passed left (links without a landing pad for
+     them, exits the panic interrupted). */
   run_chain_below(p, sp);
   /* The frame's landing pad, if any, runs next. */
   p->top->lp_sp = sp;

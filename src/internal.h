@@ -167,7 +167,6 @@ extern cgc_tcache_t _cgc_empty_tcache CGC_HIDDEN;
 /* ---- threads -------------------------------------------------------------- */
 
 typedef struct cgc_thread {
-  uintptr_t pthread;          /* pthread_t */
   pid_t tid;
   uintptr_t stack_lo, stack_hi;
   uintptr_t tp;               /* thread pointer, for TLS blocks */

@@ -232,6 +232,12 @@ bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) {
   return (sa.sa_flags & SA_SIGINFO) && (void *)sa.sa_sigaction == (void *)handler;
 }
 
+/* Raised by the faulting instruction itself: never the suspend signal (its
+   handler would return to that instruction for ever), never blocked in
+   cgc's threads (a blocked fault kills at once, without the program's
+   handler or a sanitizer's report). */
+static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP};
+
 /* Block the signals a program may want delivered elsewhere (to sigwait, a
    signalfd or another thread) in the calling thread: every one but sig and
    the synchronous ones (a fault blocked is fatal at once, without the
@@ -240,8 +246,8 @@ void _cgc_os_block_async_but(int sig) {
   sigset_t set;
   sigfillset(&set);
   sigdelset(&set, sig);
-  static const int sync[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
-  for (size_t i = 0; i < sizeof sync / sizeof sync[0]; i++) sigdelset(&set, sync[i]);
+  for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++) sigdelset(&set, fault_signals[i]);
+  sigdelset(&set, SIGSYS);
   pthread_sigmask(SIG_SETMASK, &set, NULL);
 }
 
@@ -259,11 +265,11 @@ int _cgc_os_parse_signal(const char *s) {
   long n = strtol(s, &end, 10);
   if (*end == 0) {
     /* Signals between 32 and SIGRTMIN belong to the C library; faults and
-       abort must keep their meaning (a fault would return to the faulting
-       instruction for ever). */
-    if (n <= 0 || n >= NSIG || n == SIGKILL || n == SIGSTOP || (n >= 32 && n < SIGRTMIN) || n == SIGSEGV ||
-        n == SIGBUS || n == SIGILL || n == SIGFPE || n == SIGTRAP || n == SIGABRT)
+       abort must keep their meaning. */
+    if (n <= 0 || n >= NSIG || n == SIGKILL || n == SIGSTOP || (n >= 32 && n < SIGRTMIN) || n == SIGABRT)
       return -1;
+    for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++)
+      if (n == fault_signals[i]) return -1;
     return (int)n;
   }
   if (strncmp(s, "SIG", 3) == 0) s += 3;

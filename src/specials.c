@@ -29,8 +29,6 @@
 #include <errno.h>
 #include <pthread.h>
 
-#include <signal.h>
-
 #include "internal.h"
 
 #define NSTRIPES 64
@@ -496,39 +494,29 @@ static void *runner_main(void *arg) {
   return NULL;
 }
 
+static void runner_kick_all(void) {
+  atomic_fetch_add(&runner_kick, 1);
+  _cgc_os_wake_all(&runner_kick);
+}
+
 static void runner_wake(void) {
   if (_cgc_g.opt.cleanups_manual) return;
   pthread_mutex_lock(&queue_lock);
   bool start = !runner_started && q_first != NULL;
   if (start) runner_started = 1;
   pthread_mutex_unlock(&queue_lock);
-  if (start) {
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* it starts with all blocked (runner_main) */
-    int rc = _cgc_os_real_pthread_create()(&t, &attr, runner_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-      pthread_mutex_lock(&queue_lock);
-      runner_started = 0;
-      pthread_mutex_unlock(&queue_lock);
-      _cgc_warn("cannot start the cleanup thread; cleanups run in cgc_run_cleanups/cgc_wait_cleanups");
-    }
-    pthread_attr_destroy(&attr);
+  /* Detached, with every signal blocked until runner_main sets its mask. */
+  if (start && _cgc_os_thread_create(runner_main, NULL) != 0) {
+    pthread_mutex_lock(&queue_lock);
+    runner_started = 0;
+    pthread_mutex_unlock(&queue_lock);
+    _cgc_warn("cannot start the cleanup thread; cleanups run in cgc_run_cleanups/cgc_wait_cleanups");
   }
-  atomic_fetch_add(&runner_kick, 1);
-  _cgc_os_wake_all(&runner_kick);
+  runner_kick_all();
 }
 
 /* The suspend signal moved: the cleanup thread must let the new one in. */
-void _cgc_specials_signal_moved(void) {
-  atomic_fetch_add(&runner_kick, 1);
-  _cgc_os_wake_all(&runner_kick);
-}
+void _cgc_specials_signal_moved(void) { runner_kick_all(); }
 
 void cgc_wait_cleanups(void) {
   _cgc_ensure_init();

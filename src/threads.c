@@ -60,7 +60,6 @@ cgc_thread_t *_cgc_thread_register_self(bool explicit_reg) {
   if (_cgc_self) return _cgc_self;
   cgc_thread_t *t = thread_struct_alloc();
   if (!t) return NULL;
-  t->pthread = (uintptr_t)pthread_self();
   t->tid = _cgc_os_gettid();
   t->tp = _cgc_os_thread_pointer();
   t->explicit_reg = explicit_reg;
@@ -377,7 +376,6 @@ static void fork_child(void) {
   _cgc_g.nthreads = 0;
   if (self) {
     self->next = self->prev = NULL;
-    self->pthread = (uintptr_t)pthread_self();
     self->tid = _cgc_os_gettid();
     _cgc_g.threads = self;
     _cgc_g.nthreads = 1;

@@ -161,17 +161,11 @@ static void *race_churn(void *arg) {
   return NULL;
 }
 
-static void *race_collector(void *arg) {
-  (void)arg;
-  while (!atomic_load(&race_done)) cgc_collect();
-  return NULL;
-}
-
 static void test_race_clean(void) {
   uint64_t gc0 = cgc_gc_count();
   pthread_t c, t[2];
   atomic_store(&race_done, 0);
-  CHECK(pthread_create(&c, NULL, race_collector, NULL) == 0);
+  CHECK(pthread_create(&c, NULL, collect_until, &race_done) == 0);
   for (int k = 0; k < 2; k++) CHECK(pthread_create(&t[k], NULL, race_churn, (void *)(uintptr_t)k) == 0);
   for (int k = 0; k < 2; k++) CHECK(pthread_join(t[k], NULL) == 0);
   atomic_store(&race_done, 1);

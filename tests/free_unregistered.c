@@ -22,11 +22,6 @@ static node_t **tail;          /* malloc memory: not scanned */
 static atomic_int stop;
 static uint64_t seed;
 
-static void *collector(void *arg) {
-  (void)arg;
-  while (!atomic_load(&stop)) cgc_collect();
-  return NULL;
-}
 
 static void *freer(void *arg) {
   (void)arg;
@@ -65,7 +60,7 @@ int main(void) {
   chain = head;
   head = NULL;
   pthread_t c, f;
-  CHECK(pthread_create(&c, NULL, collector, NULL) == 0);
+  CHECK(pthread_create(&c, NULL, collect_until, &stop) == 0);
   CHECK(pthread_create(&f, NULL, freer, NULL) == 0);
   CHECK(pthread_join(f, NULL) == 0);
   atomic_store(&stop, 1);

@@ -228,17 +228,12 @@ static void *freer(void *arg) {
   }
   return NULL;
 }
-static void *th_collector(void *arg) {
-  (void)arg;
-  while (!atomic_load(&th_stop)) cgc_collect();
-  return NULL;
-}
 
 static void test_threads(void) {
   th_cnt = calloc(TH * TH_N, sizeof *th_cnt);
   CHECK(th_cnt);
   pthread_t t[TH], c;
-  CHECK(pthread_create(&c, NULL, th_collector, NULL) == 0);
+  CHECK(pthread_create(&c, NULL, collect_until, &th_stop) == 0);
   for (size_t i = 0; i < TH; i++) CHECK(pthread_create(&t[i], NULL, freer, (void *)i) == 0);
   for (size_t i = 0; i < TH; i++) pthread_join(t[i], NULL);
   atomic_store(&th_stop, 1);

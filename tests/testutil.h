@@ -2,6 +2,7 @@
    whose seed is printed (CGC_TEST_SEED overrides it), and helpers. */
 #ifndef CGC_TESTUTIL_H
 #define CGC_TESTUTIL_H
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,12 @@ static inline void consume(const void *p) { __asm__ volatile("" ::"r"(p) : "memo
 static __attribute__((noinline, unused)) void until_paced_collection(size_t n) {
   uint64_t gc = cgc_gc_count();
   while (cgc_gc_count() == gc) consume(cgc_alloc(n));
+}
+
+/* A thread body: collect again and again until *stop (an atomic int) is set. */
+static __attribute__((unused)) void *collect_until(void *stop) {
+  while (!atomic_load((_Atomic int *)stop)) cgc_collect();
+  return NULL;
 }
 
 /* Clobber a region of the stack below the caller so stale pointers left by
