@@ -4,28 +4,7 @@
 #include "cgc.h"
 #include "testutil.h"
 
-static int logv[4096];
-static int nlog;
-
-static void rec(void *p) { logv[nlog++] = (int)(intptr_t)p; }
-#define L(x) ((void *)(intptr_t)(x))
-
-static void expect_log(const int *want, int n, int line) {
-  if (nlog != n) {
-    fprintf(stderr, "line %d: %d entries, want %d:", line, nlog, n);
-    for (int i = 0; i < nlog; i++) fprintf(stderr, " %d", logv[i]);
-    fputc('\n', stderr);
-    abort();
-  }
-  for (int i = 0; i < n; i++)
-    CHECKF(logv[i] == want[i], "line %d: entry %d is %d, want %d", line, i, logv[i], want[i]);
-  nlog = 0;
-}
-#define EXPECT(...)                                                                \
-  do {                                                                             \
-    static const int w_[] = {__VA_ARGS__};                                         \
-    expect_log(w_, (int)(sizeof w_ / sizeof *w_), __LINE__);                       \
-  } while (0)
+#include "defer_log.h"
 #define EXPECT_NONE() expect_log(NULL, 0, __LINE__)
 
 /* Falling off the end: reverse order of the defer statements. */

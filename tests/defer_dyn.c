@@ -3,31 +3,8 @@
 #include "cgc.h"
 #include "testutil.h"
 
-static int *logv;
-static int nlog, logcap;
-
-static void rec(void *p) {
-  CHECK(nlog < logcap);
-  logv[nlog++] = (int)(intptr_t)p;
-}
-#define L(x) ((void *)(intptr_t)(x))
-
-static void expect_log(const int *want, int n, int line) {
-  if (nlog != n) {
-    fprintf(stderr, "line %d: %d entries, want %d:", line, nlog, n);
-    for (int i = 0; i < nlog && i < 64; i++) fprintf(stderr, " %d", logv[i]);
-    fputc('\n', stderr);
-    abort();
-  }
-  for (int i = 0; i < n; i++)
-    CHECKF(logv[i] == want[i], "line %d: entry %d is %d, want %d", line, i, logv[i], want[i]);
-  nlog = 0;
-}
-#define EXPECT(...)                                                                \
-  do {                                                                             \
-    static const int w_[] = {__VA_ARGS__};                                         \
-    expect_log(w_, (int)(sizeof w_ / sizeof *w_), __LINE__);                       \
-  } while (0)
+#define LOG_CAP 300000
+#include "defer_log.h"
 
 /* n defers in a loop: n calls, newest first, after the function's body. */
 static void loop_n(int n) {
@@ -144,9 +121,6 @@ static void panic_on_exit_inner(void *arg) {
 
 int main(void) {
   clear_stack();
-  logcap = 300000;
-  logv = malloc(sizeof *logv * (size_t)logcap);
-  CHECK(logv);
 
   /* Segment boundaries: 8 inline, then chunks of 32, 64, ... 8192 records. */
   static const int sizes[] = {0,    1,    2,    7,     8,     9,      39,     40,    41,  104,
@@ -196,7 +170,6 @@ int main(void) {
          (unsigned long long)(after.total_alloc_objects - before.total_alloc_objects));
 
   CHECK(cgc__defer_chain == NULL);
-  free(logv);
   printf("defer_dyn: ok\n");
   return 0;
 }
