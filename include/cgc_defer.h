@@ -36,6 +36,13 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* GNU compilers take the attribute in every language and standard (C99 and
+   C++98 included); others get the standard spelling. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CGC__NORETURN __attribute__((__noreturn__))
+#elif defined(__cplusplus)
 #define CGC__NORETURN [[noreturn]]
 #else
 #define CGC__NORETURN _Noreturn

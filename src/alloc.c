@@ -66,6 +66,7 @@ void *cgc_calloc(size_t count, size_t size) {
 }
 
 char *cgc_strdup(const char *s) {
+  cgc_check(s != NULL, "cgc_strdup: the string is NULL");
   size_t n = strlen(s) + 1;
   char *p = alloc_inline(n, 1);
   if (p) memcpy(p, s, n);

@@ -397,6 +397,7 @@ uint64_t _cgc_stats_specials(cgc_stats_t *out) CGC_HIDDEN;
 uint64_t _cgc_arena_stats_bytes(void) CGC_HIDDEN;
 
 void cgc_read_stats(cgc_stats_t *out) {
+  cgc_check(out != NULL, "cgc_read_stats: out is NULL");
   _cgc_ensure_init();
   memset(out, 0, sizeof *out);
   struct tot c;

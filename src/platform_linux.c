@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -505,14 +506,54 @@ int _cgc_os_mapping_bounds(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
   return 0;
 }
 
+/* The inode field of a maps line, given what follows the address range
+   ("rw-p 00000000 08:01 1234 /path"): nonzero for a file mapping. */
+static unsigned long maps_inode(const char *q) {
+  for (int field = 0; field < 3; field++) { /* perms, offset, device */
+    while (*q && *q != ' ') q++;
+    while (*q == ' ') q++;
+  }
+  unsigned long ino = 0;
+  while (*q >= '0' && *q <= '9') ino = ino * 10 + (unsigned long)(*q++ - '0');
+  return ino;
+}
+
+/* Can every page of [lo, hi) be read without a fault?  A file mapping's
+   pages past the file's end (or of a file truncated since) are listed as
+   readable but raise SIGBUS; the kernel reads one byte of each page here
+   on our behalf and stops at the first that faults.  Where the call is not
+   permitted (seccomp), say yes: the maps check still holds. */
+static bool pages_readable(uintptr_t lo, uintptr_t hi) {
+  enum { BATCH = 256 };
+  struct iovec remote[BATCH];
+  char sink[BATCH];
+  uintptr_t page = _cgc_os_page_size();
+  uintptr_t a = lo & ~(page - 1);
+  while (a < hi) {
+    size_t n = 0;
+    for (; n < BATCH && a < hi; n++, a += page) {
+      remote[n].iov_base = (void *)(a < lo ? lo : a);
+      remote[n].iov_len = 1;
+    }
+    struct iovec local = {sink, n};
+    ssize_t got = process_vm_readv(getpid(), &local, 1, remote, n, 0);
+    if (got < 0) return errno != EFAULT;
+    if ((size_t)got < n) return false;
+  }
+  return true;
+}
+
 struct readable_ctx {
   uintptr_t cur, hi;
 };
-/* 1: [cur, hi) is covered; -2: a gap or an unreadable mapping first. */
+/* 1: [cur, hi) is covered; -2: a gap, an unreadable mapping or a page of a
+   file mapping that faults, first. */
 static int readable_cb(uintptr_t a, uintptr_t b, const char *perms, void *ctx) {
   struct readable_ctx *c = ctx;
   if (b <= c->cur) return 0;
   if (a > c->cur || perms[0] != 'r') return -2;
+  uintptr_t end = b < c->hi ? b : c->hi;
+  if (maps_inode(perms) != 0 && !pages_readable(c->cur, end)) return -2;
   c->cur = b;
   return c->cur >= c->hi ? 1 : 0;
 }

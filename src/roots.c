@@ -120,7 +120,7 @@ void cgc_add_roots(const void *start, size_t size) {
   /* Scanned at every collection with the world stopped: a range that is not
      memory would fault there, far from the mistake. */
   if (_cgc_os_range_readable(lo, lo + size) == 0)
-    _cgc_fatal("cgc_add_roots: range %p + %zu is not all readable memory (unmapped, or not readable)", start,
+    _cgc_fatal("cgc_add_roots: range %p + %zu is not all readable memory (unmapped, not readable, or past the end of a mapped file)", start,
                size);
   pthread_mutex_lock(&_cgc_g.roots_lock);
   for (size_t i = 0; i < _cgc_g.nroots; i++)

@@ -153,9 +153,30 @@ foreach(case remove_roots_unknown remove_roots_twice remove_roots_interior)
 endforeach()
 # A range that is not all readable memory, refused when registered (not
 # found by a fault inside a later collection).
-foreach(case add_roots_unmapped add_roots_prot_none add_roots_past_end add_roots_huge)
+foreach(case add_roots_unmapped add_roots_prot_none add_roots_past_end add_roots_past_eof add_roots_huge)
   cgc_abort_test(core_abort_${case} PROGRAM core_abort CASE ${case}
     REGEX "cgc: cgc_add_roots: range 0x[0-9a-f]+ \\+ [0-9]+ is not all readable memory")
 endforeach()
+cgc_abort_test(core_abort_strdup_null PROGRAM core_abort CASE strdup_null REGEX "^cgc: cgc_strdup: the string is NULL$")
+cgc_abort_test(core_abort_read_stats_null PROGRAM core_abort CASE read_stats_null REGEX "^cgc: cgc_read_stats: out is NULL$")
 cgc_abort_test(core_abort_unregister_unregistered PROGRAM core_abort CASE unregister_unregistered
   REGEX "cgc: cgc_unregister_thread: ")
+
+# The public headers compile in every C standard from C99, pedantically, and
+# as C++ (from C++98) when a C++ compiler is installed.
+foreach(std c99 c11 gnu11 c17)
+  add_test(NAME core_header_${std}
+    COMMAND ${CMAKE_C_COMPILER} -fsyntax-only -std=${std} -Wall -Wextra -Wpedantic -Wstrict-prototypes
+            -Werror -I${PROJECT_SOURCE_DIR}/include ${CGC_TEST_DIR}/core_header.c)
+endforeach()
+find_program(CGC_TEST_CXX NAMES clang++ g++ c++)
+if(CGC_TEST_CXX)
+  foreach(std c++98 c++11 c++17)
+    string(REPLACE "+" "x" _name ${std})
+    add_test(NAME core_header_${_name}
+      COMMAND ${CGC_TEST_CXX} -fsyntax-only -x c++ -std=${std} -Wall -Wextra -Wpedantic -Werror
+              -I${PROJECT_SOURCE_DIR}/include ${CGC_TEST_DIR}/core_header.c)
+  endforeach()
+else()
+  message(STATUS "tests: no C++ compiler; the headers' C++ checks are skipped")
+endif()

@@ -70,6 +70,19 @@ int main(int argc, char **argv) {
     void **m = (void **)calloc(16, sizeof(void *));
     CHECK(m != NULL);
     cgc_add_roots(m, SIZE_MAX / 2);
+  } else if (strcmp(c, "add_roots_past_eof") == 0) { /* readable by its mapping, but past the file's end: SIGBUS */
+    char path[] = "/tmp/cgc-core-abort-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    CHECK(write(fd, "12345", 5) == 5);
+    char *m = mmap(NULL, 16384, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK(m != MAP_FAILED);
+    cgc_add_roots(m, 16384);
+  } else if (strcmp(c, "strdup_null") == 0) {
+    r = (size_t)(uintptr_t)cgc_strdup(NULL);
+  } else if (strcmp(c, "read_stats_null") == 0) {
+    cgc_read_stats(NULL);
   } else if (strcmp(c, "unregister_unregistered") == 0) {
     pthread_t t;
     CHECK(pthread_create(&t, NULL, worker_unregister_twice, NULL) == 0);

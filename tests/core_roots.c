@@ -195,6 +195,24 @@ static void test_malloc_and_mmap(void) {
   cgc_remove_roots(m2);
   free(m2);
   munmap(mm, len);
+
+  /* A shared file mapping within the file's size: accepted (its pages are
+     probed for faults past the file's end) and scanned. */
+  char path[] = "/tmp/cgc-core-roots-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  unlink(path);
+  size_t flen = NOBJ * sizeof(void *);
+  CHECK(ftruncate(fd, (off_t)flen) == 0);
+  void **fm = (void **)mmap(NULL, flen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  CHECK(fm != MAP_FAILED);
+  cgc_add_roots(fm, flen);
+  got = reachable_from(fm, rec, 9000);
+  CHECKF(got >= all - all / 16, "objects referenced from a registered file mapping: only %llu of %llu bytes reachable",
+         (unsigned long long)got, (unsigned long long)all);
+  cgc_remove_roots(fm);
+  munmap(fm, flen);
+  close(fd);
   /* Unmapped memory that was a root once must not be touched again. */
   cgc_collect();
   free(rec);

@@ -1,0 +1,13 @@
+/* The public headers on their own, in every C standard from C99 and in C++
+   (compiled by the tests with -fsyntax-only -Wpedantic -Werror and each
+   standard; nothing runs). */
+#include "cgc.h"
+#include "cgc_defer.h"
+
+int use_headers(void);
+int use_headers(void) {
+  void *p = cgc_alloc(16);
+  if (!p) cgc_panic(0);
+  cgc_free(p);
+  return 0;
+}
