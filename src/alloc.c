@@ -584,18 +584,18 @@ static inline bool is_large(cgc_span_t *s) {
 }
 
 /* Free the live object p resolved as r: specials, large objects, checkfree. */
-static void free_resolved(obj_ref_t r, void *p) {
+static void free_resolved(obj_ref_t r, void *p, const char *call) {
   /* Specials first.  What a cleanup or finalizer attaches to the dying object
      meanwhile is dropped unrun (weak handles cleared): nothing runs later.
      A free of the object from inside them is left to this call. */
   if (r.span->specials != NULL &&
-      _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p) == CGC_ONFREE_NESTED)
+      _cgc_specials_on_free(r.span, r.idx, (uintptr_t)p, call) == CGC_ONFREE_NESTED)
     return;
   if (is_large(r.span)) free_large(r.span, p);
   else free_small(r.span, (uintptr_t)p);
 }
 
-static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_free", p), p); }
+static CGC_NOINLINE void free_slow(void *p) { free_resolved(resolve_base("cgc_free", p), p, "cgc_free"); }
 
 /* a is the start of slot idx of small span s and its first word is not a
    free-list link (its top byte is not the key's tag: _cgc_word0_may_link). */
@@ -765,7 +765,7 @@ static CGC_NOINLINE void *realloc_slow(void *p, size_t size) {
   if (!n) return NULL;
   memcpy(n, p, CGC_MIN(old, size));
   if (noscan && s->nelems > 1 && !s->specials && !_cgc_g.opt.checkfree) push_left_slot(s, (uintptr_t)p, old);
-  else free_resolved(r, p);
+  else free_resolved(r, p, "cgc_realloc");
   return n;
 }
 

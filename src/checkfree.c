@@ -233,7 +233,8 @@ static void describe(uintptr_t where, char *buf, size_t n) {
       _cgc_format(buf, n, "the range %p registered with cgc_add_roots", (void *)_cgc_g.roots[i].lo);
       return;
     }
-  _cgc_format(buf, n, "a global or thread-local variable");
+  const char *special = _cgc_specials_root_name(where);
+  _cgc_format(buf, n, "%s", special ? special : "a global or thread-local variable");
 }
 
 void _cgc_checkfree_stw(void) {

@@ -39,7 +39,7 @@
 #include <unwind.h>
 
 #include "cgc.h"
-#include "util.h"
+#include "internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define DEFER_ASAN 1
@@ -763,4 +763,22 @@ void *cgc_panic_value(void) {
      deferred function may have been inlined into that frame). */
   if (w.sp[0] == in->lp_sp || w.sp[1] == in->lp_sp) return p->value;
   return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Panic barriers                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* The record of a barrier (internal.h) ran: only a panic runs it, on its
+   way out of the callback the barrier guards. */
+void _cgc_panic_barrier_hit(void *arg) {
+  const _cgc_barrier_t *b = arg;
+  const struct panic *p = ts.panic;
+  void *fn;
+  memcpy(&fn, &b->fn, sizeof fn);
+  char value[96];
+  if (p && p->is_str) _cgc_format(value, sizeof value, "%s", (const char *)p->value);
+  else _cgc_format(value, sizeof value, "(void *) %p", p ? p->value : NULL);
+  _cgc_fatal("%s: a panic left %s %p (on %p), which must recover it: panic: %s", b->call, b->what, fn,
+             b->arg, value);
 }

@@ -584,16 +584,50 @@ int64_t _cgc_parse_bytes(const char *s) CGC_HIDDEN;
 void _cgc_specials_process_stw(void) CGC_HIDDEN;
 /* After the world restarts: hand queued work to the runner. */
 void _cgc_specials_after_gc(void) CGC_HIDDEN;
-/* Explicit free of an object that has specials (cgc_free): clear its weak
-   handles, run (if run) its finalizer and cleanups here, drop them all.
-   False if it had none. */
-/* cgc_free of an object whose span has specials: run the object's (if it
-   has a record).  NESTED: the object is being freed already (by this
+/* cgc_free of an object whose span has specials: clear its weak handles,
+   run its finalizer and cleanups here and drop them all (RAN), if it has a
+   record (else NONE).  NESTED: the object is being freed already (by this
    call's caller up the stack, from its finalizer or cleanups): do nothing. */
 enum { CGC_ONFREE_NONE, CGC_ONFREE_RAN, CGC_ONFREE_NESTED };
-int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base) CGC_HIDDEN;
+int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, const char *call) CGC_HIDDEN;
+/* What cgc root holds the word at where (a cleanup's argument, a queued
+   callback), for reports; NULL if none.  World stopped. */
+const char *_cgc_specials_root_name(uintptr_t where) CGC_HIDDEN;
 size_t _cgc_specials_record_bytes(void) CGC_HIDDEN; /* cleanup records in use; stripes held */
 void _cgc_specials_fork_child(void) CGC_HIDDEN;
+
+/* ---- panic barriers ----------------------------------------------------------- */
+/* A panic must not leave a program callback that cgc calls (a cleanup or a
+   finalizer): cgc's bookkeeping around the call would be skipped, as a C++
+   exception must not leave a destructor.  A barrier is a record in the
+   thread's defer chain that only a panic runs: linked before the callback,
+   unlinked after it, and if a panic unwinds past it, it aborts with the
+   panic and the callback named.  fn and arg name the callback now running
+   (updated in place when one barrier guards a batch). */
+typedef struct {
+  cgc__bnode_t node;
+  const char *call; /* the cgc call, or the thread, running the callback */
+  const char *what; /* "the cleanup", "the finalizer" */
+  void (*fn)(void *);
+  void *arg;
+} _cgc_barrier_t;
+void _cgc_panic_barrier_hit(void *barrier) CGC_HIDDEN;
+static inline void _cgc_barrier_push(_cgc_barrier_t *b, const char *call) {
+  b->call = call;
+  b->what = NULL;
+  b->fn = NULL;
+  b->arg = NULL;
+  cgc__link_one(&b->node, _cgc_panic_barrier_hit, b);
+}
+static inline void _cgc_barrier_set(_cgc_barrier_t *b, const char *what, void (*fn)(void *), void *arg) {
+  b->what = what;
+  b->fn = fn;
+  b->arg = arg;
+}
+static inline void _cgc_barrier_pop(_cgc_barrier_t *b) {
+  cgc_assert(cgc__defer_chain == &b->node.f);
+  cgc__defer_chain = b->node.f.prev;
+}
 
 /* ---- free / arenas hooks -------------------------------------------------- */
 /* checkfree quarantine: verify and release after marking (world stopped). */

@@ -419,16 +419,20 @@ static bool q_done_before(uint64_t target) {
 static CGC_STATE size_t q_waiters;              /* threads in cgc_wait_cleanups: queue_lock */
 
 /* Run a batch taken with q_take; the bookkeeping is once per batch. */
-static void run_work(work_t *w, size_t n, batch_rec_t *rec) {
+static void run_work(work_t *w, size_t n, batch_rec_t *rec, const char *call) {
   size_t fins = 0;
+  _cgc_barrier_t bar;
+  _cgc_barrier_push(&bar, call);
   in_cleanup++;
   my_running += n;
   for (size_t i = 0; i < n; i++) {
+    _cgc_barrier_set(&bar, w[i].finalizer ? "the finalizer" : "the cleanup", w[i].fn, w[i].arg);
     w[i].fn(w[i].arg);
     fins += (size_t)w[i].finalizer;
     w[i].arg = NULL;
   }
   in_cleanup--;
+  _cgc_barrier_pop(&bar);
   atomic_fetch_add_explicit(&n_finalizers_run, fins, memory_order_relaxed);
   atomic_fetch_add_explicit(&n_cleanups_run, n - fins, memory_order_relaxed);
   pthread_mutex_lock(&queue_lock);
@@ -458,7 +462,7 @@ size_t cgc_run_cleanups(void) {
     size_t n = q_take(batch, 64, &rec);
     pthread_mutex_unlock(&queue_lock);
     if (!n) return total;
-    run_work(batch, n, &rec);
+    run_work(batch, n, &rec, "cgc_run_cleanups");
     total += n;
   }
 }
@@ -486,7 +490,7 @@ static void *runner_main(void *arg) {
     size_t n = q_take(batch, 64, &rec);
     pthread_mutex_unlock(&queue_lock);
     if (n) {
-      run_work(batch, n, &rec);
+      run_work(batch, n, &rec, "the cleanup thread");
       continue;
     }
     while (atomic_load(&runner_kick) == seen) _cgc_os_wait(&runner_kick, seen);
@@ -836,6 +840,16 @@ void _cgc_specials_enumerate_roots(void (*fn)(void *, uintptr_t, uintptr_t), voi
     fn(ctx, (uintptr_t)&c->items[c->head], (uintptr_t)&c->items[c->tail]);
 }
 
+const char *_cgc_specials_root_name(uintptr_t where) {
+  for (slab_t *sl = cleanup_slabs; sl; sl = sl->next)
+    if (where >= (uintptr_t)slab_args(sl) && where < (uintptr_t)(slab_args(sl) + sl->n))
+      return "the argument of a cleanup registered with cgc_add_cleanup";
+  for (qchunk_t *c = q_first; c; c = c->next)
+    if (where >= (uintptr_t)&c->items[c->head] && where < (uintptr_t)&c->items[c->tail])
+      return "a cleanup or finalizer queued to run";
+  return NULL;
+}
+
 static inline uintptr_t rec_base(const obj_rec_t *o) { return _cgc_slot_base(o->span, o->idx); }
 static inline bool rec_marked(const obj_rec_t *o) { return _cgc_slot_marked(o->span, o->idx); }
 /* Whether the collection must leave o's object alone: marked, or being
@@ -1054,7 +1068,7 @@ static __thread char free_token;
    when the collector calls it) finds it and does nothing, and the outer call
    frees the object once.  The cleanups' arguments stay in the scanned slabs
    until they ran. */
-int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base) {
+int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, const char *call) {
   stripe_t *st = stripe_of(s);
   cgc_spin_lock(&st->lock);
   obj_rec_t *o = s->specials ? obj_rec(st, s, idx, false) : NULL;
@@ -1067,16 +1081,27 @@ int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base) {
   o->running = list;
   o->freeing = (uintptr_t)&free_token;
   cgc_spin_unlock(&st->lock);
+  _cgc_barrier_t bar;
+  _cgc_barrier_push(&bar, call);
   in_cleanup++;
   if (fin) {
+    _cgc_barrier_set(&bar, "the finalizer", fin, (void *)base);
     fin((void *)base);
     atomic_fetch_add(&n_finalizers_run, 1);
   }
   for (cleanup_rec_t *c = list; c; c = c->next) {
-    c->fn(*c->argp);
+    /* The argument moves to this stack for the call, as a batch's does on
+       the cleanup thread: the record's slab word (a root) is cleared, so
+       that a cleanup that frees its argument leaves no reference behind
+       for checkfree to report. */
+    void *arg = *c->argp;
+    *c->argp = NULL;
+    _cgc_barrier_set(&bar, "the cleanup", c->fn, arg);
+    c->fn(arg); /* bar holds arg on this stack meanwhile */
     atomic_fetch_add(&n_cleanups_run, 1);
   }
   in_cleanup--;
+  _cgc_barrier_pop(&bar);
   cgc_spin_lock(&st->lock);
   finish_free(st, o);
   cgc_spin_unlock(&st->lock);

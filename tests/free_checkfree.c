@@ -277,6 +277,21 @@ static void case_roots(void) {
   cgc_collect();
 }
 
+static void nop_cleanup(void *arg) { (void)arg; }
+
+/* The argument of a cleanup still registered, freed: the report names the
+   cleanup's record as the place (the record's address is cgc's, so only the
+   place is checked). */
+static void case_cleanup_arg(void) {
+  void *owner = cgc_alloc(32);
+  g_holder = owner;
+  void *p = cgc_alloc(48);
+  cgc_add_cleanup(owner, nop_cleanup, p);
+  snprintf(expect, 512, "(in the argument of a cleanup registered with cgc_add_cleanup)\n");
+  cgc_free(p);
+  cgc_collect();
+}
+
 static void *thread_case(void *arg) {
   (void)arg;
   case_heap();
@@ -311,6 +326,7 @@ int main(void) {
   run_child(case_heap, "heap object");
   run_child(case_arena, "arena");
   run_child(case_roots, "registered root");
+  run_child(case_cleanup_arg, "a cleanup's argument");
   run_child(case_other_thread, "freed and collected on another thread");
   printf("free_checkfree: ok\n");
   return 0;

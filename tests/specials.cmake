@@ -111,3 +111,32 @@ foreach(call cleanup:cgc_add_cleanup finalizer:cgc_set_finalizer weak:cgc_weak_m
   cgc_abort_test(specials_misuse_${kind}_freed_large PROGRAM specials_misuse CASE ${kind}_freed_large
     REGEX "cgc: ${fn}: 0x[0-9a-f]+ is not a live object")
 endforeach()
+
+# Panics and callbacks: recovered inside, the bookkeeping stays whole; one
+# that leaves a cleanup or finalizer is fatal, named, wherever it ran.
+specials_program(specials_panic)
+specials_cases(PROGRAM specials_panic CASES recovered)
+add_test(NAME specials_panic_recovered_manual COMMAND specials_panic recovered)
+set_tests_properties(specials_panic_recovered_manual PROPERTIES TIMEOUT 120 LABELS specials
+  ENVIRONMENT "CGC_DEBUG=cleanups=manual")
+add_test(NAME specials_panic_checkfree_arg COMMAND specials_panic checkfree_arg)
+set_tests_properties(specials_panic_checkfree_arg PROPERTIES TIMEOUT 120 LABELS specials
+  ENVIRONMENT "CGC_DEBUG=checkfree=1")
+set(_escaped "a panic left the %s 0x[0-9a-f]+ \\(on 0x[0-9a-f]+\\), which must recover it: panic: escaped$")
+foreach(spec "thread|the cleanup thread|cleanup|" "run_cleanups|cgc_run_cleanups|cleanup|CGC_DEBUG=cleanups=manual"
+             "free_finalizer|cgc_free|finalizer|" "free_cleanup|cgc_free|cleanup|"
+             "realloc_cleanup|cgc_realloc|cleanup|")
+  string(REPLACE "|" ";" spec "${spec}")
+  list(GET spec 0 _case)
+  list(GET spec 1 _call)
+  list(GET spec 2 _what)
+  list(LENGTH spec _n)
+  string(REPLACE "%s" "${_what}" _msg "${_escaped}")
+  if(_n GREATER 3)
+    list(GET spec 3 _env)
+  else()
+    set(_env "")
+  endif()
+  cgc_abort_test(specials_panic_${_case} PROGRAM specials_panic CASE ${_case}
+    REGEX "^cgc: ${_call}: ${_msg}" ENV "${_env}")
+endforeach()
