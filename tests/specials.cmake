@@ -2,9 +2,13 @@
 # docs/specials.md).  Each program takes a case name; every case is its own
 # ctest test, named <program>_<case>.
 function(specials_program prog)
-  add_executable(${prog} ${prog}.c)
+  cmake_parse_arguments(T "" "SOURCE" "FLAGS" ${ARGN})
+  if(NOT T_SOURCE)
+    set(T_SOURCE ${prog}.c)
+  endif()
+  add_executable(${prog} ${T_SOURCE})
   target_include_directories(${prog} PRIVATE ${CGC_TEST_DIR})
-  target_compile_options(${prog} PRIVATE ${CGC_WARN})
+  target_compile_options(${prog} PRIVATE ${CGC_WARN} ${T_FLAGS})
   target_compile_definitions(${prog} PRIVATE _GNU_SOURCE)
   target_link_libraries(${prog} PRIVATE cgc)
 endfunction()
@@ -140,3 +144,10 @@ foreach(spec "thread|the cleanup thread|cleanup|" "run_cleanups|cgc_run_cleanups
   cgc_abort_test(specials_panic_${_case} PROGRAM specials_panic CASE ${_case}
     REGEX "^cgc: ${_call}: ${_msg}" ENV "${_env}")
 endforeach()
+# The same with the callbacks compiled for unwinding (-fexceptions).
+specials_program(specials_panic_exc SOURCE specials_panic.c FLAGS -fexceptions)
+specials_cases(PROGRAM specials_panic_exc CASES recovered)
+cgc_abort_test(specials_panic_exc_free_cleanup PROGRAM specials_panic_exc CASE free_cleanup
+  REGEX "^cgc: cgc_free: a panic left the cleanup 0x[0-9a-f]+ \\(on 0x[0-9a-f]+\\), which must recover it: panic: escaped$")
+cgc_abort_test(specials_panic_exc_thread PROGRAM specials_panic_exc CASE thread
+  REGEX "^cgc: the cleanup thread: a panic left the cleanup 0x[0-9a-f]+ \\(on 0x[0-9a-f]+\\), which must recover it: panic: escaped$")
