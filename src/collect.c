@@ -43,6 +43,7 @@ void _cgc_init_slow(void) {
     pthread_mutex_unlock(&init_lock);
     return;
   }
+  _cgc_os_capture_program_mask();
   mutex_init(&_cgc_g.heap_lock);
   mutex_init(&_cgc_g.gc_lock);
   mutex_init(&_cgc_g.threads_lock);

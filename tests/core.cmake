@@ -60,7 +60,7 @@ set_tests_properties(core_signal_env_number PROPERTIES TIMEOUT 60 ENVIRONMENT "C
 # that blocks every signal, a thread that exits registered; and a program that
 # replaces the suspend signal's handler gets a message.
 cgc_test(core_signal_cases SOURCES core_signal_cases.c ARGS blocked_cleanup TIMEOUT 60)
-foreach(case dead_registered main_exits)
+foreach(case dead_registered main_exits cleanup_mask)
   add_test(NAME core_signal_cases_${case} COMMAND core_signal_cases ${case})
   set_tests_properties(core_signal_cases_${case} PROPERTIES TIMEOUT 60
     PASS_REGULAR_EXPRESSION "core_signal_cases ${case}: ok")

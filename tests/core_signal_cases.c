@@ -8,6 +8,9 @@
                   registered when it exits: collections skip it
      core_signal_cases cleanup_fault    a cleanup faults: the program's handler
                   runs (the cleanup thread leaves fault signals unblocked)
+     core_signal_cases cleanup_mask     cleanups run with the program's signal
+                  mask (processes they start inherit it); idle, the cleanup
+                  thread blocks the program's signals
      core_signal_cases main_exits       the main thread exits registered and
                   stays a zombie: collections count it as gone
      core_signal_cases own_handler      the program replaces the suspend
@@ -38,6 +41,59 @@ static void blocked_cleanup(void) {
     cgc_wait_cleanups();
   }
   CHECKF(atomic_load(&ran) >= 250, "only %d of 500 cleanups ran", atomic_load(&ran));
+}
+
+/* cleanup_mask: the mask cleanups run with, and the cleanup thread's tid. */
+static sigset_t main_mask, cleanup_mask_seen;
+static atomic_int cleanup_tid;
+static void mask_cleanup(void *arg) {
+  (void)arg;
+  CHECK(pthread_sigmask(SIG_BLOCK, NULL, &cleanup_mask_seen) == 0);
+  atomic_store(&cleanup_tid, (int)gettid());
+  atomic_fetch_add(&ran, 1);
+}
+
+/* Is sig blocked in thread tid, by /proc? */
+static bool blocked_in(int tid, int sig) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  unsigned long long mask = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "SigBlk: %llx", &mask) == 1) break;
+  fclose(f);
+  return (mask >> (sig - 1)) & 1;
+}
+
+/* Cleanups run with the program's signal mask (what the thread that
+   initialised cgc had), so that processes and threads they start inherit
+   it; between batches the cleanup thread blocks the program's signals. */
+static void cleanup_mask(void) {
+  CHECK(pthread_sigmask(SIG_BLOCK, NULL, &main_mask) == 0);
+  CHECK(!sigismember(&main_mask, SIGTERM));
+  for (int round = 0; round < 10 && !atomic_load(&ran); round++) {
+    cgc_add_cleanup(cgc_alloc(64), mask_cleanup, NULL);
+    clear_stack();
+    cgc_collect();
+    cgc_wait_cleanups();
+  }
+  CHECK(atomic_load(&ran) > 0);
+  int suspend = cgc_suspend_signal();
+  for (int sig = 1; sig < SIGRTMIN; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP || sig == suspend || sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE ||
+        sig == SIGILL || sig == SIGTRAP || sig == SIGSYS || (sig > 31 && sig < SIGRTMIN))
+      continue;
+    CHECKF(sigismember(&cleanup_mask_seen, sig) == sigismember(&main_mask, sig),
+           "signal %d is %sblocked in a cleanup, %sblocked in the program", sig,
+           sigismember(&cleanup_mask_seen, sig) ? "" : "not ", sigismember(&main_mask, sig) ? "" : "not ");
+  }
+  CHECKF(!sigismember(&cleanup_mask_seen, suspend), "the suspend signal is blocked in a cleanup");
+  /* Idle again, it blocks SIGTERM (the program may want it elsewhere). */
+  int tid = atomic_load(&cleanup_tid);
+  uint64_t deadline = now_ns() + 10000000000ull;
+  while (!blocked_in(tid, SIGTERM) && now_ns() < deadline) sched_yield();
+  CHECKF(blocked_in(tid, SIGTERM), "the idle cleanup thread does not block SIGTERM");
 }
 
 static pthread_key_t key;
@@ -157,6 +213,7 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "own_handler") == 0) own_handler();
   else if (strcmp(argv[1], "cleanup_fault") == 0) cleanup_fault();
   else if (strcmp(argv[1], "main_exits") == 0) main_exits();
+  else if (strcmp(argv[1], "cleanup_mask") == 0) cleanup_mask();
   else CHECKF(0, "unknown case %s", argv[1]);
   printf("core_signal_cases %s: ok\n", argv[1]);
   return 0;
