@@ -8,6 +8,21 @@ target_compile_options(core_mod_shared PRIVATE ${CGC_WARN})
 add_library(core_mod_dl MODULE core_mod.c)
 target_compile_options(core_mod_dl PRIVATE ${CGC_WARN})
 
+# A plugin using cgc, loaded and unloaded by a program that does not link
+# cgc: libcgc stays loaded (-z nodelete), so its threads, signal handler and
+# thread-exit destructor keep working.
+add_library(core_plugin_mod MODULE core_plugin_mod.c)
+target_compile_options(core_plugin_mod PRIVATE ${CGC_WARN})
+target_link_libraries(core_plugin_mod PRIVATE cgc)
+find_package(Threads REQUIRED)
+add_executable(core_plugin core_plugin.c)
+target_compile_options(core_plugin PRIVATE ${CGC_WARN})
+target_compile_definitions(core_plugin PRIVATE _GNU_SOURCE CORE_PLUGIN_PATH="$<TARGET_FILE:core_plugin_mod>")
+target_link_libraries(core_plugin PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+add_dependencies(core_plugin core_plugin_mod)
+add_test(NAME core_plugin COMMAND core_plugin)
+set_tests_properties(core_plugin PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_plugin: ok")
+
 # API basics, zeroing, sizes, huge requests, stats, knobs, reuse.
 cgc_test(core_basic SOURCES core_basic.c TIMEOUT 60)
 # Waste of every size class up to 32 KiB.
