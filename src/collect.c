@@ -44,6 +44,7 @@ void _cgc_init_slow(void) {
     return;
   }
   _cgc_os_capture_program_mask();
+  _cgc_os_check_linkage();
   mutex_init(&_cgc_g.heap_lock);
   mutex_init(&_cgc_g.gc_lock);
   mutex_init(&_cgc_g.threads_lock);

@@ -77,6 +77,9 @@ int _cgc_os_thread_create(void *(*fn)(void *), void *arg) CGC_HIDDEN;
 typedef int (*_cgc_pthread_create_fn)(void *, const void *, void *(*)(void *), void *);
 _cgc_pthread_create_fn _cgc_os_real_pthread_create(void) CGC_HIDDEN;
 void *_cgc_os_real_symbol(const char *name) CGC_HIDDEN;
+/* Abort with a message if those definitions cannot be found (a fully
+   static executable). */
+void _cgc_os_check_linkage(void) CGC_HIDDEN;
 /* In a function that interposes name: declare f, the C library's definition
    (looked up once). */
 #define CGC_REAL(type, name)                                                   \

@@ -148,6 +148,17 @@ uintptr_t _cgc_os_thread_pointer(void) { return (uintptr_t)__builtin_thread_poin
 
 void _cgc_os_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
 
+void _cgc_os_check_linkage(void) {
+  /* cgc's pthread_create, pthread_join, dlopen and dlclose call the C
+     library's, found with the dynamic linker: in a fully static executable
+     there is none, and the first collection (which starts threads) would
+     fail.  Say so at start-up instead. */
+  if (!dlsym(RTLD_NEXT, "pthread_create"))
+    _cgc_fatal("a fully static executable (-static) cannot use cgc: it finds the C library's pthread_create, "
+               "which it stands in front of, with the dynamic linker; link the C library dynamically "
+               "(libcgc.a itself is fine)");
+}
+
 /* The definition of name that cgc's own one stands in front of.  Usually the
    next one in lookup order.  But when cgc's definition is the first in the
    program (a static link) and a sanitizer runtime interposes the same call,

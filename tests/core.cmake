@@ -23,6 +23,18 @@ add_dependencies(core_plugin core_plugin_mod)
 add_test(NAME core_plugin COMMAND core_plugin)
 set_tests_properties(core_plugin PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_plugin: ok")
 
+# A fully static executable cannot find the C library's pthread_create:
+# refused at start-up with a message (not at the first collection).  The
+# sanitizers cannot link -static.
+if(NOT CGC_SANITIZE)
+  add_executable(core_static_exe core_header.c)
+  target_compile_definitions(core_static_exe PRIVATE CORE_HEADER_MAIN)
+  target_link_libraries(core_static_exe PRIVATE cgc_static)
+  target_link_options(core_static_exe PRIVATE -static)
+  cgc_abort_test(core_static_exe PROGRAM core_static_exe CASE none
+    REGEX "^cgc: a fully static executable \\(-static\\) cannot use cgc: ")
+endif()
+
 # API basics, zeroing, sizes, huge requests, stats, knobs, reuse.
 cgc_test(core_basic SOURCES core_basic.c TIMEOUT 60)
 # Waste of every size class up to 32 KiB.

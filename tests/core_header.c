@@ -1,6 +1,7 @@
 /* The public headers on their own, in every C standard from C99 and in C++
    (compiled by the tests with -fsyntax-only -Wpedantic -Werror and each
-   standard; nothing runs). */
+   standard).  With CORE_HEADER_MAIN, a program: core_static_exe links it
+   -static, which cgc must refuse at start-up. */
 #include "cgc.h"
 #include "cgc_defer.h"
 
@@ -11,3 +12,7 @@ int use_headers(void) {
   cgc_free(p);
   return 0;
 }
+
+#ifdef CORE_HEADER_MAIN
+int main(void) { return use_headers(); }
+#endif
