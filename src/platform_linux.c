@@ -189,10 +189,46 @@ _cgc_pthread_create_fn _cgc_os_real_pthread_create(void) {
   return f;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define OS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define OS_ASAN 1
+#endif
+#endif
+
+#ifdef OS_ASAN
+/* cgc's threads start past AddressSanitizer's pthread_create interceptor
+   (they must not be registered as the program's), so nothing clears the
+   shadow of their stacks: one reused from the C library's stack cache (as
+   in a fork child, which inherits the dead threads' stacks) would carry
+   another thread's stale poisoning.  Clear it first. */
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+struct asan_start {
+  void *(*fn)(void *);
+  void *arg;
+};
+static void *asan_start(void *p) {
+  struct asan_start st = *(struct asan_start *)p;
+  free(p);
+  uintptr_t lo, hi;
+  if (_cgc_os_thread_stack(&lo, &hi) == 0) __asan_unpoison_memory_region((void *)lo, hi - lo);
+  return st.fn(st.arg);
+}
+#endif
+
 int _cgc_os_thread_create(void *(*fn)(void *), void *arg) {
   pthread_t t;
   pthread_attr_t attr;
   sigset_t all, old;
+#ifdef OS_ASAN
+  struct asan_start *st = malloc(sizeof *st);
+  if (!st) return ENOMEM;
+  st->fn = fn;
+  st->arg = arg;
+  fn = asan_start;
+  arg = st;
+#endif
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   sigfillset(&all);
@@ -200,6 +236,9 @@ int _cgc_os_thread_create(void *(*fn)(void *), void *arg) {
   int rc = _cgc_os_real_pthread_create()(&t, &attr, fn, arg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
+#ifdef OS_ASAN
+  if (rc != 0) free(st);
+#endif
   return rc;
 }
 

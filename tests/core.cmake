@@ -107,6 +107,9 @@ endforeach()
 
 # fork from multi-threaded programs.
 cgc_test(core_fork SOURCES core_fork.c TIMEOUT 120)
+# A fork child whose cgc threads reuse the stacks of the parent's other threads
+# (under AddressSanitizer: their stale poisoning is cleared).
+cgc_test(core_fork_stacks SOURCES core_fork_stacks.c TIMEOUT 120)
 # Out of memory under RLIMIT_AS (skipped under AddressSanitizer).
 cgc_test(core_oom SOURCES core_oom.c TIMEOUT 180)
 
