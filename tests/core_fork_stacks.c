@@ -2,7 +2,8 @@
    left (the C library reuses them): under AddressSanitizer those stacks
    carry the parent threads' poisoning, which cgc must clear for its own
    threads (they start past the sanitizer's pthread_create interceptor).
-   Without a sanitizer it checks that the child's collections and cleanups
+   GCC's AddressSanitizer reported it here before the fix; Clang's runtime
+   happened not to.  Without a sanitizer it checks that the child's collections and cleanups
    work while the parent's threads sat in deep frames at the fork. */
 #include "core_util.h"
 
