@@ -35,6 +35,15 @@ if(NOT CGC_SANITIZE)
     REGEX "^cgc: a fully static executable \\(-static\\) cannot use cgc: ")
 endif()
 
+# An install into another prefix than the configured one: pkg-config's
+# flags and find_package(cgc) both build and run a program against it.
+find_program(CGC_PKG_CONFIG pkg-config)
+if(NOT CGC_SANITIZE AND CGC_PKG_CONFIG)
+  add_test(NAME install_check
+    COMMAND sh ${CGC_TEST_DIR}/install_check.sh ${PROJECT_BINARY_DIR} ${CMAKE_C_COMPILER} ${CGC_TEST_DIR}/core_header.c)
+  set_tests_properties(install_check PROPERTIES TIMEOUT 120 PASS_REGULAR_EXPRESSION "core_header: ok\ncore_header: ok")
+endif()
+
 # API basics, zeroing, sizes, huge requests, stats, knobs, reuse.
 cgc_test(core_basic SOURCES core_basic.c TIMEOUT 60)
 # Waste of every size class up to 32 KiB.
