@@ -732,6 +732,16 @@ static CGC_NOINLINE bool resize_large(cgc_span_t *s, void *p, size_t size, int n
   return true;
 }
 
+/* Can a cgc_realloc to size keep the object at a (slot of old bytes; fit,
+   the slot size would get if allocated anew)?  Only if size fits, the slot
+   is not more than twice too big, and the slot is as aligned as a new one
+   would be: a size that is a multiple of 16 gets a 16-byte-aligned object
+   (docs/heap.md), which a slot of a class that is an odd multiple of 8
+   (24, 40, ..., 120) is only every other time. */
+static inline bool stays_in_place(uintptr_t a, size_t size, size_t old, size_t fit) {
+  return size <= old && fit * 2 > old && ((size & 15) != 0 || (a & 15) == 0);
+}
+
 /* cgc_realloc, every case: large objects, scanned objects, sizes, misuse. */
 static CGC_NOINLINE void *realloc_slow(void *p, size_t size) {
   if (!p) return cgc_alloc(size);
@@ -749,10 +759,11 @@ static CGC_NOINLINE void *realloc_slow(void *p, size_t size) {
   }
   bool small = size <= CGC_MAX_SMALL;
   if (!small && is_large(s) && resize_large(s, p, size, noscan)) return p;
-  /* In place when the current slot fits and is not more than twice too big. */
+  /* In place when the current slot fits and is not more than twice too big
+     (and keeps the alignment the size promises: stays_in_place). */
   unsigned cls = small ? _cgc_size_to_class(size) : 0;
   size_t fit = small ? _cgc_class_size[cls] : CGC_ALIGN_UP(size, CGC_PAGE_SIZE);
-  if (size <= old && fit * 2 > old) {
+  if (stays_in_place((uintptr_t)p, size, old, fit)) {
     if (!noscan) memset((char *)p + size, 0, old - size); /* no stale pointers past size */
     return p;
   }
@@ -807,7 +818,7 @@ void *cgc_realloc(void *p, size_t size) {
   size_t old = s->elemsize;
   unsigned cls = _cgc_size_to_class(size);
   size_t fit = _cgc_class_size[cls];
-  if (size <= old && fit * 2 > old) return p;
+  if (stays_in_place(a, size, old, fit)) return p;
   unsigned sc = (cls << 1) | 1u;
   void **head = tc->dirty[sc] ? &tc->dirty[sc] : &tc->free[sc];
   if (cgc_unlikely(*head == NULL)) return realloc_slow(p, size);

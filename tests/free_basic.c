@@ -424,6 +424,45 @@ static void test_realloc_noscan_grid(void) {
   }
 }
 
+/* A shrink to a multiple of 16 returns a 16-byte-aligned object, as an
+   allocation of that size would (docs/heap.md), also from a slot of a class
+   that is an odd multiple of 8, whose slots alternate; other shrinks stay. */
+static void test_realloc_alignment(void) {
+  for (int noscan = 0; noscan < 2; noscan++) {
+    for (size_t cls = 24; cls <= 120; cls += 16) {
+      unsigned char *objs[8];
+      int odd = 0;
+      for (int k = 0; k < 8; k++) { /* consecutive slots: both alignments */
+        objs[k] = noscan ? cgc_alloc_noscan(cls) : cgc_alloc(cls);
+        CHECK(objs[k] != NULL && cgc_usable_size(objs[k]) == cls);
+        odd += (uintptr_t)objs[k] % 16 != 0;
+      }
+      CHECKF(odd > 0, "no slot of the %zu-byte class is 8 bytes off 16", cls);
+      for (int k = 0; k < 8; k++) {
+        unsigned char *p = objs[k];
+        fill(p, cls, cls + (size_t)k);
+        for (size_t to = cls - 8; to * 2 > cls; to -= 8) {
+          unsigned char *q = cgc_realloc(p, to);
+          CHECKF(q != NULL && intact(q, to, cls + (size_t)k), "%zu -> %zu bytes", cls, to);
+          if (to % 16 == 0)
+            CHECKF((uintptr_t)q % 16 == 0, "%s %zu -> %zu bytes: %p is not 16-byte aligned", noscan ? "noscan" : "scanned",
+                   cls, to, (void *)q);
+          else
+            CHECKF(q == p, "%zu -> %zu bytes moved (%p to %p)", cls, to, (void *)p, (void *)q);
+          if (q != p) { /* back to a slot of the class, to try the next size */
+            p = noscan ? cgc_alloc_noscan(cls) : cgc_alloc(cls);
+            CHECK(p != NULL);
+            memcpy(p, q, to);
+            fill(p, cls, cls + (size_t)k);
+            cgc_free(q);
+          }
+        }
+        cgc_free(p);
+      }
+    }
+  }
+}
+
 static void test_realloc_noscan_reuse(void) {
   unsigned char *x = cgc_alloc_noscan(100);
   size_t cls = cgc_usable_size(x);
@@ -677,6 +716,7 @@ int main(void) {
   CHECKF(cgc_gc_count() == gc0, "%llu collections", (unsigned long long)(cgc_gc_count() - gc0));
   test_realloc_noscan_collect();
   test_realloc_noscan_grid();
+  test_realloc_alignment();
   test_realloc_noscan_refill();
   test_free_span_reuse();
   test_stats_threads();
