@@ -43,7 +43,9 @@ typedef struct cgc_stats {
                                  heap reaches it */
   uint64_t last_live_bytes;   /* bytes found reachable by the last collection */
   uint64_t released_bytes;    /* cumulative bytes given back to the OS */
-  uint64_t total_alloc_objects; /* cumulative objects allocated */
+  uint64_t total_alloc_objects; /* cumulative objects allocated (with the heap objects cgc makes
+                                   for the program: weak handles, thread start records,
+                                   cgc_panicf strings) */
   uint64_t total_free_objects;  /* cumulative objects freed explicitly (cgc_free) */
   uint64_t total_free_bytes;    /* cumulative bytes freed explicitly */
   uint64_t mark_total_ns;     /* cumulative time spent marking (inside pauses) */

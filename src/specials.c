@@ -768,18 +768,45 @@ static void static_rehash_after_removals(void) {
   }
 }
 
+/* The handle of ptr (object s, idx; key its key), if one was made: NULL
+   if none. */
+static struct cgc_weak *weak_find(ptr_kind_t kind, void *ptr, cgc_span_t *s, uint32_t idx, uintptr_t key) {
+  struct cgc_weak *h = NULL;
+  if (kind == PTR_STATIC) {
+    stripe_t *st = &stripes[0];
+    cgc_spin_lock(&st->lock);
+    struct cgc_weak **slot = static_find((uintptr_t)ptr, false);
+    if (slot) h = *slot;
+    cgc_spin_unlock(&st->lock);
+    return h;
+  }
+  stripe_t *st = lock_live("cgc_weak_make", ptr, s, idx);
+  obj_rec_t *o = obj_rec(st, s, idx, false);
+  if (o)
+    for (weak_node_t *w = o->weaks; w; w = w->next)
+      if (w->key == key) {
+        h = w->handle;
+        break;
+      }
+  cgc_spin_unlock(&st->lock);
+  return h;
+}
+
 cgc_weak_t cgc_weak_make(void *ptr) {
   if (!ptr) return NULL;
   _cgc_ensure_init();
   cgc_span_t *s;
   uint32_t idx;
   ptr_kind_t kind = classify("cgc_weak_make", ptr, &s, &idx);
-  /* Allocate first: allocation may collect, and the collector takes the stripes. */
+  uintptr_t key = (uintptr_t)ptr ^ _cgc_g.key;
+  struct cgc_weak *h = weak_find(kind, ptr, s, idx, key);
+  if (h) return h;
+  /* None yet: allocate one, with no stripe held (allocation may collect,
+     and the collector takes the stripes), then insert it unless another
+     thread did first. */
   struct cgc_weak *fresh = cgc_alloc_noscan(sizeof *fresh);
   if (!fresh) _cgc_fatal("cgc_weak_make: out of memory");
   atomic_store_explicit(&fresh->ptr, (uintptr_t)ptr, memory_order_relaxed);
-  uintptr_t key = (uintptr_t)ptr ^ _cgc_g.key;
-  struct cgc_weak *h = NULL;
   if (kind == PTR_STATIC) {
     stripe_t *st = &stripes[0];
     cgc_spin_lock(&st->lock);
@@ -809,7 +836,8 @@ cgc_weak_t cgc_weak_make(void *ptr) {
     }
     cgc_spin_unlock(&st->lock);
   }
-  if (h != fresh) cgc_free(fresh);
+  /* If another thread's handle won, ours is garbage for the collector (a
+     cgc_free would count as one of the program's frees). */
   return h;
 }
 

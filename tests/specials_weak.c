@@ -67,6 +67,21 @@ static void test_identity(void) {
     CHECK(cgc_weak_make(p) == w && cgc_weak_value(w) == p);
     if (size >= 16) CHECK(cgc_weak_make(p + 8) == handles2[0]);
   }
+  /* Asking again for a handle that exists allocates and frees nothing (the
+     explicit-free statistics count the program's cgc_free calls only). */
+  {
+    static int static_target;
+    char *p = cgc_alloc(64);
+    roots[0] = p;
+    cgc_weak_t w = cgc_weak_make(p), ws = cgc_weak_make(&static_target);
+    cgc_stats_t a = stats();
+    for (int i = 0; i < 1000; i++) CHECK(cgc_weak_make(p) == w && cgc_weak_make(&static_target) == ws);
+    cgc_stats_t b = stats();
+    CHECKF(b.total_free_objects == a.total_free_objects && b.total_alloc_objects == a.total_alloc_objects,
+           "2000 cgc_weak_make calls for existing handles: %llu frees, %llu allocations",
+           (unsigned long long)(b.total_free_objects - a.total_free_objects),
+           (unsigned long long)(b.total_alloc_objects - a.total_alloc_objects));
+  }
   /* Many objects: all handles distinct, stable. */
   for (size_t i = 0; i < N; i++) {
     roots[i] = cgc_alloc(16 + (i % 5) * 16);
