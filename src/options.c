@@ -3,6 +3,8 @@
  * CGC_MEMLIMIT and CGC_SIGNAL.  Unknown names and bad values are reported on
  * stderr and ignored.
  */
+#include <errno.h>
+#include <float.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -81,7 +83,9 @@ int64_t _cgc_parse_bytes(const char *s) {
   }
   if (*end) return -2;
   double r = v * mul;
-  if (r >= 9.2e18) return INT64_MAX;
+  if (r > 0 && r < 1) return -2;      /* less than a byte: a typo, not a limit of 0 */
+  if (r > DBL_MAX) return -2;         /* out of range ("1e999") */
+  if (r >= 9.2e18) return INT64_MAX;  /* more than any memory: no limit */
   return (int64_t)r;
 }
 
@@ -108,9 +112,11 @@ void _cgc_options_init(void) {
     if (strcmp(p, "off") == 0) atomic_store(&_cgc_g.gc_percent, -1);
     else {
       char *end;
+      errno = 0;
       long v = strtol(p, &end, 10);
       if (*end || end == p) _cgc_warn("CGC_PERCENT: '%s' is not a number or 'off'; ignored", p);
-      else atomic_store(&_cgc_g.gc_percent, v < 0 ? -1 : (int)CGC_MIN(v, 1000000));
+      else if (errno == ERANGE || v > 1000000) _cgc_warn("CGC_PERCENT: '%s' is above 1000000; ignored", p);
+      else atomic_store(&_cgc_g.gc_percent, v < 0 ? -1 : (int)v);
     }
   }
   const char *m = _cgc_os_getenv("CGC_MEMLIMIT");

@@ -341,7 +341,10 @@ int _cgc_os_parse_signal(const char *s) {
   if (strncmp(s, "SIG", 3) == 0) s += 3;
   if (strncmp(s, "RTMIN", 5) == 0) {
     long off = 0;
-    if (s[5] == '+') off = strtol(s + 6, &end, 10);
+    if (s[5] == '+') {
+      if (s[6] < '0' || s[6] > '9') return -1; /* "RTMIN+" and "RTMIN+ 1" name no offset */
+      off = strtol(s + 6, &end, 10);
+    }
     else if (s[5] == 0) end = (char *)s + 5;
     else return -1;
     if (*end || off < 0 || off > SIGRTMAX - SIGRTMIN) return -1;

@@ -108,7 +108,7 @@ cgc_abort_test(core_signal_cases_own_handler PROGRAM core_signal_cases CASE own_
   REGEX "cgc: collection: the handler of signal [0-9]+, which stops threads for collections, was replaced")
 # Refused by CGC_SIGNAL (a warning; SIGPWR stays): a fault signal by number,
 # abort, and an offset below SIGRTMIN (the C library's own signals).
-foreach(bad 11 7 6 RTMIN+-1 SIGRTMIN+-2 RTMIN+99999999999999999999)
+foreach(bad 11 7 6 RTMIN+-1 SIGRTMIN+-2 RTMIN+99999999999999999999 SIGRTMIN+ RTMIN+x)
   string(MAKE_C_IDENTIFIER "${bad}" _bad)
   add_test(NAME core_signal_env_refused_${_bad} COMMAND core_signal_api env 30)
   set_tests_properties(core_signal_env_refused_${_bad} PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=${bad}")
@@ -138,12 +138,20 @@ core_pacing_env(limit_512MiB "CGC_MEMLIMIT=512MiB" 100 536870912)
 core_pacing_env(limit_1GiB "CGC_MEMLIMIT=1GiB" 100 1073741824)
 core_pacing_env(limit_bytes "CGC_MEMLIMIT=100000000" 100 100000000)
 core_pacing_env(both "CGC_PERCENT=200;CGC_MEMLIMIT=1024KiB" 200 1048576)
-# Not numbers: ignored (no limit), with a warning.
-foreach(bad nan inf -nan 0x10)
+# Not numbers, less than a byte, or out of range: ignored (no limit), with a
+# warning.
+foreach(bad nan inf -nan 0x10 1e-3 1e999)
   string(MAKE_C_IDENTIFIER "${bad}" _bad)
   core_pacing_env(limit_bad_${_bad} "CGC_MEMLIMIT=${bad}" 100 none)
   set_tests_properties(core_pacing_env_limit_bad_${_bad} PROPERTIES
     PASS_REGULAR_EXPRESSION "CGC_MEMLIMIT: cannot read '${bad}'" FAIL_REGULAR_EXPRESSION "CHECK failed")
+endforeach()
+
+# CGC_PERCENT above 1000000 (and beyond a long): ignored, with a warning.
+foreach(bad 1000001 2147483648 99999999999999999999)
+  core_pacing_env(percent_bad_${bad} "CGC_PERCENT=${bad}" 100 none)
+  set_tests_properties(core_pacing_env_percent_bad_${bad} PROPERTIES
+    PASS_REGULAR_EXPRESSION "CGC_PERCENT: '${bad}' is above 1000000" FAIL_REGULAR_EXPRESSION "CHECK failed")
 endforeach()
 
 # Memory goes back to the OS.
