@@ -46,7 +46,8 @@
 #define CHUNK_MIN ((size_t)64 << 10)
 #define CHUNK_MAX ((size_t)4 << 20)
 #define HANDLE_DELAY 64 /* freed handles wait this long before reuse */
-#define HANDLES_FIRST_BLOCK 64
+#define HANDLE_RESERVE ((size_t)16 << 20) /* address space for handles: about 150000 */
+#define HANDLE_COMMIT ((size_t)64 << 10)   /* made readable this much at a time */
 
 enum { ARENA_UNUSED = 0, ARENA_LIVE = 0x4c495645, ARENA_FREED = 0x46524545 };
 
@@ -76,19 +77,22 @@ struct cgc_arena {
   struct cgc_arena *next, *prev; /* live list, or the free handle queue */
 };
 
-/* Handles live in blocks of metadata that double in size, so checking that a
-   pointer is a handle takes a few comparisons. */
-typedef struct handle_block {
-  struct handle_block *next;
-  size_t cap, used;
-  struct cgc_arena h[];
-} handle_block_t;
+/* Handles live in one reserved range, made readable as it fills, so that
+   the inline path can tell a handle's address from any other pointer with
+   one comparison before it reads the handle: every address in
+   [handles_base, handles_base + handles_readable) can be read, and a wild
+   pointer goes to the slow path, which reports it, instead of faulting.
+   handles_base is written once, before handles_readable is first raised
+   (release); handles_readable only grows.  handles_reserved and
+   handles_used: arena_lock. */
+static CGC_STATE uintptr_t handles_base;
+static CGC_STATE _Atomic uintptr_t handles_readable;
+static CGC_STATE size_t handles_reserved, handles_used;
 
 static CGC_STATE pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static CGC_STATE struct cgc_arena *live_head;
 static CGC_STATE struct cgc_arena *fq_head, *fq_tail; /* freed handles, oldest first */
 static CGC_STATE size_t fq_len;
-static CGC_STATE handle_block_t *blocks;
 static CGC_STATE chunk_t *chunk_pool;
 static CGC_STATE chunk_t *quarantine, *pending; /* pending: proven unreferenced, to return */
 static CGC_STATE uint32_t next_id;
@@ -106,12 +110,38 @@ uint64_t _cgc_arena_stats_bytes(void) { return atomic_load_explicit(&live_bytes,
 
 /* ---- handles ------------------------------------------------------------------ */
 
+/* Is a in the readable part of the handle range?  (Any thread, no lock.) */
+static CGC_ALWAYS_INLINE bool handle_readable(const struct cgc_arena *a) {
+  uintptr_t readable = atomic_load_explicit(&handles_readable, memory_order_acquire);
+  return (uintptr_t)a - handles_base < readable;
+}
+
 static bool handle_known(const struct cgc_arena *a) {
-  for (handle_block_t *b = blocks; b; b = b->next) {
-    uintptr_t lo = (uintptr_t)b->h, hi = (uintptr_t)(b->h + b->used);
-    if ((uintptr_t)a >= lo && (uintptr_t)a < hi) return ((uintptr_t)a - lo) % sizeof *a == 0;
+  uintptr_t off = (uintptr_t)a - handles_base;
+  return handle_readable(a) && off < handles_used * sizeof *a && off % sizeof *a == 0;
+}
+
+/* Room for one more handle: reserve the range (at the first handle, as
+   much of HANDLE_RESERVE as the address space allows), make the next part
+   readable.  arena_lock held; false when out of memory. */
+static bool handle_room_locked(void) {
+  if (!handles_reserved) {
+    for (size_t size = HANDLE_RESERVE; size >= HANDLE_COMMIT && !handles_reserved; size /= 2) {
+      void *p = _cgc_os_reserve(size);
+      if (p) {
+        handles_base = (uintptr_t)p;
+        handles_reserved = size;
+      }
+    }
+    if (!handles_reserved) return false;
   }
-  return false;
+  size_t need = (handles_used + 1) * sizeof(struct cgc_arena);
+  uintptr_t readable = atomic_load_explicit(&handles_readable, memory_order_relaxed);
+  if (need <= readable) return true;
+  if (readable + HANDLE_COMMIT > handles_reserved) return false; /* every handle in use */
+  if (_cgc_os_protect_rw((void *)(handles_base + readable), HANDLE_COMMIT) != 0) return false;
+  atomic_store_explicit(&handles_readable, readable + HANDLE_COMMIT, memory_order_release);
+  return true;
 }
 
 /* arena_lock held; unlocks before dying. */
@@ -135,15 +165,8 @@ static struct cgc_arena *handle_alloc_locked(void) {
     else fq_head->prev = NULL;
     fq_len--;
   } else {
-    if (!blocks || blocks->used == blocks->cap) {
-      size_t cap = blocks ? blocks->cap * 2 : HANDLES_FIRST_BLOCK;
-      handle_block_t *b = _cgc_meta_alloc(sizeof *b + cap * sizeof(struct cgc_arena));
-      if (!b) return NULL;
-      b->cap = cap;
-      b->next = blocks;
-      blocks = b;
-    }
-    a = &blocks->h[blocks->used++];
+    if (!handle_room_locked()) return NULL;
+    a = (struct cgc_arena *)handles_base + handles_used++;
   }
   memset(a, 0, sizeof *a);
   return a;
@@ -205,7 +228,8 @@ static CGC_ALWAYS_INLINE void *bump_if(uintptr_t *curp, uintptr_t end, size_t si
   return NULL;
 }
 
-/* The inline path: requests up to CHUNK_MIN, on a handle whose tag holds. */
+/* The inline path: requests up to CHUNK_MIN, on a handle whose tag holds
+   (read only once the address is known to be readable). */
 static CGC_ALWAYS_INLINE void *bump(const struct cgc_arena *a, uintptr_t *curp, uintptr_t end, size_t size) {
   return bump_if(curp, end, size, size - 1 < CHUNK_MIN && a->tag == (uintptr_t)a);
 }
@@ -277,17 +301,18 @@ static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int nosca
   return r;
 }
 
-/* A NULL handle (cgc_arena_new failed, unchecked) goes to the slow path,
-   which reports it, like any other pointer that is not an arena. */
+/* A pointer outside the handle range (NULL from a failed cgc_arena_new,
+   unchecked, or any other) goes to the slow path, which reports it; so
+   does one inside it whose tag does not hold. */
 void *cgc_arena_alloc(cgc_arena_t *a, size_t size) {
-  if (cgc_unlikely(!a)) return alloc_slow(a, size, 0, "cgc_arena_alloc");
+  if (cgc_unlikely(!handle_readable(a))) return alloc_slow(a, size, 0, "cgc_arena_alloc");
   void *p = bump(a, &a->cur, a->end, size);
   if (cgc_likely(p != NULL)) return p;
   return alloc_slow(a, size, 0, "cgc_arena_alloc");
 }
 
 void *cgc_arena_alloc_noscan(cgc_arena_t *a, size_t size) {
-  if (cgc_unlikely(!a)) return alloc_slow(a, size, 1, "cgc_arena_alloc_noscan");
+  if (cgc_unlikely(!handle_readable(a))) return alloc_slow(a, size, 1, "cgc_arena_alloc_noscan");
   void *p = bump(a, &a->ncur, a->nend, size);
   if (cgc_likely(p != NULL)) return p;
   return alloc_slow(a, size, 1, "cgc_arena_alloc_noscan");

@@ -31,6 +31,9 @@ void _cgc_os_unmap(void *p, size_t size) CGC_HIDDEN;
 /* Give the physical memory behind [p, p+size) back to the OS; the range stays
    mapped and reads as zero afterwards.  Returns 0 on success. */
 int _cgc_os_release(void *p, size_t size) CGC_HIDDEN;
+/* Reserve size bytes of address space anywhere, inaccessible (any access
+   faults) until _cgc_os_protect_rw; NULL on failure. */
+void *_cgc_os_reserve(size_t size) CGC_HIDDEN;
 /* Make [p, p+size) inaccessible (any access faults) and drop its contents. */
 int _cgc_os_protect_none(void *p, size_t size) CGC_HIDDEN;
 /* Make [p, p+size) read-write zeroed memory again. */

@@ -64,6 +64,11 @@ void _cgc_os_unmap(void *p, size_t size) { munmap(p, size); }
 
 int _cgc_os_release(void *p, size_t size) { return madvise(p, size, MADV_DONTNEED); }
 
+void *_cgc_os_reserve(size_t size) {
+  void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
 int _cgc_os_protect_none(void *p, size_t size) {
   /* Replace the range by a fresh inaccessible mapping: drops the pages too. */
   void *q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);

@@ -3,6 +3,7 @@
    (a pointer held only there keeps its target alive; noscan memory does
    not); arena objects are never collected; after cgc_arena_free the arena no
    longer keeps anything alive. */
+#include <errno.h>
 #include "free_util.h"
 
 static void test_shapes(void) {
@@ -210,6 +211,35 @@ static void test_many_arenas(void) {
   memset(objs, 0, sizeof objs);
 }
 
+/* Handles: when every one the handle range holds is in use (about 150000
+   arenas without chunks), cgc_arena_new returns NULL with ENOMEM; freed
+   handles come back. */
+static void test_handle_capacity(void) {
+  size_t cap = 1 << 20, n = 0;
+  cgc_arena_t **as = malloc(cap * sizeof *as);
+  CHECK(as != NULL);
+  for (;;) {
+    CHECKF(n < cap, "%zu arenas and no ENOMEM", n);
+    errno = 0;
+    cgc_arena_t *a = cgc_arena_new();
+    if (!a) {
+      CHECKF(errno == ENOMEM, "cgc_arena_new: NULL with errno %d", errno);
+      break;
+    }
+    as[n++] = a;
+  }
+  CHECKF(n >= 100000, "only %zu arenas at once", n);
+  for (size_t i = 0; i < n; i++) cgc_arena_free(as[i]);
+  for (size_t i = 0; i < 1000; i++) {
+    as[i] = cgc_arena_new();
+    CHECKF(as[i] != NULL, "no arena after freeing %zu", n);
+    CHECK(cgc_arena_alloc(as[i], 32) != NULL);
+  }
+  for (size_t i = 0; i < 1000; i++) cgc_arena_free(as[i]);
+  free(as);
+  printf("handle capacity: %zu arenas at once\n", n);
+}
+
 /* Requests between the inline path's limit (64 KiB) and a quarter of the
    chunk size go into the current chunk when they fit: an arena whose chunk
    size has grown to 4 MiB does not take a chunk per such request. */
@@ -270,6 +300,7 @@ int main(void) {
   test_many_arenas();
   test_mid_requests();
   test_own_chunk_growth();
+  test_handle_capacity();
   printf("arena_basic: ok\n");
   return 0;
 }

@@ -94,7 +94,12 @@ foreach(fn arena_alloc arena_alloc_noscan)
   # message, not a segmentation fault.
   cgc_abort_test(free_abort_${fn}_null PROGRAM free_abort CASE ${fn}_null
     REGEX "cgc: cgc_${fn}: 0x0 is not an arena made by cgc_arena_new")
+  # A wild pointer (unreadable): the inline path must not read it.
+  cgc_abort_test(free_abort_${fn}_wild PROGRAM free_abort CASE ${fn}_wild
+    REGEX "cgc: cgc_${fn}: 0x10 is not an arena made by cgc_arena_new")
 endforeach()
+cgc_abort_test(free_abort_arena_alloc_inside PROGRAM free_abort CASE arena_alloc_inside
+  REGEX "cgc: cgc_arena_alloc: ${_hex} is not an arena made by cgc_arena_new")
 # checkfree: a quarantined object is refused by every call that takes a
 # live object, not only by a second cgc_free.
 foreach(case realloc_inplace realloc_large usable_size)

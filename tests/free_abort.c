@@ -154,6 +154,16 @@ int main(int argc, char **argv) {
                           (uintptr_t)room + sizeof room};
     if (strstr(c, "noscan")) g_keep = cgc_arena_alloc_noscan((cgc_arena_t *)fake, 16);
     else g_keep = cgc_arena_alloc((cgc_arena_t *)fake, 16);
+  } else if (strcmp(c, "arena_alloc_wild") == 0 || strcmp(c, "arena_alloc_noscan_wild") == 0) {
+    /* Not even readable: a message, not a fault. */
+    cgc_arena_t *wild = (cgc_arena_t *)(uintptr_t)0x10;
+    if (strstr(c, "noscan")) g_keep = cgc_arena_alloc_noscan(wild, 16);
+    else g_keep = cgc_arena_alloc(wild, 16);
+  } else if (strcmp(c, "arena_alloc_inside") == 0) {
+    /* Inside the handle range, but between two handles. */
+    cgc_arena_t *b = cgc_arena_new();
+    CHECK(b != NULL);
+    g_keep = cgc_arena_alloc((cgc_arena_t *)((char *)b + 8), 16);
   } else if (strcmp(c, "arena_alloc_null") == 0) { /* cgc_arena_new's NULL, unchecked */
     g_keep = cgc_arena_alloc(NULL, 16);
   } else if (strcmp(c, "arena_alloc_noscan_null") == 0) {
