@@ -12,17 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Not testutil.h: this program does not link cgc. */
-#define CHECKF(cond, ...)                                                         \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);    \
-      fprintf(stderr, __VA_ARGS__);                                               \
-      fputc('\n', stderr);                                                        \
-      abort();                                                                    \
-    }                                                                             \
-  } while (0)
-#define CHECK(cond) CHECKF(cond, "%s", "")
+#include "check.h" /* not testutil.h: this program does not link cgc */
 
 typedef uint64_t (*work_fn)(int);
 static work_fn work;

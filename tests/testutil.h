@@ -12,23 +12,7 @@
 
 #include <cgc.h>
 
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);      \
-      abort();                                                                      \
-    }                                                                               \
-  } while (0)
-
-#define CHECKF(cond, ...)                                                           \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);      \
-      fprintf(stderr, __VA_ARGS__);                                                 \
-      fputc('\n', stderr);                                                          \
-      abort();                                                                      \
-    }                                                                               \
-  } while (0)
+#include "check.h"
 
 /* xorshift64*: deterministic per seed. */
 static uint64_t test_rng_state;
