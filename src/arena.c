@@ -80,13 +80,14 @@ struct cgc_arena {
 /* Handles live in one reserved range, made readable as it fills, so that
    the inline path can tell a handle's address from any other pointer with
    one comparison before it reads the handle: every address in
-   [handles_base, handles_base + handles_readable) can be read, and a wild
-   pointer goes to the slow path, which reports it, instead of faulting.
-   handles_base is written once, before handles_readable is first raised
-   (release); handles_readable only grows.  handles_reserved and
+   [handles_base, handles_base + handles_readable) can be read, a handle
+   whose offset is below handles_fit lies wholly in it, and a wild pointer
+   goes to the slow path, which reports it, instead of faulting.
+   handles_base is written once, before handles_fit is first raised
+   (release); both only grow.  handles_reserved and
    handles_used: arena_lock. */
 static CGC_STATE uintptr_t handles_base;
-static CGC_STATE _Atomic uintptr_t handles_readable;
+static CGC_STATE _Atomic uintptr_t handles_readable, handles_fit;
 static CGC_STATE size_t handles_reserved, handles_used;
 
 static CGC_STATE pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -110,10 +111,12 @@ uint64_t _cgc_arena_stats_bytes(void) { return atomic_load_explicit(&live_bytes,
 
 /* ---- handles ------------------------------------------------------------------ */
 
-/* Is a in the readable part of the handle range?  (Any thread, no lock.) */
+/* Can all of *a be read: does it lie in the readable part of the handle
+   range?  handles_fit is that part's size less a handle's, plus one (0
+   while nothing is readable).  (Any thread, no lock.) */
 static CGC_ALWAYS_INLINE bool handle_readable(const struct cgc_arena *a) {
-  uintptr_t readable = atomic_load_explicit(&handles_readable, memory_order_acquire);
-  return (uintptr_t)a - handles_base < readable;
+  uintptr_t fit = atomic_load_explicit(&handles_fit, memory_order_acquire);
+  return (uintptr_t)a - handles_base < fit;
 }
 
 static bool handle_known(const struct cgc_arena *a) {
@@ -140,7 +143,9 @@ static bool handle_room_locked(void) {
   if (need <= readable) return true;
   if (readable + HANDLE_COMMIT > handles_reserved) return false; /* every handle in use */
   if (_cgc_os_protect_rw((void *)(handles_base + readable), HANDLE_COMMIT) != 0) return false;
-  atomic_store_explicit(&handles_readable, readable + HANDLE_COMMIT, memory_order_release);
+  readable += HANDLE_COMMIT;
+  atomic_store_explicit(&handles_readable, readable, memory_order_relaxed);
+  atomic_store_explicit(&handles_fit, readable - sizeof(struct cgc_arena) + 1, memory_order_release);
   return true;
 }
 

@@ -43,7 +43,6 @@ void _cgc_init_slow(void) {
     pthread_mutex_unlock(&init_lock);
     return;
   }
-  _cgc_os_capture_program_mask();
   _cgc_os_check_linkage();
   mutex_init(&_cgc_g.heap_lock);
   mutex_init(&_cgc_g.gc_lock);

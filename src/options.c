@@ -62,8 +62,10 @@ int64_t _cgc_parse_bytes(const char *s) {
   while (*s == ' ') s++;
   if (strcmp(s, "off") == 0 || strcmp(s, "none") == 0) return -1;
   char *end;
+  errno = 0;
   double v = strtod(s, &end);
   if (end == s || !(v >= 0)) return -2; /* also NaN (strtod takes "nan") */
+  if (errno == ERANGE) return -2;       /* "1e999", "1e-400" */
   /* Decimal only: not "inf", "infinity" or hex floats, which strtod takes. */
   if ((*s != '.' && (*s < '0' || *s > '9')) || (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))) return -2;
   while (*end == ' ') end++;
@@ -84,7 +86,7 @@ int64_t _cgc_parse_bytes(const char *s) {
   if (*end) return -2;
   double r = v * mul;
   if (r > 0 && r < 1) return -2;      /* less than a byte: a typo, not a limit of 0 */
-  if (r > DBL_MAX) return -2;         /* out of range ("1e999") */
+  if (r > DBL_MAX) return -2;         /* out of range, with the unit */
   if (r >= 9.2e18) return INT64_MAX;  /* more than any memory: no limit */
   return (int64_t)r;
 }
@@ -115,7 +117,7 @@ void _cgc_options_init(void) {
       errno = 0;
       long v = strtol(p, &end, 10);
       if (*end || end == p) _cgc_warn("CGC_PERCENT: '%s' is not a number or 'off'; ignored", p);
-      else if (errno == ERANGE || v > 1000000) _cgc_warn("CGC_PERCENT: '%s' is above 1000000; ignored", p);
+      else if ((errno == ERANGE && v > 0) || v > 1000000) _cgc_warn("CGC_PERCENT: '%s' is above 1000000; ignored", p);
       else atomic_store(&_cgc_g.gc_percent, v < 0 ? -1 : (int)v);
     }
   }

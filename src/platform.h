@@ -99,12 +99,7 @@ int _cgc_os_signal_thread(int tid, int sig) CGC_HIDDEN; /* 0, or an errno (ESRCH
 bool _cgc_os_thread_exists(int tid) CGC_HIDDEN;
 bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) CGC_HIDDEN;
 void _cgc_os_block_async_but(int sig) CGC_HIDDEN;
-/* Remember the calling thread's signal mask as the program's (once, at
-   initialisation); set the calling thread's mask to it, but with sig and
-   the synchronous signals unblocked (for program code cgc runs on its own
-   threads: what it starts inherits the program's mask, not cgc's). */
-void _cgc_os_capture_program_mask(void) CGC_HIDDEN;
-void _cgc_os_program_mask_but(int sig) CGC_HIDDEN;
+
 /* Parse a signal number or name ("SIGPWR", "PWR", "30", "SIGRTMIN+3"); -1 if invalid. */
 int _cgc_os_parse_signal(const char *s) CGC_HIDDEN;
 int _cgc_os_default_suspend_signal(void) CGC_HIDDEN;

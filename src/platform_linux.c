@@ -307,21 +307,6 @@ void _cgc_os_block_async_but(int sig) {
   pthread_sigmask(SIG_SETMASK, &set, NULL);
 }
 
-/* The mask of the thread that initialised cgc (at load time, the main
-   thread): what the program's threads start with.  Written once, before any
-   cgc thread exists. */
-static sigset_t program_mask;
-
-void _cgc_os_capture_program_mask(void) { pthread_sigmask(SIG_BLOCK, NULL, &program_mask); }
-
-void _cgc_os_program_mask_but(int sig) {
-  sigset_t set = program_mask;
-  sigdelset(&set, sig);
-  for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++) sigdelset(&set, fault_signals[i]);
-  sigdelset(&set, SIGSYS);
-  pthread_sigmask(SIG_SETMASK, &set, NULL);
-}
-
 static const struct { const char *name; int num; } signal_names[] = {
   {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
   {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},

@@ -490,11 +490,9 @@ static void *runner_main(void *arg) {
     size_t n = q_take(batch, 64, &rec);
     pthread_mutex_unlock(&queue_lock);
     if (n) {
-      /* Program code runs with the program's mask: a process or thread it
-         starts inherits that, not cgc's (sig stays unblocked). */
-      _cgc_os_program_mask_but(sig);
+      /* With the program's signals blocked, callbacks included: a process
+         or thread a cleanup starts inherits that mask (docs/specials.md). */
       run_work(batch, n, &rec, "the cleanup thread");
-      _cgc_os_block_async_but(sig);
       continue;
     }
     while (atomic_load(&runner_kick) == seen) _cgc_os_wait(&runner_kick, seen);

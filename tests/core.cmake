@@ -141,7 +141,7 @@ core_pacing_env(limit_bytes "CGC_MEMLIMIT=100000000" 100 100000000)
 core_pacing_env(both "CGC_PERCENT=200;CGC_MEMLIMIT=1024KiB" 200 1048576)
 # Not numbers, less than a byte, or out of range: ignored (no limit), with a
 # warning.
-foreach(bad nan inf -nan 0x10 1e-3 1e999)
+foreach(bad nan inf -nan 0x10 1e-3 1e999 1e-400)
   string(MAKE_C_IDENTIFIER "${bad}" _bad)
   core_pacing_env(limit_bad_${_bad} "CGC_MEMLIMIT=${bad}" 100 none)
   set_tests_properties(core_pacing_env_limit_bad_${_bad} PROPERTIES
@@ -154,6 +154,9 @@ foreach(bad 1000001 2147483648 99999999999999999999)
   set_tests_properties(core_pacing_env_percent_bad_${bad} PROPERTIES
     PASS_REGULAR_EXPRESSION "CGC_PERCENT: '${bad}' is above 1000000" FAIL_REGULAR_EXPRESSION "CHECK failed")
 endforeach()
+
+# Negative beyond a long: off, like any negative value.
+core_pacing_env(percent_very_negative "CGC_PERCENT=-99999999999999999999" off none)
 
 # Memory goes back to the OS.
 cgc_test(core_release SOURCES core_release.c TIMEOUT 120)

@@ -98,8 +98,10 @@ foreach(fn arena_alloc arena_alloc_noscan)
   cgc_abort_test(free_abort_${fn}_wild PROGRAM free_abort CASE ${fn}_wild
     REGEX "cgc: cgc_${fn}: 0x10 is not an arena made by cgc_arena_new")
 endforeach()
-cgc_abort_test(free_abort_arena_alloc_inside PROGRAM free_abort CASE arena_alloc_inside
-  REGEX "cgc: cgc_arena_alloc: ${_hex} is not an arena made by cgc_arena_new")
+foreach(case arena_alloc_inside arena_alloc_range_end)
+  cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case}
+    REGEX "cgc: cgc_arena_alloc: ${_hex} is not an arena made by cgc_arena_new")
+endforeach()
 # checkfree: a quarantined object is refused by every call that takes a
 # live object, not only by a second cgc_free.
 foreach(case realloc_inplace realloc_large usable_size)

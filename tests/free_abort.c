@@ -164,6 +164,13 @@ int main(int argc, char **argv) {
     cgc_arena_t *b = cgc_arena_new();
     CHECK(b != NULL);
     g_keep = cgc_arena_alloc((cgc_arena_t *)((char *)b + 8), 16);
+  } else if (strcmp(c, "arena_alloc_range_end") == 0) {
+    /* 8 bytes before the end of the readable part of the handle range (the
+       first 64 KiB, from the program's first handle): a handle there would
+       reach past it. */
+    cgc_arena_t *b = cgc_arena_new();
+    CHECK(b != NULL);
+    g_keep = cgc_arena_alloc((cgc_arena_t *)((char *)a + (64 << 10) - 8), 16);
   } else if (strcmp(c, "arena_alloc_null") == 0) { /* cgc_arena_new's NULL, unchecked */
     g_keep = cgc_arena_alloc(NULL, 16);
   } else if (strcmp(c, "arena_alloc_noscan_null") == 0) {
