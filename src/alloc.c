@@ -334,6 +334,12 @@ static void *alloc_large(size_t size, int noscan, bool zero) {
   cgc_span_t *s = _cgc_alloc_pages(npages, noscan, zero);
   if (!s) return NULL;
   size_t bytes = s->elemsize;
+  /* From its publication on, a collection may stop this thread (typically
+     in the unlock below, which wakes the collector waiting for the lock)
+     and must find the object: its address stays in this frame (stack or
+     register, both scanned) until it is returned, not only in the span
+     struct, which is not scanned. */
+  void *obj = (void *)s->base;
   _cgc_heap_lock();
   s->sweepgen = atomic_load(&_cgc_g.gc_cycle);
   _cgc_span_publish(s, CGC_SPAN_LARGE);
@@ -342,7 +348,8 @@ static void *alloc_large(size_t size, int noscan, bool zero) {
   atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&_cgc_g.large_alloc_bytes, bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&_cgc_g.large_alloc_objects, 1, memory_order_relaxed);
-  return (void *)s->base;
+  __asm__ volatile("" : : "r"(obj) : "memory"); /* held to here */
+  return obj;
 }
 
 void *_cgc_alloc_large(size_t size, int noscan) { return alloc_large(size, noscan, true); }

@@ -165,9 +165,10 @@ static void stack_of(cgc_thread_t *t, void *ctx) {
   bool on = f->where >= t->stack_lo && f->where < t->stack_hi;
   if (!on && sp && (sp < t->stack_lo || sp >= t->stack_hi) && f->where >= sp) {
     /* Stopped on another stack (signal stack, coroutine): scanned from sp
-       to the end of its mapping, as roots.c does. */
+       to the signal stack's end or its mapping's, as roots.c does. */
     uintptr_t lo, hi;
-    on = _cgc_os_mapping_bounds(sp, &lo, &hi) == 0 && f->where < hi;
+    if (t->stop_alt_end > sp) on = f->where < t->stop_alt_end;
+    else on = _cgc_os_mapping_bounds(sp, &lo, &hi) == 0 && f->where < hi;
   }
   if (on) f->tid = t->tid ? t->tid : -1;
 }

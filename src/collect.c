@@ -254,6 +254,7 @@ void _cgc_collect(int reason, uint32_t expect_cycle) {
 
   uint64_t t_stopped = _cgc_os_now_ns();
   _cgc_self->stop_sp = my_sp;
+  _cgc_self->stop_alt_end = 0; /* the collector runs on its own stack (cgc is not for signal handlers) */
   _cgc_mark(&res);
   __asm__ volatile("" ::"r"(&regs) : "memory");
   _cgc_g.marked_bytes = res.marked_bytes;

@@ -171,6 +171,8 @@ typedef struct cgc_thread {
   uintptr_t stack_lo, stack_hi;
   uintptr_t tp;               /* thread pointer, for TLS blocks */
   uintptr_t stop_sp;          /* written by the thread in the stop handler */
+  uintptr_t stop_alt_end;     /* likewise: the end of the alternate signal stack it was
+                                 stopped on (sigaltstack), or 0 */
   _Atomic uint32_t stopped;   /* stop epoch acknowledged */
   cgc_tcache_t *tc;
   struct cgc_thread *next, *prev; /* registry list: _cgc_g.threads_lock */

@@ -73,6 +73,9 @@ int _cgc_os_thread_stack(uintptr_t *lo, uintptr_t *hi) CGC_HIDDEN;
 /* The calling thread's thread pointer (TLS base). */
 uintptr_t _cgc_os_thread_pointer(void) CGC_HIDDEN;
 void _cgc_os_set_thread_name(const char *name) CGC_HIDDEN;
+/* In a signal handler, given its context and a stack address of its own
+   frame: the end of the alternate signal stack if it runs on it, else 0. */
+uintptr_t _cgc_os_altstack_end(const void *uctx, uintptr_t sp) CGC_HIDDEN;
 /* Create an internal thread (not registered with the collector, all signals
    blocked).  Bypasses cgc's own pthread_create.  0 on success. */
 int _cgc_os_thread_create(void *(*fn)(void *), void *arg) CGC_HIDDEN;

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -152,6 +153,16 @@ int _cgc_os_thread_stack(uintptr_t *lo, uintptr_t *hi) {
 uintptr_t _cgc_os_thread_pointer(void) { return (uintptr_t)__builtin_thread_pointer(); }
 
 void _cgc_os_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+uintptr_t _cgc_os_altstack_end(const void *uctx, uintptr_t sp) {
+  /* The kernel saves the thread's alternate stack settings in the signal
+     frame (its SS_ONSTACK flag is not reliable there: 0 was seen on the
+     alternate stack), so compare the handler's own stack pointer. */
+  const ucontext_t *uc = uctx;
+  if (!uc || (uc->uc_stack.ss_flags & SS_DISABLE) || !uc->uc_stack.ss_size) return 0;
+  uintptr_t lo = (uintptr_t)uc->uc_stack.ss_sp, hi = lo + uc->uc_stack.ss_size;
+  return sp >= lo && sp < hi ? hi : 0;
+}
 
 void _cgc_os_check_linkage(void) {
   /* cgc's pthread_create, pthread_join, dlopen and dlclose call the C

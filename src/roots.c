@@ -75,13 +75,17 @@ static void thread_roots(cgc_thread_t *t, void *arg) {
   struct enum_ctx *e = arg;
   uintptr_t sp = t->stop_sp, covered_lo = sp, covered_hi = t->stack_hi;
   if (!sp) return; /* the thread is gone */
-  if (sp >= t->stack_lo && sp < t->stack_hi) {
+  if (sp >= t->stack_lo && sp < t->stack_hi && !t->stop_alt_end) {
     e->fn(e->ctx, sp, t->stack_hi);
   } else {
     /* Running on another stack (a signal stack or a coroutine's): scan it from
-       sp to the end of its mapping, and all of the mapped primary stack. */
+       sp to its end (a signal stack's, or its mapping's), and all of the
+       mapped primary stack.  A signal stack may lie inside the primary stack
+       (a local array): the frames it interrupted are below it, so that case
+       scans the whole primary stack too. */
     uintptr_t mlo, mhi;
-    if (_cgc_os_mapping_bounds(sp, &mlo, &mhi) == 0) e->fn(e->ctx, sp, mhi);
+    if (t->stop_alt_end > sp) e->fn(e->ctx, sp, t->stop_alt_end);
+    else if (_cgc_os_mapping_bounds(sp, &mlo, &mhi) == 0) e->fn(e->ctx, sp, mhi);
     if (_cgc_os_mapping_bounds(t->stack_hi - 1, &mlo, &mhi) == 0) {
       covered_lo = CGC_MAX(mlo, t->stack_lo);
       e->fn(e->ctx, covered_lo, t->stack_hi);

@@ -262,7 +262,6 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(vo
 static void suspend_handler(int sig, void *info, void *uctx) {
   (void)sig;
   (void)info;
-  (void)uctx;
   int saved_errno = errno;
   cgc_thread_t *t = _cgc_self;
   uint32_t epoch = atomic_load_explicit(&_cgc_g.world_epoch, memory_order_acquire);
@@ -272,6 +271,7 @@ static void suspend_handler(int sig, void *info, void *uctx) {
   }
   volatile uintptr_t marker = 0;
   t->stop_sp = (uintptr_t)&marker;
+  t->stop_alt_end = _cgc_os_altstack_end(uctx, (uintptr_t)&marker);
   atomic_store_explicit(&t->stopped, epoch, memory_order_release);
   atomic_fetch_add_explicit(&_cgc_g.acks, 1, memory_order_release);
   _cgc_os_wake_all(&_cgc_g.acks);

@@ -115,6 +115,16 @@ foreach(bad 11 7 6 RTMIN+-1 SIGRTMIN+-2 RTMIN+99999999999999999999 SIGRTMIN+ RTM
   set_tests_properties(core_signal_env_refused_${_bad} PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=${bad}")
 endforeach()
 
+# Large objects made while another thread collects: none freed before
+# cgc_alloc returned it (seeded).
+cgc_test(core_large_race SOURCES core_large_race.c TIMEOUT 300)
+
+# A thread stopped on an alternate signal stack, in mmap'd memory or in its
+# own stack: the interrupted frames stay roots.
+cgc_test(core_altstack SOURCES core_altstack.c ARGS mmap TIMEOUT 60)
+add_test(NAME core_altstack_local COMMAND core_altstack local)
+set_tests_properties(core_altstack_local PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_altstack local: ok")
+
 # fork from multi-threaded programs.
 cgc_test(core_fork SOURCES core_fork.c TIMEOUT 120)
 # A fork child whose cgc threads reuse the stacks of the parent's other threads
