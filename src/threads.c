@@ -198,13 +198,16 @@ static void result_remember(void *value) {
   kept_insert(&results, &r->link);
 }
 
+/* After t was joined or detached: drop its record, the oldest one for t.
+   Records go in at the head, and a newer one for the same pthread_t can
+   only be a new thread's that reused t's descriptor once the join
+   returned (and exited before this ran): its value must stay kept. */
 static void result_forget(pthread_t t) {
   pthread_mutex_lock(&pending_lock);
+  kept_t *oldest = NULL;
   for (kept_t *k = results; k; k = k->next)
-    if (((result_rec_t *)k)->thread == (uintptr_t)t) {
-      kept_remove_locked(&results, k);
-      break;
-    }
+    if (((result_rec_t *)k)->thread == (uintptr_t)t) oldest = k;
+  if (oldest) kept_remove_locked(&results, oldest);
   pthread_mutex_unlock(&pending_lock);
 }
 
