@@ -67,8 +67,12 @@ void _cgc_init_slow(void) {
   _cgc_g.on_valgrind = _cgc_os_on_valgrind();
 #if defined(__x86_64__) || defined(__aarch64__)
   /* A dense heap away from other mappings (and from the sanitizers' shadow),
-     at an address whose halves are unlikely values for two adjacent ints. */
-  _cgc_g.grow_hint = (uintptr_t)0x5a5a << 32;
+     at an address whose halves are unlikely values for two adjacent ints.
+     The low half is large: an int (a small one, zero above all) stored over
+     the low half of a stale heap pointer makes an address below the heap,
+     not the heap's first object (which zero did: it kept that object and
+     all it reached alive).  64 MiB aligned, as the page map's granules. */
+  _cgc_g.grow_hint = (uintptr_t)0x5a5a << 32 | (uintptr_t)0x5c << 24;
 #endif
   atomic_store(&_cgc_g.mark_epoch, 1);
   _cgc_threads_init();
@@ -209,16 +213,29 @@ static void trace_line(uint64_t n, int reason, uint64_t stop_ns, uint64_t mark_n
 
 static void totals_locked(uint64_t *alloc, uint64_t *freed);
 
+static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr_t my_sp);
+
 void _cgc_collect(int reason, uint32_t expect_cycle) {
   /* The collecting thread's roots: its registers, saved here, and its stack
-     from this frame up.  Frames below (the collector's own) are not scanned,
-     so stale words left there by earlier calls retain nothing. */
+     from this frame up.  Frames below (the collector's own, collect_body's
+     first) are not scanned, so stale words left there by earlier calls
+     retain nothing; this frame holds only the buffer, cleared first
+     (setjmp leaves its signal-mask part unwritten), and what the prologue
+     saved.  The prologue must save every callee-saved register: setjmp
+     stores some of them mangled (glibc's pointer guard on rbp, rsp and the
+     return address), and a register this small function does not use would
+     otherwise be saved only below, in collect_body's frame. */
+  __builtin_unwind_init();
   jmp_buf regs;
+  memset(&regs, 0, sizeof regs);
   setjmp(regs);
-  __asm__ volatile("" ::"r"(&regs) : "memory");
+  collect_body(reason, expect_cycle, (uintptr_t)&regs);
+  __asm__ volatile("" ::"r"(&regs) : "memory"); /* the buffer lives to here */
+}
+
+static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr_t my_sp) {
   _cgc_ensure_init();
   if (!_cgc_self && !_cgc_thread_register_self(false)) return;
-  uintptr_t my_sp = (uintptr_t)&regs;
   cgc_mark_result_t res;
   uint64_t t_stop, t_marked, t_end;
   uint64_t before = (uint64_t)CGC_MAX(atomic_load(&_cgc_g.heap_live), 0);
@@ -256,7 +273,6 @@ void _cgc_collect(int reason, uint32_t expect_cycle) {
   _cgc_self->stop_sp = my_sp;
   _cgc_self->stop_alt_end = 0; /* the collector runs on its own stack (cgc is not for signal handlers) */
   _cgc_mark(&res);
-  __asm__ volatile("" ::"r"(&regs) : "memory");
   _cgc_g.marked_bytes = res.marked_bytes;
   if (_cgc_g.opt.checkmark || CGC_CHECKED) _cgc_checkmark();
   t_marked = _cgc_os_now_ns();

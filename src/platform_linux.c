@@ -524,12 +524,29 @@ static uintptr_t parse_hex(const char **p) {
 /* Call fn for each line of /proc/self/maps (start, end, permissions), in
    address order, until it returns nonzero; returns that value, 0 if none
    did, -1 if the file cannot be read. */
-static int maps_each(int (*fn)(uintptr_t a, uintptr_t b, const char *perms, void *ctx), void *ctx) {
+typedef int (*maps_fn)(uintptr_t a, uintptr_t b, const char *perms, void *ctx);
+
+/* One line of /proc/self/maps (NUL-terminated): fn's answer. */
+static int maps_line(const char *q, maps_fn fn, void *ctx) {
+  uintptr_t a = parse_hex(&q);
+  if (*q != '-') return 0;
+  q++;
+  uintptr_t b = parse_hex(&q);
+  if (*q == ' ') q++;
+  return fn(a, b, q, ctx);
+}
+
+static int maps_each(maps_fn fn, void *ctx) {
   int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
-  char buf[8192]; /* on the stack: threads registering call this too */
+  /* On the stack (threads registering call this too, and the collector
+     with the world stopped), and small: a thread may have a 16 KiB stack.
+     A line longer than the buffer (a long path) is read from its start,
+     which holds everything a callback looks at, and the rest dropped. */
+  char buf[1024];
   size_t have = 0;
   int r = 0;
+  bool skip = false; /* dropping the rest of a long line */
   for (;;) {
     ssize_t n = (ssize_t)syscall(SYS_read, fd, buf + have, sizeof buf - 1 - have);
     if (n <= 0) break;
@@ -537,18 +554,19 @@ static int maps_each(int (*fn)(uintptr_t a, uintptr_t b, const char *perms, void
     buf[have] = 0;
     char *line = buf, *nl;
     while ((nl = strchr(line, '\n')) != NULL) {
-      const char *q = line;
-      uintptr_t a = parse_hex(&q);
-      if (*q == '-') {
-        q++;
-        uintptr_t b = parse_hex(&q);
-        if (*q == ' ') q++;
-        if ((r = fn(a, b, q, ctx)) != 0) break;
-      }
+      *nl = 0;
+      if (!skip && (r = maps_line(line, fn, ctx)) != 0) break;
+      skip = false;
       line = nl + 1;
     }
     if (r) break;
     have = (size_t)(buf + have - line);
+    if (have == sizeof buf - 1) {
+      if (!skip && (r = maps_line(line, fn, ctx)) != 0) break;
+      skip = true;
+      have = 0;
+      continue;
+    }
     memmove(buf, line, have);
   }
   syscall(SYS_close, fd);
@@ -593,7 +611,7 @@ static unsigned long maps_inode(const char *q) {
    on our behalf and stops at the first that faults.  Where the call is not
    permitted (seccomp), say yes: the maps check still holds. */
 static bool pages_readable(uintptr_t lo, uintptr_t hi) {
-  enum { BATCH = 256 };
+  enum { BATCH = 32 }; /* small frames: threads with 16 KiB stacks call this */
   struct iovec remote[BATCH];
   char sink[BATCH];
   uintptr_t page = _cgc_os_page_size();

@@ -5,6 +5,10 @@
    scanned. */
 #include "core_util.h"
 
+#include <limits.h>
+
+#include <sys/stat.h>
+
 #include <sys/mman.h>
 
 /* .bss */
@@ -218,6 +222,53 @@ static void test_malloc_and_mmap(void) {
   free(rec);
 }
 
+/* cgc_add_roots from a thread with the smallest stack (16 KiB), on a file
+   mapping (its pages are probed) whose path is longer than the buffer
+   /proc/self/maps is read with: the range is accepted, nothing overflows. */
+static void *tiny_stack_roots(void *arg) {
+  void **m = arg;
+  cgc_add_roots(m, 1 << 20);
+  m[5] = cgc_alloc(32);
+  cgc_collect();
+  CHECK(cgc_base(m[5]) == m[5]);
+  cgc_remove_roots(m);
+  return NULL;
+}
+
+static void test_tiny_stack_long_path(void) {
+  char path[2048];
+  int len = snprintf(path, sizeof path, "/tmp/cgc-core-roots-%d", (int)getpid());
+  CHECK(mkdir(path, 0700) == 0);
+  char name[201];
+  memset(name, 'd', 200);
+  name[200] = 0;
+  for (int i = 0; i < 6; i++) { /* a path of about 1240 bytes */
+    len += snprintf(path + len, sizeof path - (size_t)len, "/%s", name);
+    CHECK(mkdir(path, 0700) == 0);
+  }
+  snprintf(path + len, sizeof path - (size_t)len, "/file");
+  int fd = open(path, O_RDWR | O_CREAT, 0600);
+  CHECK(fd >= 0);
+  CHECK(ftruncate(fd, 1 << 20) == 0);
+  void **m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  CHECK(m != MAP_FAILED);
+  pthread_attr_t attr;
+  CHECK(pthread_attr_init(&attr) == 0);
+  CHECK(pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, &attr, tiny_stack_roots, m) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  pthread_attr_destroy(&attr);
+  munmap(m, 1 << 20);
+  close(fd);
+  unlink(path);
+  for (int i = 6; i >= 0; i--) { /* remove the directories, deepest first */
+    char *slash = strrchr(path, '/');
+    *slash = 0;
+    CHECK(rmdir(path) == 0 || i == 6);
+  }
+}
+
 /* Objects referenced only from dead objects die with them; scanned objects
    keep what they point to; the words of noscan objects are not pointers.
    Twenty holders of fifty objects each, so that a stale word keeping one
@@ -270,6 +321,7 @@ int main(void) {
 #endif
   test_malloc_and_mmap();
   test_scan_noscan();
+  test_tiny_stack_long_path();
   printf("core_roots: ok\n");
   return 0;
 }
