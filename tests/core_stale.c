@@ -1,13 +1,10 @@
-/* Stale words in the stack below a collection's caller retain nothing:
-     core_stale live   stale copies of a live object's address lie where
-                       cgc_collect's register save area goes; the heap's
-                       first object, dropped, must die (a 32-bit zero that
-                       setjmp writes over such a word's low half made the
-                       heap's first address, and kept that object, with all
-                       it reached, alive)
-     core_stale dead   stale copies of a dropped object's own address lie
-                       there: it must die (setjmp leaves the saved signal
-                       mask part of the buffer unwritten: stale words) */
+/* Stale words in the stack below a collection's caller: stale copies of a
+   live object's address lie where cgc_collect's register save area goes;
+   the heap's first object, dropped, must die.  A 32-bit zero that setjmp
+   wrote over such a word's low half made the heap's first address, and
+   kept that object, with all it reached, alive.  (Stale copies of a dropped
+   object's own address there cannot be promised away: the collector's
+   entry frame may keep a word of alignment padding, as any frame may.) */
 #include "core_util.h"
 
 #define K 0xA5A5A5A5A5A5A5A5ull
