@@ -581,8 +581,11 @@ static void free_large(cgc_span_t *s, const void *p) {
     _cgc_fatal("cgc_free: %p is not an allocated object (double free?)", p);
   }
   _cgc_page_free_locked(s, false);
-  _cgc_heap_unlock();
+  /* Under the heap lock, which a collection takes before it resets
+     heap_live: after the unlock, a collection woken by it would reset it
+     without these pages, which would then leave it twice. */
   atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)bytes, memory_order_relaxed);
+  _cgc_heap_unlock();
   _cgc_count_free(bytes);
 }
 
@@ -718,9 +721,10 @@ static CGC_NOINLINE bool resize_large(cgc_span_t *s, void *p, size_t size, int n
     if (_cgc_g.opt.checkfree) return false; /* freed pages are quarantined, not trimmed */
     _cgc_heap_lock();
     bool ok = _cgc_page_trim_locked(s, npages);
+    if (ok) /* under the lock, as in free_large */
+      atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)(old - bytes), memory_order_relaxed);
     _cgc_heap_unlock();
     if (!ok) return false;
-    atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)(old - bytes), memory_order_relaxed);
     count_free_bytes(old - bytes);
   } else if (npages > have) {
     _cgc_pacing_check(_cgc_tc); /* may collect: p, used below, keeps the object alive */

@@ -172,6 +172,12 @@ endforeach()
 # Negative beyond a long: off, like any negative value.
 core_pacing_env(percent_very_negative "CGC_PERCENT=-99999999999999999999" off none)
 
+# A freed or shrunk large object leaves heap_live once, even when a
+# collection starts right after its pages went back.
+cgc_test(core_pacing_race SOURCES core_pacing_race.c ARGS free TIMEOUT 180)
+add_test(NAME core_pacing_race_shrink COMMAND core_pacing_race shrink)
+set_tests_properties(core_pacing_race_shrink PROPERTIES TIMEOUT 180 PASS_REGULAR_EXPRESSION "core_pacing_race shrink: ok")
+
 # Memory goes back to the OS.
 cgc_test(core_release SOURCES core_release.c TIMEOUT 120)
 # CGC_DEBUG: gctrace and unknown names.
