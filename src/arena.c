@@ -84,11 +84,11 @@ struct cgc_arena {
    whose offset is below handles_fit lies wholly in it, and a wild pointer
    goes to the slow path, which reports it, instead of faulting.
    handles_base is written once, before handles_fit is first raised
-   (release); both only grow.  handles_reserved and
-   handles_used: arena_lock. */
+   (release); handles_fit only grows.  handles_readable, handles_reserved
+   and handles_used: arena_lock. */
 static CGC_STATE uintptr_t handles_base;
-static CGC_STATE _Atomic uintptr_t handles_readable, handles_fit;
-static CGC_STATE size_t handles_reserved, handles_used;
+static CGC_STATE _Atomic uintptr_t handles_fit;
+static CGC_STATE size_t handles_readable, handles_reserved, handles_used;
 
 static CGC_STATE pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static CGC_STATE struct cgc_arena *live_head;
@@ -138,14 +138,11 @@ static bool handle_room_locked(void) {
     }
     if (!handles_reserved) return false;
   }
-  size_t need = (handles_used + 1) * sizeof(struct cgc_arena);
-  uintptr_t readable = atomic_load_explicit(&handles_readable, memory_order_relaxed);
-  if (need <= readable) return true;
-  if (readable + HANDLE_COMMIT > handles_reserved) return false; /* every handle in use */
-  if (_cgc_os_protect_rw((void *)(handles_base + readable), HANDLE_COMMIT) != 0) return false;
-  readable += HANDLE_COMMIT;
-  atomic_store_explicit(&handles_readable, readable, memory_order_relaxed);
-  atomic_store_explicit(&handles_fit, readable - sizeof(struct cgc_arena) + 1, memory_order_release);
+  if ((handles_used + 1) * sizeof(struct cgc_arena) <= handles_readable) return true;
+  if (handles_readable + HANDLE_COMMIT > handles_reserved) return false; /* every handle in use */
+  if (_cgc_os_protect_rw((void *)(handles_base + handles_readable), HANDLE_COMMIT) != 0) return false;
+  handles_readable += HANDLE_COMMIT;
+  atomic_store_explicit(&handles_fit, handles_readable - sizeof(struct cgc_arena) + 1, memory_order_release);
   return true;
 }
 

@@ -163,13 +163,8 @@ static void stack_of(cgc_thread_t *t, void *ctx) {
   if (f->tid) return;
   uintptr_t sp = t->stop_sp;
   bool on = f->where >= t->stack_lo && f->where < t->stack_hi;
-  if (!on && sp && (sp < t->stack_lo || sp >= t->stack_hi) && f->where >= sp) {
-    /* Stopped on another stack (signal stack, coroutine): scanned from sp
-       to the signal stack's end or its mapping's, as roots.c does. */
-    uintptr_t lo, hi;
-    if (t->stop_alt_end > sp) on = f->where < t->stop_alt_end;
-    else on = _cgc_os_mapping_bounds(sp, &lo, &hi) == 0 && f->where < hi;
-  }
+  if (!on && sp && _cgc_thread_on_other_stack(t) && f->where >= sp)
+    on = f->where < _cgc_roots_other_stack_end(t); /* scanned as roots.c does */
   if (on) f->tid = t->tid ? t->tid : -1;
 }
 

@@ -43,7 +43,10 @@ void _cgc_init_slow(void) {
     pthread_mutex_unlock(&init_lock);
     return;
   }
-  _cgc_os_check_linkage();
+  /* Looked up now, not at the first collection (whose mark workers are
+     threads): a fully static executable, which has none to find, is told
+     at start-up. */
+  _cgc_os_real_pthread_create();
   mutex_init(&_cgc_g.heap_lock);
   mutex_init(&_cgc_g.gc_lock);
   mutex_init(&_cgc_g.threads_lock);

@@ -41,14 +41,7 @@
 #include "cgc.h"
 #include "internal.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define DEFER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define DEFER_ASAN 1
-#endif
-#endif
-#ifdef DEFER_ASAN
+#ifdef CGC_ASAN
 void __asan_handle_no_return(void);
 #endif
 
@@ -429,7 +422,7 @@ static CGC_NOINLINE _Noreturn void resume_frame(struct _Unwind_Context *ctx) {
       (uintptr_t)_Unwind_GetGR(ctx, 14), (uintptr_t)_Unwind_GetGR(ctx, 15), /* r14 r15 */
   };
   uintptr_t sp = (uintptr_t)_Unwind_GetCFA(ctx), ip = (uintptr_t)_Unwind_GetIP(ctx);
-#ifdef DEFER_ASAN
+#ifdef CGC_ASAN
   __asan_handle_no_return();
 #endif
   __asm__ volatile("movq 0(%0), %%rbx\n\t"
@@ -657,7 +650,7 @@ static inline __attribute__((always_inline)) _Noreturn void panic_raise(void *va
   p->exc.exception_class = PANIC_CLASS;
   p->exc.exception_cleanup = exc_cleanup;
   ts.panic = p;
-#ifdef DEFER_ASAN
+#ifdef CGC_ASAN
   /* These frames are never left normally: drop their stack poisoning now,
      or code that later runs on this stack would see it. */
   __asan_handle_no_return();

@@ -558,6 +558,15 @@ void _cgc_roots_prepare(void) CGC_HIDDEN;
 void _cgc_roots_enumerate(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx) CGC_HIDDEN;
 /* True if the set of loaded objects changed since _cgc_roots_prepare. */
 bool _cgc_roots_stale(void) CGC_HIDDEN;
+/* Was stopped thread t running on another stack than its primary one (a
+   coroutine's, or an alternate signal stack, which may lie inside the
+   primary stack)?  Then that stack is scanned from t->stop_sp up to
+   _cgc_roots_other_stack_end(t) (0: unknown, not scanned), and all of the
+   mapped primary stack too. */
+static inline bool _cgc_thread_on_other_stack(const cgc_thread_t *t) {
+  return t->stop_sp < t->stack_lo || t->stop_sp >= t->stack_hi || t->stop_alt_end;
+}
+uintptr_t _cgc_roots_other_stack_end(const cgc_thread_t *t) CGC_HIDDEN;
 
 /* ---- collection (collect.c) ----------------------------------------------- */
 

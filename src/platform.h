@@ -83,9 +83,6 @@ int _cgc_os_thread_create(void *(*fn)(void *), void *arg) CGC_HIDDEN;
 typedef int (*_cgc_pthread_create_fn)(void *, const void *, void *(*)(void *), void *);
 _cgc_pthread_create_fn _cgc_os_real_pthread_create(void) CGC_HIDDEN;
 void *_cgc_os_real_symbol(const char *name) CGC_HIDDEN;
-/* Abort with a message if those definitions cannot be found (a fully
-   static executable). */
-void _cgc_os_check_linkage(void) CGC_HIDDEN;
 /* In a function that interposes name: declare f, the C library's definition
    (looked up once). */
 #define CGC_REAL(type, name)                                                   \
@@ -122,15 +119,13 @@ typedef struct {
 /* Fill up to max modules; returns the number of TLS modules (may exceed max). */
 size_t _cgc_os_tls_modules(cgc_tls_module_t *out, size_t max) CGC_HIDDEN;
 /* The address of module modid's TLS block for the thread whose thread pointer is
-   tp, or 0 if that thread has not allocated it.  Reads the thread's dynamic
-   thread vector; only call while that thread cannot change it (stopped, or self).
-   _cgc_os_tls_init must have returned 1. */
-uintptr_t _cgc_os_tls_block(uintptr_t tp, size_t modid) CGC_HIDDEN;
-/* The same, with the bytes that may be read there (SIZE_MAX: the module's
-   whole block; less when the vector is outdated and the block is an older
-   module's). */
+   tp, or 0 if that thread has not allocated it, and in *avail the bytes that
+   may be read there (SIZE_MAX: the module's whole block; less when the vector
+   is outdated and the block is an older module's).  Reads the thread's
+   dynamic thread vector; only call while that thread cannot change it
+   (stopped, or self).  _cgc_os_tls_init must have returned 1. */
 uintptr_t _cgc_os_tls_block_sized(uintptr_t tp, size_t modid, size_t *avail) CGC_HIDDEN;
-/* Check that _cgc_os_tls_block agrees with the loader for the calling thread.
+/* Check that _cgc_os_tls_block_sized agrees with the loader for the calling thread.
    Returns 1 if thread-local storage of other threads can be found. */
 int _cgc_os_tls_init(void) CGC_HIDDEN;
 

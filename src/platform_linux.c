@@ -164,17 +164,6 @@ uintptr_t _cgc_os_altstack_end(const void *uctx, uintptr_t sp) {
   return sp >= lo && sp < hi ? hi : 0;
 }
 
-void _cgc_os_check_linkage(void) {
-  /* cgc's pthread_create, pthread_join, dlopen and dlclose call the C
-     library's, found with the dynamic linker: in a fully static executable
-     there is none, and the first collection (which starts threads) would
-     fail.  Say so at start-up instead. */
-  if (!dlsym(RTLD_NEXT, "pthread_create"))
-    _cgc_fatal("a fully static executable (-static) cannot use cgc: it finds the C library's pthread_create, "
-               "which it stands in front of, with the dynamic linker; link the C library dynamically "
-               "(libcgc.a itself is fine)");
-}
-
 /* The definition of name that cgc's own one stands in front of.  Usually the
    next one in lookup order.  But when cgc's definition is the first in the
    program (a static link) and a sanitizer runtime interposes the same call,
@@ -191,7 +180,12 @@ void *_cgc_os_real_symbol(const char *name) {
     if (icpt) return icpt;
   }
   void *next = dlsym(RTLD_NEXT, name);
-  if (!next) _cgc_fatal("cannot find the system's %s: %s", name, dlerror());
+  /* Only a fully static executable has no dynamic linker to ask. */
+  if (!next)
+    _cgc_fatal("a fully static executable (-static) cannot use cgc: it finds the C library's %s, which it "
+               "stands in front of, with the dynamic linker (%s); link the C library dynamically (libcgc.a "
+               "itself is fine)",
+               name, dlerror());
   return next;
 }
 
@@ -205,15 +199,7 @@ _cgc_pthread_create_fn _cgc_os_real_pthread_create(void) {
   return f;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define OS_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define OS_ASAN 1
-#endif
-#endif
-
-#ifdef OS_ASAN
+#ifdef CGC_ASAN
 /* cgc's threads start past AddressSanitizer's pthread_create interceptor
    (they must not be registered as the program's), so nothing clears the
    shadow of their stacks: one reused from the C library's stack cache (as
@@ -237,7 +223,7 @@ int _cgc_os_thread_create(void *(*fn)(void *), void *arg) {
   pthread_t t;
   pthread_attr_t attr;
   sigset_t all, old;
-#ifdef OS_ASAN
+#ifdef CGC_ASAN
   struct asan_start *st = malloc(sizeof *st);
   if (!st) return ENOMEM;
   st->fn = fn;
@@ -252,7 +238,7 @@ int _cgc_os_thread_create(void *(*fn)(void *), void *arg) {
   int rc = _cgc_os_real_pthread_create()(&t, &attr, fn, arg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
-#ifdef OS_ASAN
+#ifdef CGC_ASAN
   if (rc != 0) free(st);
 #endif
   return rc;
@@ -404,8 +390,9 @@ CGC_NO_SANITIZE static int tls_cb(struct dl_phdr_info *info, size_t size, void *
   if (memsz == 0) return 0;
   if (c->check) {
     /* The loader's answer for this thread must match the DTV walk. */
-    if (info->dlpi_tls_data &&
-        (uintptr_t)info->dlpi_tls_data != _cgc_os_tls_block(_cgc_os_thread_pointer(), info->dlpi_tls_modid))
+    size_t avail;
+    if (info->dlpi_tls_data && (uintptr_t)info->dlpi_tls_data !=
+                                   _cgc_os_tls_block_sized(_cgc_os_thread_pointer(), info->dlpi_tls_modid, &avail))
       c->ok = 0;
     return 0;
   }
@@ -468,11 +455,6 @@ uintptr_t _cgc_os_tls_block_sized(uintptr_t tp, size_t modid, size_t *avail) {
     *avail = v - start < usable ? usable - (v - start) : 0;
   }
   return v;
-}
-
-uintptr_t _cgc_os_tls_block(uintptr_t tp, size_t modid) {
-  size_t avail;
-  return _cgc_os_tls_block_sized(tp, modid, &avail);
 }
 
 int _cgc_os_tls_init(void) {

@@ -71,21 +71,27 @@ struct enum_ctx {
   void *ctx;
 };
 
+/* The end of the other stack t stopped on: an alternate signal stack's
+   own, or else the end of the mapping holding t->stop_sp. */
+uintptr_t _cgc_roots_other_stack_end(const cgc_thread_t *t) {
+  uintptr_t lo, hi;
+  if (t->stop_alt_end > t->stop_sp) return t->stop_alt_end;
+  return _cgc_os_mapping_bounds(t->stop_sp, &lo, &hi) == 0 ? hi : 0;
+}
+
 static void thread_roots(cgc_thread_t *t, void *arg) {
   struct enum_ctx *e = arg;
   uintptr_t sp = t->stop_sp, covered_lo = sp, covered_hi = t->stack_hi;
   if (!sp) return; /* the thread is gone */
-  if (sp >= t->stack_lo && sp < t->stack_hi && !t->stop_alt_end) {
+  if (!_cgc_thread_on_other_stack(t)) {
     e->fn(e->ctx, sp, t->stack_hi);
   } else {
     /* Running on another stack (a signal stack or a coroutine's): scan it from
-       sp to its end (a signal stack's, or its mapping's), and all of the
-       mapped primary stack.  A signal stack may lie inside the primary stack
-       (a local array): the frames it interrupted are below it, so that case
-       scans the whole primary stack too. */
-    uintptr_t mlo, mhi;
-    if (t->stop_alt_end > sp) e->fn(e->ctx, sp, t->stop_alt_end);
-    else if (_cgc_os_mapping_bounds(sp, &mlo, &mhi) == 0) e->fn(e->ctx, sp, mhi);
+       sp to its end, and all of the mapped primary stack.  A signal stack may
+       lie inside the primary stack (a local array): the frames it interrupted
+       are below it, so that case scans the whole primary stack too. */
+    uintptr_t end = _cgc_roots_other_stack_end(t), mlo, mhi;
+    if (end > sp) e->fn(e->ctx, sp, end);
     if (_cgc_os_mapping_bounds(t->stack_hi - 1, &mlo, &mhi) == 0) {
       covered_lo = CGC_MAX(mlo, t->stack_lo);
       e->fn(e->ctx, covered_lo, t->stack_hi);

@@ -766,26 +766,36 @@ static void static_rehash_after_removals(void) {
   }
 }
 
-/* The handle of ptr (object s, idx; key its key), if one was made: NULL
-   if none. */
-static struct cgc_weak *weak_find(ptr_kind_t kind, void *ptr, cgc_span_t *s, uint32_t idx, uintptr_t key) {
+/* The handle of ptr (object s, idx; key its key), if one was made; else
+   fresh, inserted (NULL: look only). */
+static struct cgc_weak *weak_get(ptr_kind_t kind, void *ptr, cgc_span_t *s, uint32_t idx, uintptr_t key,
+                                 struct cgc_weak *fresh) {
   struct cgc_weak *h = NULL;
   if (kind == PTR_STATIC) {
     stripe_t *st = &stripes[0];
     cgc_spin_lock(&st->lock);
-    struct cgc_weak **slot = static_find((uintptr_t)ptr, false);
+    struct cgc_weak **slot = static_find((uintptr_t)ptr, fresh != NULL);
+    if (slot && !*slot) {
+      *slot = fresh;
+      atomic_fetch_add(&nweak, 1);
+    }
     if (slot) h = *slot;
     cgc_spin_unlock(&st->lock);
     return h;
   }
   stripe_t *st = lock_live("cgc_weak_make", ptr, s, idx);
-  obj_rec_t *o = obj_rec(st, s, idx, false);
-  if (o)
-    for (weak_node_t *w = o->weaks; w; w = w->next)
-      if (w->key == key) {
-        h = w->handle;
-        break;
-      }
+  obj_rec_t *o = obj_rec(st, s, idx, fresh != NULL);
+  for (weak_node_t *w = o ? o->weaks : NULL; w && !h; w = w->next)
+    if (w->key == key) h = w->handle;
+  if (!h && fresh) {
+    weak_node_t *w = new_weak_node(st);
+    w->handle = fresh;
+    w->key = key;
+    w->next = o->weaks;
+    o->weaks = w;
+    h = fresh;
+    atomic_fetch_add(&nweak, 1);
+  }
   cgc_spin_unlock(&st->lock);
   return h;
 }
@@ -797,46 +807,16 @@ cgc_weak_t cgc_weak_make(void *ptr) {
   uint32_t idx;
   ptr_kind_t kind = classify("cgc_weak_make", ptr, &s, &idx);
   uintptr_t key = (uintptr_t)ptr ^ _cgc_g.key;
-  struct cgc_weak *h = weak_find(kind, ptr, s, idx, key);
+  struct cgc_weak *h = weak_get(kind, ptr, s, idx, key, NULL);
   if (h) return h;
   /* None yet: allocate one, with no stripe held (allocation may collect,
      and the collector takes the stripes), then insert it unless another
-     thread did first. */
+     thread did first.  If another thread's handle won, ours is garbage for
+     the collector (a cgc_free would count as one of the program's frees). */
   struct cgc_weak *fresh = cgc_alloc_noscan(sizeof *fresh);
   if (!fresh) _cgc_fatal("cgc_weak_make: out of memory");
   atomic_store_explicit(&fresh->ptr, (uintptr_t)ptr, memory_order_relaxed);
-  if (kind == PTR_STATIC) {
-    stripe_t *st = &stripes[0];
-    cgc_spin_lock(&st->lock);
-    struct cgc_weak **slot = static_find((uintptr_t)ptr, true);
-    if (!*slot) {
-      *slot = fresh;
-      atomic_fetch_add(&nweak, 1);
-    }
-    h = *slot;
-    cgc_spin_unlock(&st->lock);
-  } else {
-    stripe_t *st = lock_live("cgc_weak_make", ptr, s, idx);
-    obj_rec_t *o = obj_rec(st, s, idx, true);
-    for (weak_node_t *w = o->weaks; w; w = w->next)
-      if (w->key == key) {
-        h = w->handle;
-        break;
-      }
-    if (!h) {
-      weak_node_t *w = new_weak_node(st);
-      w->handle = fresh;
-      w->key = key;
-      w->next = o->weaks;
-      o->weaks = w;
-      h = fresh;
-      atomic_fetch_add(&nweak, 1);
-    }
-    cgc_spin_unlock(&st->lock);
-  }
-  /* If another thread's handle won, ours is garbage for the collector (a
-     cgc_free would count as one of the program's frees). */
-  return h;
+  return weak_get(kind, ptr, s, idx, key, fresh);
 }
 
 void *cgc_weak_value(cgc_weak_t w) {

@@ -32,6 +32,15 @@
 #define CGC_NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread, no_sanitize_undefined))
 #endif
 
+/* Built with AddressSanitizer (GCC's macro, or Clang's feature test). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CGC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CGC_ASAN 1
+#endif
+#endif
+
 #ifndef CGC_CHECKED
 #define CGC_CHECKED 0
 #endif
