@@ -745,7 +745,7 @@ static CGC_NOINLINE bool resize_large(cgc_span_t *s, void *p, size_t size, int n
 
 /* Can a cgc_realloc to size keep the object at a (slot of old bytes; fit,
    the slot size would get if allocated anew)?  Only if size fits, the slot
-   is not more than twice too big, and the slot is as aligned as a new one
+   is less than twice what size needs, and the slot is as aligned as a new one
    would be: a size that is a multiple of 16 gets a 16-byte-aligned object
    (docs/heap.md), which a slot of a class that is an odd multiple of 8
    (24, 40, ..., 120) is only every other time. */
@@ -770,7 +770,7 @@ static CGC_NOINLINE void *realloc_slow(void *p, size_t size) {
   }
   bool small = size <= CGC_MAX_SMALL;
   if (!small && is_large(s) && resize_large(s, p, size, noscan)) return p;
-  /* In place when the current slot fits and is not more than twice too big
+  /* In place when the current slot fits and is less than twice what size needs
      (and keeps the alignment the size promises: stays_in_place). */
   unsigned cls = small ? _cgc_size_to_class(size) : 0;
   size_t fit = small ? _cgc_class_size[cls] : CGC_ALIGN_UP(size, CGC_PAGE_SIZE);

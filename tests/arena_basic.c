@@ -273,6 +273,18 @@ static void test_mid_requests(void) {
    (above a quarter of the next chunk size): chunks keep doubling, so they
    soon hold many requests each, instead of one page-rounded chunk per
    request for ever (16400 bytes: a 24 KiB chunk each, 150%). */
+/* A request above a quarter of the next chunk size takes a chunk of its
+   own, rounded to pages, not a whole regular chunk. */
+static void test_own_chunk_size(void) {
+  cgc_arena_t *a = cgc_arena_new();
+  uint64_t before = stats().arena_bytes;
+  char *p = cgc_arena_alloc(a, 20000);
+  CHECK(p != NULL);
+  uint64_t grew = stats().arena_bytes - before;
+  CHECKF(grew >= 20000 && grew < 65536, "a 20000-byte request grew arena_bytes by %llu", (unsigned long long)grew);
+  cgc_arena_free(a);
+}
+
 static void test_own_chunk_growth(void) {
   cgc_arena_t *a = cgc_arena_new();
   uint64_t before = stats().arena_bytes;
@@ -299,6 +311,7 @@ int main(void) {
   test_not_collected();
   test_many_arenas();
   test_mid_requests();
+  test_own_chunk_size();
   test_own_chunk_growth();
   test_handle_capacity();
   printf("arena_basic: ok\n");

@@ -16,7 +16,7 @@ target_compile_options(free_abort PRIVATE ${CGC_WARN})
 target_compile_definitions(free_abort PRIVATE _GNU_SOURCE)
 target_link_libraries(free_abort PRIVATE cgc)
 set(_hex "0x[0-9a-fA-F]+")
-foreach(case double_free_small double_free_noscan double_free_noscan_big double_free_later)
+foreach(case double_free_small double_free_noscan double_free_noscan_big double_free_later double_free_after_move)
   cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case}
     REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free")
 endforeach()
@@ -43,6 +43,8 @@ cgc_abort_test(free_abort_realloc_stack PROGRAM free_abort CASE realloc_stack
 cgc_abort_test(free_abort_realloc_arena PROGRAM free_abort CASE realloc_arena
   REGEX "cgc: cgc_realloc: ${_hex} points into an arena")
 cgc_abort_test(free_abort_arena_alloc_after_free PROGRAM free_abort CASE arena_alloc_after_free
+  REGEX "cgc: cgc_arena_alloc: arena ${_hex} has been freed")
+cgc_abort_test(free_abort_arena_alloc_after_reuse PROGRAM free_abort CASE arena_alloc_after_reuse
   REGEX "cgc: cgc_arena_alloc: arena ${_hex} has been freed")
 cgc_abort_test(free_abort_arena_alloc_noscan_after_free PROGRAM free_abort CASE arena_alloc_noscan_after_free
   REGEX "cgc: cgc_arena_alloc_noscan: arena ${_hex} has been freed")

@@ -88,6 +88,17 @@ int main(int argc, char **argv) {
     cgc_free(b);
     cgc_free(d);
     cgc_free(small);
+  } else if (strcmp(c, "double_free_after_move") == 0) {
+    /* The slot a noscan buffer moved out of (cgc_realloc's inline path) is on
+       a list uncleared but for its first two words; freeing it is still a
+       double free. */
+    cgc_free(cgc_alloc_noscan(40));  /* the span of the 40-byte class is in cgc_free's span cache */
+    cgc_free(cgc_alloc_noscan(200)); /* a slot of the new class is on the list */
+    char *b = cgc_alloc_noscan(40);
+    memset(b, 'x', 40);
+    g_keep = cgc_realloc(b, 200);
+    CHECK(g_keep != b);
+    cgc_free(b);
   } else if (strcmp(c, "double_free_large") == 0) {
     cgc_free(large);
     cgc_free(large);
@@ -142,6 +153,18 @@ int main(int argc, char **argv) {
   } else if (strcmp(c, "arena_alloc_noscan_after_free") == 0) {
     cgc_arena_free(a);
     g_keep = cgc_arena_alloc_noscan(a, 16);
+  } else if (strcmp(c, "arena_alloc_after_reuse") == 0) {
+    /* A freed handle is not given to a new arena before 64 more were freed
+       after it, so using it is still caught. */
+    cgc_arena_free(a);
+    for (int i = 0; i < 63; i++) {
+      cgc_arena_t *t = cgc_arena_new();
+      CHECK(t != NULL && t != a);
+      cgc_arena_free(t);
+    }
+    cgc_arena_t *b = cgc_arena_new();
+    CHECK(b != NULL && b != a);
+    g_keep = cgc_arena_alloc(a, 16);
   } else if (strcmp(c, "arena_double_free") == 0) {
     cgc_arena_free(a);
     cgc_arena_free(a);

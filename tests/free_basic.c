@@ -277,10 +277,26 @@ static void test_realloc_basic(void) {
   CHECK(intact(small, 16, 3));
   CHECK(cgc_alloc(1000) == big);
 
-  /* Size 0 frees. */
+  /* Size 0 frees, whatever the kind and size. */
   unsigned char *z = cgc_alloc(72);
   CHECK(cgc_realloc(z, 0) == NULL);
   CHECK(cgc_alloc(72) == z);
+  z = cgc_alloc_noscan(72);
+  CHECK(cgc_realloc(z, 0) == NULL);
+  CHECK(cgc_alloc_noscan(72) == z);
+  cgc_stats_t s0 = stats();
+  z = cgc_alloc_noscan(100000);
+  CHECK(cgc_realloc(z, 0) == NULL);
+  cgc_stats_t s1 = stats();
+  CHECK(s1.total_free_objects == s0.total_free_objects + 1 && s1.total_free_bytes >= s0.total_free_bytes + 100000);
+
+  /* In place only while the slot is less than twice what the size needs:
+     a 128-byte slot keeps 72 bytes (class 72) and gives up 64. */
+  unsigned char *h = cgc_alloc(128);
+  CHECK(cgc_usable_size(h) == 128);
+  CHECK(cgc_realloc(h, 72) == h);
+  unsigned char *h2 = cgc_realloc(h, 64);
+  CHECK(h2 != h && cgc_usable_size(h2) == 64);
 }
 
 static void test_realloc_large(void) {

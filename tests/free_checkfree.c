@@ -303,6 +303,23 @@ static void case_other_thread(void) {
   pthread_join(t, NULL);
 }
 
+/* Frees count in the statistics as without checkfree, and a large object
+   shrunk by cgc_realloc moves: its pages stay whole in the quarantine. */
+static void test_stats_and_shrink(void) {
+  cgc_stats_t a, b;
+  cgc_read_stats(&a);
+  cgc_free(cgc_alloc(64));
+  cgc_read_stats(&b);
+  CHECK(b.total_free_objects == a.total_free_objects + 1 && b.total_free_bytes == a.total_free_bytes + 64);
+  unsigned char *p = cgc_alloc(4 << 20);
+  CHECK(p != NULL);
+  p[0] = 7;
+  unsigned char *q = cgc_realloc(p, 1 << 20);
+  CHECKF(q != NULL && q != p, "a 4 MiB object shrunk to 1 MiB in place under checkfree");
+  CHECK(q[0] == 7);
+  cgc_free(q);
+}
+
 int main(void) {
   test_seed();
   const char *d = getenv("CGC_DEBUG");
@@ -316,6 +333,7 @@ int main(void) {
   expect = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CHECK(expect != MAP_FAILED);
   test_quarantine();
+  test_stats_and_shrink();
   test_release();
   test_stack_ref();
   test_clean();

@@ -50,6 +50,21 @@ static void large_loop(long iters) {
   }
 }
 
+/* A large buffer shrunk and grown again in place (or moved): each shrink
+   gives its pages back to the pacer's count, so no collection comes. */
+static void resize_loop(long iters) {
+  unsigned char *p = cgc_alloc_noscan(32 * MIB);
+  CHECK(p != NULL);
+  for (long i = 0; i < iters; i++) {
+    p = cgc_realloc(p, MIB);
+    CHECK(p != NULL);
+    p = cgc_realloc(p, 32 * MIB);
+    CHECK(p != NULL);
+    p[32 * MIB - 1] = 1;
+  }
+  cgc_free(p);
+}
+
 static void builder_loop(long iters) {
   for (long i = 0; i < iters; i++) {
     size_t cap = 8, len = 0, want = 100 + (size_t)(test_rand() % 20000);
@@ -87,6 +102,12 @@ int main(int argc, char **argv) {
   large_loop(5000);
   b = stats();
   check_flat("large", a, b);
+
+  resize_loop(2);
+  a = stats();
+  resize_loop(100);
+  b = stats();
+  check_flat("resize", a, b);
 
   builder_loop(1000);
   a = stats();
