@@ -106,7 +106,7 @@ void _cgc_span_file_unowned_locked(cgc_span_t *s) {
   cgc_central_t *c = &_cgc_g.central[s->spanclass];
   s->owner = NULL;
   if (s->sweepgen != atomic_load_explicit(&_cgc_g.gc_cycle, memory_order_relaxed))
-    _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
+    _cgc_unswept_push_locked(c, s);
   else if (s->nfree)
     _cgc_list_push(&c->partial, s, CGC_LIST_PARTIAL);
   else
@@ -193,7 +193,7 @@ static bool refill(cgc_tcache_t *tc, unsigned sc, bool dirty) {
     s = _cgc_list_pop(&c->partial);
     if (s) { /* swept already: its slots are clean */
       if (take_locked(tc, sc, s, false)) break;
-      _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
+      _cgc_unswept_push_locked(c, s);
       continue;
     }
     s = _cgc_list_pop(&c->unswept);
@@ -201,7 +201,7 @@ static bool refill(cgc_tcache_t *tc, unsigned sc, bool dirty) {
     pthread_mutex_unlock(&c->lock);
     if (!_cgc_sweep_begin()) { /* a collection is starting: use fresh memory */
       pthread_mutex_lock(&c->lock);
-      _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
+      _cgc_unswept_push_locked(c, s);
       s = NULL;
       break;
     }

@@ -37,6 +37,8 @@
  *   I6  no scanned memory of cgc's own holds a heap address: such state lives
  *       in the cgc_state section (CGC_STATE; excluded from the roots) or in
  *       mapped metadata.
+ *   I7  under central[sc].lock: central[sc].unswept non-empty  =>  bit sc of
+ *       _cgc_g.unswept_classes set.
  */
 #ifndef CGC_INTERNAL_H
 #define CGC_INTERNAL_H
@@ -252,6 +254,12 @@ typedef struct {
   cgc_span_t *span_pool;               /* recycled span structs */
 
   cgc_central_t central[CGC_NUM_SPAN_CLASSES];
+  /* Bit sc set: central[sc].unswept may hold spans.  Set under that class's
+     lock with every push (_cgc_unswept_push_locked) and in the pause's
+     splice; cleared under it only when the list is found empty.  So under
+     the lock a non-empty list has its bit set (I7), and a full sweep skips
+     the classes whose bit is clear without taking their locks. */
+  _Alignas(64) _Atomic uint64_t unswept_classes[(CGC_NUM_SPAN_CLASSES + 63) / 64];
 
   /* Accounting (atomics unless noted). */
   _Alignas(64) _Atomic uint64_t heap_goal;
@@ -474,6 +482,9 @@ uint32_t _cgc_sweep_span(cgc_span_t *s, bool zero) CGC_HIDDEN;
 /* File an unowned span on its central list: partial or full if it was swept
    this cycle, unswept otherwise.  The central lock must be held. */
 void _cgc_span_file_unowned_locked(cgc_span_t *s) CGC_HIDDEN;
+/* Push s onto its class's unswept list (c, whose lock is held), and mark
+   the class as having unswept spans (I7). */
+void _cgc_unswept_push_locked(cgc_central_t *c, cgc_span_t *s) CGC_HIDDEN;
 /* Put a swept, unowned small span where it belongs (or free its pages). */
 void _cgc_span_put_swept(cgc_span_t *s) CGC_HIDDEN;
 /* Sweep until no unswept span remains.  Returns true if everything is swept. */

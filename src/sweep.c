@@ -118,30 +118,65 @@ void _cgc_sweep_large_locked(void) {
   _cgc_g.large_unswept = false;
 }
 
-bool _cgc_sweep_all(void) {
-  /* One span per take: a span the sweeper holds is one an allocating thread
-     cannot find (it would carve fresh pages instead). */
+static void unswept_mark(unsigned sc) {
+  atomic_fetch_or_explicit(&_cgc_g.unswept_classes[sc / 64], 1ull << (sc % 64), memory_order_relaxed);
+}
+
+void _cgc_unswept_push_locked(cgc_central_t *c, cgc_span_t *s) {
+  _cgc_list_push(&c->unswept, s, CGC_LIST_UNSWEPT);
+  unswept_mark(s->spanclass);
+}
+
+/* I7, checked in CGC_CHECKED builds after a full sweep. */
+static void unswept_check(void) {
   for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
     cgc_central_t *c = &_cgc_g.central[sc];
-    for (;;) {
-      if (!_cgc_sweep_begin()) return false;
-      pthread_mutex_lock(&c->lock);
-      cgc_span_t *s = _cgc_list_pop(&c->unswept);
-      pthread_mutex_unlock(&c->lock);
-      if (!s) {
-        _cgc_sweep_end();
-        break;
-      }
-      bool freed = sweep_or_free(s);
+    pthread_mutex_lock(&c->lock);
+    uint64_t bits = atomic_load_explicit(&_cgc_g.unswept_classes[sc / 64], memory_order_relaxed);
+    if (c->unswept.head && !((bits >> (sc % 64)) & 1))
+      _cgc_fatal("internal error: span class %u has unswept spans but no unswept bit", sc);
+    pthread_mutex_unlock(&c->lock);
+  }
+}
+
+/* Sweep the unswept spans of class sc until there are none (false: a
+   collection is starting).  One span per take: a span the sweeper holds is
+   one an allocating thread cannot find (it would carve fresh pages
+   instead). */
+static bool sweep_class(unsigned sc) {
+  cgc_central_t *c = &_cgc_g.central[sc];
+  for (;;) {
+    if (!_cgc_sweep_begin()) return false;
+    pthread_mutex_lock(&c->lock);
+    cgc_span_t *s = _cgc_list_pop(&c->unswept);
+    if (!s) /* I7: cleared only with the list seen empty under the lock */
+      atomic_fetch_and_explicit(&_cgc_g.unswept_classes[sc / 64], ~(1ull << (sc % 64)), memory_order_relaxed);
+    pthread_mutex_unlock(&c->lock);
+    if (!s) {
       _cgc_sweep_end();
-      if (!freed) _cgc_span_put_swept(s);
+      return true;
     }
+    bool freed = sweep_or_free(s);
+    _cgc_sweep_end();
+    if (!freed) _cgc_span_put_swept(s);
+  }
+}
+
+bool _cgc_sweep_all(void) {
+  /* Only the classes that may have unswept spans (I7), in class order.  A
+     span pushed after its class's bit was read is left to the next sweep, as
+     one pushed after the class was passed always was. */
+  for (unsigned w = 0; w < (CGC_NUM_SPAN_CLASSES + 63) / 64; w++) {
+    uint64_t bits = atomic_load_explicit(&_cgc_g.unswept_classes[w], memory_order_relaxed);
+    for (; bits; bits &= bits - 1)
+      if (!sweep_class(w * 64 + (unsigned)__builtin_ctzll(bits))) return false;
   }
   if (!_cgc_sweep_begin()) return false;
   _cgc_heap_lock();
   if (_cgc_g.large_unswept) _cgc_sweep_large_locked();
   _cgc_heap_unlock();
   _cgc_sweep_end();
+  if (CGC_CHECKED) unswept_check();
   return true;
 }
 
@@ -152,6 +187,7 @@ void _cgc_sweep_prepare_stw(void) {
     cgc_central_t *c = &_cgc_g.central[sc];
     _cgc_list_splice(&c->unswept, &c->partial, CGC_LIST_UNSWEPT);
     _cgc_list_splice(&c->unswept, &c->full, CGC_LIST_UNSWEPT);
+    if (c->unswept.head) unswept_mark(sc);
   }
   _cgc_g.large_unswept = _cgc_g.large.head != NULL;
 }

@@ -87,6 +87,39 @@ static void test_stack_ref(void) {
   cgc_collect();
 }
 
+/* Thousands of quarantined objects of mixed sizes, every third still
+   referenced from this stack: a collection releases the others and closes
+   the holes they leave in the quarantine's table in place.  Every kept
+   object must still be found there (cgc_base refuses it, it stays poisoned,
+   allocation does not hand it out) after that collection and the next. */
+#define REHASH_N 3000
+static size_t rehash_size(int i) { return 16 + (size_t)(i % 7) * 24; }
+
+static void test_rehash(void) {
+  void *kept[REHASH_N / 3];
+  size_t nk = 0;
+  for (int i = 0; i < REHASH_N; i++) {
+    void *p = cgc_alloc(rehash_size(i));
+    CHECK(p != NULL);
+    if (i % 3 == 0) kept[nk++] = p;
+    cgc_free(p);
+  }
+  for (int round = 0; round < 2; round++) {
+    cgc_collect();
+    for (size_t k = 0; k < nk; k++) {
+      CHECKF(cgc_base(kept[k]) == NULL, "collection %d: kept object %zu (%p) is no longer in the quarantine", round,
+             k, kept[k]);
+      CHECKF(poisoned(kept[k], rehash_size((int)k * 3)), "collection %d: kept object %zu (%p) was written", round, k,
+             kept[k]);
+    }
+    for (int i = 0; i < REHASH_N; i++) {
+      void *q = cgc_alloc(rehash_size(i));
+      for (size_t k = 0; k < nk; k++) CHECKF(q != kept[k], "kept object %p handed out again", q);
+    }
+  }
+  consume(kept);
+}
+
 /* ---- correct programs run clean ------------------------------------------------------- */
 
 static void *churn(void *arg) {
@@ -335,6 +368,7 @@ int main(void) {
   test_stats_and_shrink();
   test_release();
   test_stack_ref();
+  test_rehash();
   test_clean();
   test_race_clean();
   run_child(case_global, "global");
