@@ -162,15 +162,23 @@ static bool sweep_class(unsigned sc) {
   }
 }
 
-bool _cgc_sweep_all(void) {
-  /* Only the classes that may have unswept spans (I7), in class order.  A
-     span pushed after its class's bit was read is left to the next sweep, as
-     one pushed after the class was passed always was. */
-  for (unsigned w = 0; w < (CGC_NUM_SPAN_CLASSES + 63) / 64; w++) {
+/* The first class from `from` on whose bit is set (read now), or -1. */
+static int next_unswept(unsigned from) {
+  for (unsigned w = from / 64; w < (CGC_NUM_SPAN_CLASSES + 63) / 64; w++) {
     uint64_t bits = atomic_load_explicit(&_cgc_g.unswept_classes[w], memory_order_relaxed);
-    for (; bits; bits &= bits - 1)
-      if (!sweep_class(w * 64 + (unsigned)__builtin_ctzll(bits))) return false;
+    if (w == from / 64) bits &= ~0ull << (from % 64);
+    if (bits) return (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
   }
+  return -1;
+}
+
+bool _cgc_sweep_all(void) {
+  /* Only the classes that may have unswept spans (I7), in class order, the
+     bits read afresh after each class: a span pushed onto a class not yet
+     reached is swept in this pass, one pushed onto a class already passed is
+     left to the next, as when every class was visited. */
+  for (int sc = next_unswept(0); sc >= 0; sc = next_unswept((unsigned)sc + 1))
+    if (!sweep_class((unsigned)sc)) return false;
   if (!_cgc_sweep_begin()) return false;
   _cgc_heap_lock();
   if (_cgc_g.large_unswept) _cgc_sweep_large_locked();
