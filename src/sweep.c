@@ -118,8 +118,12 @@ void _cgc_sweep_large_locked(void) {
   _cgc_g.large_unswept = false;
 }
 
+/* Class sc's bit in _cgc_g.unswept_classes (I7): its word and its mask. */
+static _Atomic uint64_t *unswept_word(unsigned sc) { return &_cgc_g.unswept_classes[sc / 64]; }
+static uint64_t unswept_bit(unsigned sc) { return 1ull << (sc % 64); }
+
 static void unswept_mark(unsigned sc) {
-  atomic_fetch_or_explicit(&_cgc_g.unswept_classes[sc / 64], 1ull << (sc % 64), memory_order_relaxed);
+  atomic_fetch_or_explicit(unswept_word(sc), unswept_bit(sc), memory_order_relaxed);
 }
 
 void _cgc_unswept_push_locked(cgc_central_t *c, cgc_span_t *s) {
@@ -132,8 +136,7 @@ static void unswept_check(void) {
   for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
     cgc_central_t *c = &_cgc_g.central[sc];
     pthread_mutex_lock(&c->lock);
-    uint64_t bits = atomic_load_explicit(&_cgc_g.unswept_classes[sc / 64], memory_order_relaxed);
-    if (c->unswept.head && !((bits >> (sc % 64)) & 1))
+    if (c->unswept.head && !(atomic_load_explicit(unswept_word(sc), memory_order_relaxed) & unswept_bit(sc)))
       _cgc_fatal("internal error: span class %u has unswept spans but no unswept bit", sc);
     pthread_mutex_unlock(&c->lock);
   }
@@ -150,7 +153,7 @@ static bool sweep_class(unsigned sc) {
     pthread_mutex_lock(&c->lock);
     cgc_span_t *s = _cgc_list_pop(&c->unswept);
     if (!s) /* I7: cleared only with the list seen empty under the lock */
-      atomic_fetch_and_explicit(&_cgc_g.unswept_classes[sc / 64], ~(1ull << (sc % 64)), memory_order_relaxed);
+      atomic_fetch_and_explicit(unswept_word(sc), ~unswept_bit(sc), memory_order_relaxed);
     pthread_mutex_unlock(&c->lock);
     if (!s) {
       _cgc_sweep_end();
