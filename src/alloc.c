@@ -631,7 +631,7 @@ static inline bool hint_holds(cgc_span_t *s, uintptr_t a) {
   return s && atomic_load_explicit(&s->state, memory_order_acquire) == CGC_SPAN_SMALL && a - s->base < s->limit - s->base;
 }
 static inline cgc_span_t **free_hint(cgc_tcache_t *tc, uintptr_t a) {
-  return &tc->free_span[(a >> CGC_PAGE_SHIFT) & 15];
+  return &tc->free_span[(a >> CGC_PAGE_SHIFT) & (CGC_FREE_HINTS - 1)];
 }
 static inline cgc_span_t *span_of_hinted(cgc_tcache_t *tc, uintptr_t a) {
   cgc_span_t **hint = free_hint(tc, a);

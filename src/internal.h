@@ -67,6 +67,9 @@
 #define CGC_MAX_SMALL 32768
 #define CGC_NUM_CLASSES 81 /* class 0 is unused: 1..80 */
 #define CGC_NUM_SPAN_CLASSES (CGC_NUM_CLASSES * 2)
+/* Entries of a thread cache's span hints for cgc_free and cgc_realloc, by
+   page (a power of two). */
+#define CGC_FREE_HINTS 64
 #define CGC_MAX_SPAN_OBJS 1024
 #define CGC_MARK_WORDS (CGC_MAX_SPAN_OBJS / 64)
 #define CGC_HEAP_MIN ((size_t)4 << 20)
@@ -155,7 +158,7 @@ typedef struct cgc_tcache {
      _cgc_tcache_free_totals).  Owner writes. */
   uint64_t pushed[2][CGC_NUM_SPAN_CLASSES];
   uint64_t pushed_at_take[2][CGC_NUM_SPAN_CLASSES];
-  cgc_span_t *free_span[16];                   /* spans of recent frees by page: hints, checked (I1) */
+  cgc_span_t *free_span[CGC_FREE_HINTS];       /* spans of recent frees by page: hints, checked (I1) */
   uint64_t alloc_bytes, alloc_objects;        /* owner writes; others read racily (stats) */
   uint64_t free_bytes, free_objects;          /* as alloc_*: frees other than pushed slots (large, shrinking) */
   struct cgc_thread *thread;
