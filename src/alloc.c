@@ -630,6 +630,7 @@ static inline bool small_live_fast(cgc_span_t *s, uintptr_t a, uint32_t *idx) {
 static inline bool hint_holds(cgc_span_t *s, uintptr_t a) {
   return s && atomic_load_explicit(&s->state, memory_order_acquire) == CGC_SPAN_SMALL && a - s->base < s->limit - s->base;
 }
+_Static_assert((CGC_FREE_HINTS & (CGC_FREE_HINTS - 1)) == 0, "CGC_FREE_HINTS must be a power of two");
 static inline cgc_span_t **free_hint(cgc_tcache_t *tc, uintptr_t a) {
   return &tc->free_span[(a >> CGC_PAGE_SHIFT) & (CGC_FREE_HINTS - 1)];
 }
