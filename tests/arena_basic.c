@@ -269,10 +269,6 @@ static void test_mid_requests(void) {
   cgc_arena_free(a);
 }
 
-/* A fresh arena whose requests each take a chunk of their own at first
-   (above a quarter of the next chunk size): chunks keep doubling, so they
-   soon hold many requests each, instead of one page-rounded chunk per
-   request for ever (16400 bytes: a 24 KiB chunk each, 150%). */
 /* A request above a quarter of the next chunk size takes a chunk of its
    own, rounded to pages, not a whole regular chunk. */
 static void test_own_chunk_size(void) {
@@ -285,6 +281,10 @@ static void test_own_chunk_size(void) {
   cgc_arena_free(a);
 }
 
+/* A fresh arena whose requests each take a chunk of their own at first
+   (above a quarter of the next chunk size): chunks keep doubling, so they
+   soon hold many requests each, instead of one page-rounded chunk per
+   request for ever (16400 bytes: a 24 KiB chunk each, 150%). */
 static void test_own_chunk_growth(void) {
   cgc_arena_t *a = cgc_arena_new();
   uint64_t before = stats().arena_bytes;
