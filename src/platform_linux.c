@@ -204,8 +204,13 @@ _cgc_pthread_create_fn _cgc_os_real_pthread_create(void) {
    (they must not be registered as the program's), so nothing clears the
    shadow of their stacks: one reused from the C library's stack cache (as
    in a fork child, which inherits the dead threads' stacks) would carry
-   another thread's stale poisoning.  Clear it first. */
+   another thread's stale poisoning.  Clear it first.  The start block is
+   the new thread's to free, and LeakSanitizer cannot see it in the thread
+   it does not know of.  A block whose thread has not run yet when the
+   program exits, or that a fork child inherits without the thread, is
+   not a leak. */
 void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+void __lsan_ignore_object(const void *p);
 struct asan_start {
   void *(*fn)(void *);
   void *arg;
@@ -226,6 +231,7 @@ int _cgc_os_thread_create(void *(*fn)(void *), void *arg) {
 #ifdef CGC_ASAN
   struct asan_start *st = malloc(sizeof *st);
   if (!st) return ENOMEM;
+  __lsan_ignore_object(st);
   st->fn = fn;
   st->arg = arg;
   fn = asan_start;
