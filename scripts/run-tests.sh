@@ -72,7 +72,8 @@ if [ "${CGC_SKIP_VALGRIND:-0}" != 1 ] && command -v valgrind >/dev/null 2>&1 && 
     done
   }
   vg memcheck --error-exitcode=9 "core_basic" "core_roots" "core_threads" "core_tls" "specials_cleanup basic" \
-    "specials_weak identity" "specials_finalizer order" "free_basic" "defer_dyn" "defer_panic"
+    "specials_weak identity" "specials_finalizer order" "free_basic" "arena_basic" "arena_threads" "defer_dyn" \
+    "defer_panic"
   # Under valgrind's other tools (callgrind, none, ...) there are no V bits:
   # the collector must read memory as it is and still find every root.
   vg "valgrind --tool=none" --tool=none "core_basic" "free_basic" "specials_cleanup basic"
