@@ -208,12 +208,20 @@ static inline __attribute__((always_inline)) void cgc__defer_dyn(cgc__frame_t *f
   __attribute__((cleanup(cgc__defer_run), unused)) cgc__rec_t CGC__CAT(cgc__defer_, n) = \
       {CGC__FN(f_, a_), (void *)(a_)}
 
-/* Registered mode: the record is also linked into the thread's chain. */
+/* Registered mode: the record is also linked into the thread's chain.  fn
+   and arg are evaluated first, into locals of the first declaration (both
+   derive from void), before the node's cleanup is in force: an argument
+   expression that panics (or is unwound by a thread cancellation) then
+   leaves no defer behind, as in unwind mode, and the cleanup never sees an
+   uninitialised node.  The link, in the node's own declaration, cannot fail. */
 #define CGC__DEFER_REG(n, f_, a_)                                                 \
+  void (*CGC__CAT(cgc__defer_fn_, n))(void *) = CGC__FN(f_, a_),                  \
+       *CGC__CAT(cgc__defer_arg_, n) = (void *)(a_);                              \
   __attribute__((unused)) cgc__bnode_t CGC__CAT(cgc__defer_, n)                  \
       __attribute__((cleanup(cgc__bnode_exit))),                                 \
       *CGC__CAT(cgc__defer_link_, n) = (cgc__bnode_t *)cgc__link_one(            \
-          &CGC__CAT(cgc__defer_, n), CGC__FN(f_, a_), (void *)(a_))
+          &CGC__CAT(cgc__defer_, n), CGC__CAT(cgc__defer_fn_, n),                \
+          CGC__CAT(cgc__defer_arg_, n))
 
 #if CGC_DEFER_REGISTER
 #define CGC__DEFER(n, f_, a_) CGC__DEFER_REG(n, f_, a_)

@@ -8,6 +8,8 @@ foreach(t block dyn gc)
   cgc_test(defer_${t}_reg SOURCES defer_${t}.c FLAGS -fno-exceptions)
 endforeach()
 cgc_test(defer_block_bare SOURCES defer_block.c FLAGS -fno-exceptions -DCGC_DEFER_REGISTER=0)
+# Registered block defers in an -fexceptions unit (landing pads run them).
+cgc_test(defer_block_reg_exc SOURCES defer_block.c FLAGS -fexceptions -DCGC_DEFER_REGISTER=1)
 cgc_test(defer_dyn_static SOURCES defer_dyn.c FLAGS -fexceptions STATIC)
 
 # Panics through frames of every mode.  defer_panic.c is built with

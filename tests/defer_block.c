@@ -188,13 +188,30 @@ static void nested_normal_exit(void) {
   CHECKF(outcome[0] == NULL, "a block defer run by a normal exit saw the panic %p", outcome[0]);
   CHECK(outcome[1] == L(99));
 }
+
+/* A defer whose function or argument expression panics was never made: the
+   panic runs the older defers only, and nothing runs a half-made record. */
+static void *panicking_arg(void) { cgc_panic(L(98)); }
+static void arg_panics(void *a) {
+  (void)a;
+  CGC_DEFER(rec, L(20));
+  CGC_DEFER(rec, panicking_arg());
+  rec(L(21));
+}
+static void arg_panic(void) {
+  void *v;
+  CHECK(cgc_protect(arg_panics, NULL, &v) == 1 && v == L(98));
+  EXPECT(20);
+}
 #else
 static void nested_normal_exit(void) {}
+static void arg_panic(void) {}
 #endif
 
 int main(void) {
   clear_stack();
   nested_normal_exit();
+  arg_panic();
   fall_off();
   EXPECT(0, 3, 2, 1);
 
