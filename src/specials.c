@@ -512,11 +512,20 @@ static void runner_wake(void) {
   if (start) runner_started = 1;
   pthread_mutex_unlock(&queue_lock);
   /* Detached, with every signal blocked until runner_main sets its mask. */
-  if (start && _cgc_os_thread_create(runner_main, NULL) != 0) {
+  int rc = start ? _cgc_os_thread_create(runner_main, NULL) : 0;
+  if (rc != 0) {
     pthread_mutex_lock(&queue_lock);
     runner_started = 0;
+    /* Waiters that saw runner_started set sleep for a runner that never
+       came: they must look again and run the queue themselves. */
+    pthread_cond_broadcast(&queue_cond);
     pthread_mutex_unlock(&queue_lock);
-    _cgc_warn("cannot start the cleanup thread; cleanups run in cgc_run_cleanups/cgc_wait_cleanups");
+    /* Each wake tries again; the first failure is reported. */
+    static atomic_bool warned;
+    if (!atomic_exchange(&warned, true))
+      _cgc_warn("cannot start the cleanup thread (%s); until it can be, cleanups run in "
+                "cgc_run_cleanups/cgc_wait_cleanups",
+                strerror(rc));
   }
   runner_kick_all();
 }
@@ -919,7 +928,8 @@ static void check_finalizers(void) {
           _cgc_warn("checkfinalizers: object %p (%zu bytes) is reachable from the argument %p of its own cleanup: "
                     "it can never be collected",
                     (void *)base, o->span->elemsize, *c->argp);
-      if (o->finalizer && reaches(&S, base, base + o->span->elemsize, base))
+      /* A noscan object's words are never scanned: they cannot keep it. */
+      if (o->finalizer && !o->span->noscan && reaches(&S, base, base + o->span->elemsize, base))
         _cgc_warn("checkfinalizers: object %p (%zu bytes) with a finalizer is reachable from itself: a cycle with a "
                   "finalizer is never finalized",
                   (void *)base, o->span->elemsize);
@@ -1079,6 +1089,13 @@ static __thread char free_token;
    frees the object once.  The cleanups' arguments stay in the scanned slabs
    until they ran. */
 int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, const char *call) {
+  /* The arguments move to this stack while their cleanups run, and the
+     object stays alive through the callbacks only by the caller's reference:
+     both need the stack scanned, so an unregistered caller (a thread made
+     behind cgc's back, or one that unregistered) registers first, as the
+     free's push of the slot would afterwards.  If it cannot, the arguments
+     stay in the slabs until the record is freed. */
+  bool on_stack = _cgc_self || _cgc_thread_register_self(false);
   stripe_t *st = stripe_of(s);
   cgc_spin_lock(&st->lock);
   obj_rec_t *o = s->specials ? obj_rec(st, s, idx, false) : NULL;
@@ -1105,7 +1122,7 @@ int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, const cha
        that a cleanup that frees its argument leaves no reference behind
        for checkfree to report. */
     void *arg = *c->argp;
-    *c->argp = NULL;
+    if (on_stack) *c->argp = NULL;
     _cgc_barrier_set(&bar, "the cleanup", c->fn, arg);
     c->fn(arg); /* bar holds arg on this stack meanwhile */
     atomic_fetch_add(&n_cleanups_run, 1);

@@ -32,7 +32,7 @@ endfunction()
 # kept alive, static storage, stop (also from inside), the cleanup thread,
 # never for a live object; manual mode.
 specials_program(specials_cleanup)
-specials_cases(PROGRAM specials_cleanup CASES basic cycle arg static stop stop_inside thread live pacing)
+specials_cases(PROGRAM specials_cleanup CASES basic cycle arg static stop stop_inside thread live pacing nothread)
 specials_cases(PROGRAM specials_cleanup CASES manual unregistered wait_order ENV "CGC_DEBUG=cleanups=manual")
 
 # Finalizers: once, with the object; resurrection; A-reaches-B ordering; with
@@ -49,7 +49,7 @@ specials_cases(PROGRAM specials_weak CASES before ENV "CGC_DEBUG=cleanups=manual
 # cgc_free of objects with specials: weak handles NULL, then everything runs on
 # the calling thread before cgc_free returns, and nothing later.
 specials_program(specials_free)
-specials_cases(PROGRAM specials_free CASES run stop reuse threads rearm nested)
+specials_cases(PROGRAM specials_free CASES run stop reuse threads rearm nested unregistered)
 
 # Concurrent registration and stop from several threads while collecting.
 specials_program(specials_threads)

@@ -46,6 +46,7 @@ typedef struct link {
 } link_t;
 
 static link_t *objs[16]; /* static: the objects stay alive (and leak, as reported) */
+static char **cursors[16];
 
 static void expect_report(const char *out, const void *obj) {
   char addr[32];
@@ -118,6 +119,14 @@ int main(int argc, char **argv) {
       cgc_add_cleanup(x, nop, y);
       CHECK(cgc_set_finalizer(z, nop) == 0);
       objs[i] = x;
+    }
+    /* A noscan object holding its own address (a cursor into its buffer) is
+       never kept by it: the collector does not scan it. */
+    for (int i = 0; i < 16; i++) {
+      char **b = cgc_alloc_noscan(64);
+      b[0] = (char *)(b + 1) + 3;
+      CHECK(cgc_set_finalizer(b, nop) == 0);
+      cursors[i] = b;
     }
     capture_begin();
     cgc_collect();

@@ -30,6 +30,10 @@
  *   pacing       cleanup records count like heap objects: stopping many
  *                cleanups after a collection does not push the next paced
  *                collection past the goal the statistics report
+ *   nothread     the cleanup thread cannot be started (threads' default
+ *                stack cannot be mapped): a thread looping on
+ *                cgc_wait_cleanups while collections queue cleanups runs them
+ *                itself and never sleeps for a runner that failed to start
  */
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -812,6 +816,66 @@ static void test_wait_order(void) {
   CHECK((uint64_t)(uintptr_t)ran == nx);
 }
 
+/* ---- nothread ------------------------------------------------------------------------------ */
+
+static _Atomic int nt_ran, nt_stop;
+static _Atomic long nt_waits;
+static pthread_mutex_t nt_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t nt_cond = PTHREAD_COND_INITIALIZER;
+
+static void nt_cleanup(void *a) {
+  (void)a;
+  atomic_fetch_add(&nt_ran, 1);
+}
+
+static NOINLINE void nt_drop(int n) {
+  for (int i = 0; i < n; i++) cgc_add_cleanup(cgc_alloc(16), nt_cleanup, NULL);
+}
+
+static void *nt_waiter(void *unused) {
+  (void)unused;
+  while (!atomic_load(&nt_stop)) {
+    cgc_wait_cleanups();
+    pthread_mutex_lock(&nt_lock);
+    atomic_fetch_add(&nt_waits, 1);
+    pthread_cond_broadcast(&nt_cond);
+    pthread_mutex_unlock(&nt_lock);
+  }
+  return NULL;
+}
+
+static void test_nothread(void) {
+  /* Threads made with default attributes (the cleanup thread, the mark
+     workers) now ask for a stack no machine can map. */
+  pthread_attr_t big, small;
+  CHECK(pthread_attr_init(&big) == 0 && pthread_attr_setstacksize(&big, (size_t)1 << 46) == 0);
+  CHECK(pthread_setattr_default_np(&big) == 0);
+  CHECK(pthread_attr_init(&small) == 0 && pthread_attr_setstacksize(&small, 1 << 20) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, &small, nt_waiter, NULL) == 0);
+  const int rounds = 3000;
+  for (int r = 0; r < rounds; r++) {
+    nt_drop(2);
+    clear_stack();
+    cgc_collect(); /* queues the cleanups and tries to start the cleanup thread */
+    pthread_mutex_lock(&nt_lock);
+    long before = atomic_load(&nt_waits);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 30;
+    while (atomic_load(&nt_waits) < before + 2) /* a whole wait begun after the collection */
+      CHECKF(pthread_cond_timedwait(&nt_cond, &nt_lock, &dl) != ETIMEDOUT,
+             "round %d: cgc_wait_cleanups has not returned for 30 s (%llu cleanups queued)", r,
+             (unsigned long long)stats().cleanups_queued);
+    pthread_mutex_unlock(&nt_lock);
+  }
+  atomic_store(&nt_stop, 1);
+  CHECK(pthread_join(t, NULL) == 0);
+  cgc_wait_cleanups();
+  CHECKF(atomic_load(&nt_ran) >= 2 * rounds * DEATH_MIN, "%d of %d cleanups ran", atomic_load(&nt_ran),
+         2 * rounds);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_cleanup CASE");
   const char *c = argv[1];
@@ -828,6 +892,7 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "unregistered") == 0) test_unregistered();
   else if (strcmp(c, "wait_order") == 0) test_wait_order();
   else if (strcmp(c, "pacing") == 0) test_pacing();
+  else if (strcmp(c, "nothread") == 0) test_nothread();
   else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;

@@ -20,8 +20,14 @@
  *               is handed out once, a large object's pages are not freed
  *               twice), for small and large objects; the same finalizer run
  *               by the collector frees the object
+ *   unregistered  cgc_free by a thread that unregistered: while a cleanup
+ *               runs, its argument (held only by the cleanup) survives
+ *               collections on another thread, and so does a finalizer's
+ *               object
  */
 #include "specials_util.h"
+
+#include <semaphore.h>
 
 #define N 5000
 
@@ -357,6 +363,97 @@ static void test_nested(void) {
   CHECK(x != y);
 }
 
+/* ---- unregistered ------------------------------------------------------------------------ */
+
+#define UNREG_N 100
+#define UNREG_MAGIC 0x5eed5eed5eed5eedull
+
+typedef struct {
+  uint64_t magic;
+  long idx;
+  char pad[40];
+} unreg_arg_t;
+
+static _Atomic int unreg_arg_dead[UNREG_N]; /* the argument's own cleanup ran */
+static _Atomic int unreg_bad;               /* an argument or object died during its callback */
+static void *unreg_objs[UNREG_N];           /* reachable from here until freed */
+static sem_t unreg_running, unreg_collected;
+
+static void unreg_arg_died(void *i) { atomic_store(&unreg_arg_dead[(intptr_t)i], 1); }
+
+/* While a callback runs the main thread collects twice and reuses the
+   arguments' size class; then the callback checks what it holds. */
+static void unreg_handshake(void) {
+  CHECK(sem_post(&unreg_running) == 0);
+  while (sem_wait(&unreg_collected) != 0) CHECK(errno == EINTR);
+}
+
+static void unreg_use_arg(void *a) {
+  unreg_arg_t *g = a;
+  long i = g->idx;
+  unreg_handshake();
+  if (i < 0 || i >= UNREG_N || atomic_load(&unreg_arg_dead[i]) || g->magic != UNREG_MAGIC || g->idx != i)
+    atomic_fetch_add(&unreg_bad, 1);
+}
+
+static void unreg_fin(void *obj) {
+  unreg_arg_t *g = obj;
+  long i = g->idx;
+  unreg_handshake();
+  if (g->magic != UNREG_MAGIC || g->idx != i) atomic_fetch_add(&unreg_bad, 1);
+}
+
+static NOINLINE void unreg_make(long i) {
+  unreg_arg_t *g = cgc_alloc(sizeof *g);
+  g->magic = UNREG_MAGIC;
+  g->idx = i;
+  if (i % 2 == 0) { /* a cleanup whose argument has a cleanup of its own */
+    cgc_add_cleanup(g, unreg_arg_died, (void *)(intptr_t)i);
+    unreg_objs[i] = cgc_alloc(48);
+    cgc_add_cleanup(unreg_objs[i], unreg_use_arg, g);
+  } else { /* a finalizer, whose object only the freeing call holds */
+    unreg_objs[i] = g;
+    CHECK(cgc_set_finalizer(g, unreg_fin) == 0);
+  }
+}
+
+static void *unreg_freer(void *unused) {
+  (void)unused;
+  for (int i = 0; i < UNREG_N; i++) {
+    cgc_unregister_thread();
+    void *p = unreg_objs[i];
+    unreg_objs[i] = NULL; /* the free's caller holds the only reference */
+    cgc_free(p);
+  }
+  return NULL;
+}
+
+static NOINLINE void unreg_churn(void) {
+  for (int k = 0; k < 2000; k++) {
+    unreg_arg_t *z = cgc_alloc(sizeof *z);
+    CHECK(z);
+    z->magic = 1;
+    z->idx = -1;
+  }
+}
+
+static void test_unregistered(void) {
+  CHECK(sem_init(&unreg_running, 0, 0) == 0 && sem_init(&unreg_collected, 0, 0) == 0);
+  for (long i = 0; i < UNREG_N; i++) unreg_make(i);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, unreg_freer, NULL) == 0);
+  for (int i = 0; i < UNREG_N; i++) {
+    while (sem_wait(&unreg_running) != 0) CHECK(errno == EINTR);
+    collect_wait();
+    collect_wait();
+    unreg_churn();
+    CHECK(sem_post(&unreg_collected) == 0);
+  }
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECKF(atomic_load(&unreg_bad) == 0, "%d of %d arguments or objects died while their callback ran",
+         atomic_load(&unreg_bad), UNREG_N);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_free CASE");
   const char *c = argv[1];
@@ -367,6 +464,7 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "threads") == 0) test_threads();
   else if (strcmp(c, "rearm") == 0) test_rearm();
   else if (strcmp(c, "nested") == 0) test_nested();
+  else if (strcmp(c, "unregistered") == 0) test_unregistered();
   else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;
