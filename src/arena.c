@@ -45,7 +45,6 @@
 
 #define CHUNK_MIN ((size_t)64 << 10)
 #define CHUNK_MAX ((size_t)4 << 20)
-#define HANDLE_DELAY 64 /* freed handles wait this long before reuse */
 #define HANDLE_RESERVE ((size_t)16 << 20) /* address space for handles: about 150000 */
 #define HANDLE_COMMIT ((size_t)64 << 10)   /* made readable this much at a time */
 
@@ -142,6 +141,7 @@ static bool handle_room_locked(void) {
   if (handles_readable + HANDLE_COMMIT > handles_reserved) return false; /* every handle in use */
   if (_cgc_os_protect_rw((void *)(handles_base + handles_readable), HANDLE_COMMIT) != 0) return false;
   handles_readable += HANDLE_COMMIT;
+  atomic_fetch_add(&_cgc_g.metadata_bytes, HANDLE_COMMIT);
   atomic_store_explicit(&handles_fit, handles_readable - sizeof(struct cgc_arena) + 1, memory_order_release);
   return true;
 }
@@ -158,17 +158,23 @@ static void check_handle_locked(const struct cgc_arena *a, const char *fn) {
   }
 }
 
+/* A handle for a new arena: a never-used one while the range has room, so
+   that a freed handle stays freed, and calls through it are caught, for as
+   long as possible (about 150000 arenas made since); then the handle freed
+   longest ago.  The range's pages are made readable only as the handles
+   are first used, so a program that makes few arenas touches few. */
 static struct cgc_arena *handle_alloc_locked(void) {
   struct cgc_arena *a;
-  if (fq_len > HANDLE_DELAY) {
+  if (handle_room_locked()) {
+    a = (struct cgc_arena *)handles_base + handles_used++;
+  } else if (fq_head) {
     a = fq_head;
     fq_head = a->next;
     if (!fq_head) fq_tail = NULL;
     else fq_head->prev = NULL;
     fq_len--;
   } else {
-    if (!handle_room_locked()) return NULL;
-    a = (struct cgc_arena *)handles_base + handles_used++;
+    return NULL;
   }
   memset(a, 0, sizeof *a);
   return a;

@@ -41,16 +41,18 @@ typedef struct {
   uintptr_t base; /* 0: empty */
   size_t size;
   uintptr_t ref;   /* reported reference (not on a stack), or 0 */
-  uintptr_t sref;  /* a reference on a stack, or one not ripe() yet, or 0 */
-  int ref_tid;     /* thread owning the stack of sref; 0: not on a stack */
+  uintptr_t sref;  /* a reference on a stack, or 0 */
+  int ref_tid;     /* thread owning the stack of sref */
+  uintptr_t uref;  /* a reference outside the stacks, not ripe() yet, or 0 */
   const cgc_tcache_t *freer; /* the freeing thread's cache (metadata, never unmapped) */
-  uint64_t progress;         /* freer's progress() just after the free */
+  uint64_t progress;         /* freer's progress() when a collection first saw a reference (seen) */
+  bool seen;                 /* a collection found a reference outside the stacks, not ripe() */
 } qent_t;
 
 /* How far a thread has run, as it counts it itself: its allocations and
-   frees.  A collection that finds it changed since a free knows the thread
-   got past the instructions after that free (g = NULL after cgc_free(g), the
-   store of cgc_realloc's result), in program order.  Exit zeroes both
+   frees.  A collection that finds it changed since an earlier collection saw
+   a reference knows the thread has called in since then, after the
+   instructions it was stopped before, in program order.  Exit zeroes both
    (_cgc_tcache_flush_counts), which counts as progress too. */
 static uint64_t progress(const cgc_tcache_t *tc) {
   return __atomic_load_n(&tc->alloc_objects, __ATOMIC_RELAXED) + __atomic_load_n(&tc->free_objects, __ATOMIC_RELAXED);
@@ -133,7 +135,7 @@ bool _cgc_checkfree_take(cgc_span_t *s, uintptr_t base) {
      from now until it calls in again. */
   _cgc_count_free(size);
   const cgc_tcache_t *tc = _cgc_tc == &_cgc_empty_tcache ? NULL : _cgc_tc;
-  qent_t e = {base, size, 0, 0, 0, tc, tc ? progress(tc) : 0};
+  qent_t e = {base, size, 0, 0, 0, 0, tc, 0, false};
   put(tab, tab_cap, &e);
   tab_n++;
   pthread_mutex_unlock(&cf_lock);
@@ -181,34 +183,46 @@ static bool quarantined_marked(const qent_t *e) {
   return _cgc_slot_marked(s, s->nelems > 1 ? _cgc_slot_index(s, e->base) : 0);
 }
 
-/* May a reference to e found now be reported?  Another thread's
-   collection can stop the freeing thread between the free and the store
-   that drops the last reference (g = NULL; p = cgc_realloc(p, n)): that
-   reference is no use after free.  So it is reported only once the freeing
-   thread is the collecting one (it called in again after the free) or has
-   made progress since (progress()); until then the object stays
-   quarantined.  No count of collections can stand in for progress: a
-   thread stopped by back-to-back collections may not run a single
-   instruction in between.  A thread that never allocates or frees again
-   has its reference reported when it exits.  Unregistered threads are not
-   stopped by collections: their references are reported at once. */
-static bool ripe(const qent_t *e) {
-  return !e->freer || e->freer == _cgc_self->tc || progress(e->freer) != e->progress;
+/* May a reference to e found now be reported?  A correct program may still
+   hold one for a while after the free: the collection can stop the freeing
+   thread before the store that drops it (g = NULL after cgc_free(g); the
+   store of cgc_realloc's result), or run inside the call that computes the
+   value stored over it (cgc_free(g); g = cgc_alloc(n), whose allocation
+   may collect, on that thread or, once it has counted, on any other).  So
+   the first collection that finds a reference outside the stacks only notes
+   it (seen) with the freeing thread's progress(); one that finds it again
+   after the thread has made progress since reports it: the thread has
+   called in again after whatever it was stopped in, so the store, if there
+   was one, has happened.  No count of collections can stand in for
+   progress: a thread stopped by back-to-back collections may not run a
+   single instruction in between.  Reported at once: a reference when the
+   freeing thread itself asked for the collection (cgc_collect: the free's
+   statement is over), and any reference to an object freed by an
+   unregistered thread (such threads are not stopped, so nothing can be
+   said of where they are).  A thread that never allocates or frees again
+   has its reference reported after it exits. */
+static bool ripe(const qent_t *e, bool forced) {
+  if (!e->freer || (forced && e->freer == _cgc_self->tc)) return true;
+  return e->seen && progress(e->freer) != e->progress;
 }
 
 static void ref_cb(void *ctx, uintptr_t where, uintptr_t value) {
-  (void)ctx;
+  bool forced = *(const bool *)ctx;
   cgc_span_t *s = _cgc_span_of(value);
   if (!s) return;
   uintptr_t base = s->nelems > 1 ? _cgc_slot_base(s, _cgc_slot_index(s, value)) : s->base;
   qent_t *e = find(base);
   if (!e || e->ref) return;
   int tid = stack_thread(where);
-  if (!tid && ripe(e)) {
+  if (tid) {
+    if (!e->sref) {
+      e->sref = where;
+      e->ref_tid = tid;
+    }
+  } else if (ripe(e, forced)) {
     e->ref = where;
-  } else if (!e->sref) {
-    e->sref = where;
-    e->ref_tid = tid;
+  } else if (!e->uref) {
+    e->uref = where;
   }
 }
 
@@ -233,18 +247,19 @@ static void describe(uintptr_t where, char *buf, size_t n) {
   _cgc_format(buf, n, "%s", special ? special : "a global or thread-local variable");
 }
 
-void _cgc_checkfree_stw(void) {
+void _cgc_checkfree_stw(int reason) {
+  bool forced = reason == CGC_GC_FORCED;
   if (!tab_n) return;
   size_t nmarked = 0;
   for (size_t i = 0; i < tab_cap; i++) {
     qent_t *e = &tab[i];
     if (!e->base) continue;
-    e->ref = e->sref = 0;
+    e->ref = e->sref = e->uref = 0;
     e->ref_tid = 0;
     if (quarantined_marked(e)) nmarked++;
   }
   if (nmarked) {
-    _cgc_for_each_reference(ref_cb, NULL);
+    _cgc_for_each_reference(ref_cb, &forced);
     size_t reported = 0;
     for (size_t i = 0; i < tab_cap; i++) {
       qent_t *e = &tab[i];
@@ -275,11 +290,15 @@ void _cgc_checkfree_stw(void) {
         continue;
       }
       keep++;
+      if (e->uref && !e->seen) { /* the first sighting: note the freer's progress */
+        e->seen = true;
+        e->progress = progress(e->freer);
+      }
       if (_cgc_g.opt.gctrace) {
-        if (e->sref && !e->ref_tid)
+        if (e->uref)
           _cgc_warn("checkfree: object %p (%zu bytes) freed with cgc_free is still referenced from %p, but its "
-                    "freeing thread has not run on since the free; kept in quarantine", (void *)e->base, e->size,
-                    (void *)e->sref);
+                    "freeing thread may be about to drop it; kept in quarantine",
+                    (void *)e->base, e->size, (void *)e->uref);
         else if (e->sref)
           _cgc_warn("checkfree: object %p (%zu bytes) freed with cgc_free is still referenced from the stack of "
                     "thread %d (at %p); kept in quarantine", (void *)e->base, e->size, e->ref_tid, (void *)e->sref);

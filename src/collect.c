@@ -189,6 +189,21 @@ void _cgc_after_sweep(void) {
   _cgc_scavenge(target);
 }
 
+/* Without a sweeper thread, lazy sweeps alone never sweep the classes a
+   program stopped using, nor the large list, so a heap that died would stay
+   mapped until cgc_collect.  After a paced collection (cgc_collect, and the
+   out-of-memory and limit paths, sweep on their own), when more is mapped
+   than the scavenger would keep for the new goal, the collecting thread
+   sweeps and scavenges itself. */
+static void sweep_here_if_shrunk(void) {
+  if (!_cgc_g.opt.scavenge) return;
+  uint64_t goal = atomic_load(&_cgc_g.heap_goal);
+  if (goal == UINT64_MAX) return;
+  uint64_t keep = goal + goal / 2 + ((uint64_t)4 << 20);
+  if (atomic_load(&_cgc_g.mapped_bytes) <= keep) return;
+  if (_cgc_sweep_all()) _cgc_after_sweep();
+}
+
 /* ---- the collection ------------------------------------------------------------------- */
 
 static void trace_line(uint64_t n, int reason, uint64_t stop_ns, uint64_t mark_ns, uint64_t fin_ns, uint64_t before,
@@ -280,7 +295,7 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
   if (_cgc_g.opt.checkmark || CGC_CHECKED) _cgc_checkmark();
   t_marked = _cgc_os_now_ns();
   _cgc_specials_process_stw();
-  _cgc_checkfree_stw();
+  _cgc_checkfree_stw(reason);
   _cgc_arenas_after_mark_stw();
 
   atomic_fetch_add(&_cgc_g.gc_cycle, 1);
@@ -291,6 +306,7 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
   totals_locked(&_cgc_g.alloc_bytes_at_gc, &_cgc_g.free_bytes_at_gc);
   _cgc_update_goal();
   size_t nthreads = _cgc_g.nthreads;
+  uint64_t after = _cgc_g.marked_bytes + _cgc_g.premarked_bytes; /* the globals are the next collection's after gc_lock */
 
   _cgc_start_world();
   t_end = _cgc_os_now_ns();
@@ -310,10 +326,10 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
   _cgc_checkfree_after_gc();
   _cgc_arenas_after_gc();
   _cgc_sweeper_start();
-  _cgc_sweeper_wake();
+  if (!_cgc_sweeper_wake() && reason == CGC_GC_PACED) sweep_here_if_shrunk();
   if (_cgc_g.opt.gctrace)
     trace_line(n, reason, t_stopped - t_stop, t_marked - t_stopped, t_end - t_marked, before,
-               _cgc_g.marked_bytes + _cgc_g.premarked_bytes, goal, &res, nthreads);
+               after, goal, &res, nthreads);
 }
 
 void cgc_collect(void) {

@@ -493,7 +493,7 @@ void _cgc_span_put_swept(cgc_span_t *s) CGC_HIDDEN;
 /* Sweep until no unswept span remains.  Returns true if everything is swept. */
 bool _cgc_sweep_all(void) CGC_HIDDEN;
 void _cgc_sweep_large_locked(void) CGC_HIDDEN;
-void _cgc_sweeper_wake(void) CGC_HIDDEN;
+bool _cgc_sweeper_wake(void) CGC_HIDDEN; /* false: no sweeper thread (bgsweep=0, or it could not start) */
 void _cgc_sweeper_start(void) CGC_HIDDEN;
 /* Called while the world is stopped at the end of marking. */
 void _cgc_sweep_prepare_stw(void) CGC_HIDDEN;
@@ -656,7 +656,7 @@ static inline void _cgc_barrier_pop(_cgc_barrier_t *b) {
 
 /* ---- free / arenas hooks -------------------------------------------------- */
 /* checkfree quarantine: verify and release after marking (world stopped). */
-void _cgc_checkfree_stw(void) CGC_HIDDEN;
+void _cgc_checkfree_stw(int reason) CGC_HIDDEN;
 bool _cgc_checkfree_holds(uintptr_t base) CGC_HIDDEN; /* freed and quarantined? */
 void _cgc_checkfree_after_gc(void) CGC_HIDDEN;
 /* Arenas: roots while alive; quarantine ranges until proven unreferenced. */

@@ -154,10 +154,11 @@ int main(int argc, char **argv) {
     cgc_arena_free(a);
     g_keep = cgc_arena_alloc_noscan(a, 16);
   } else if (strcmp(c, "arena_alloc_after_reuse") == 0) {
-    /* A freed handle is not given to a new arena before 64 more were freed
-       after it, so using it is still caught. */
+    /* A freed handle is not given to a new arena while never-used ones are
+       left (about 150000), so using it is still caught after many arenas
+       were made and freed (64 sufficed before). */
     cgc_arena_free(a);
-    for (int i = 0; i < 63; i++) {
+    for (int i = 0; i < 100000; i++) {
       cgc_arena_t *t = cgc_arena_new();
       CHECK(t != NULL && t != a);
       cgc_arena_free(t);

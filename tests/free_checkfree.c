@@ -6,6 +6,7 @@
    the object's address and size and the reference's address and place.
    Programs that use free correctly run clean, with collections, threads,
    realloc and arenas. */
+#include <semaphore.h>
 #include <sys/mman.h>
 
 #include "free_util.h"
@@ -163,7 +164,8 @@ static void test_clean(void) {
 }
 
 /* A correct program whose references to freed objects are dropped right
-   after the call (g = cgc_realloc(g, n); cgc_free(g); g = NULL), in a global
+   after the call (g = cgc_realloc(g, n); cgc_free(g); g = NULL;
+   cgc_free(g); g = cgc_alloc(n)), in a global
    and in a heap object, while another thread collects without pause: a
    collection that stops a thread between the free and that store must not
    report the reference (it is not yet past the free).  Reported within a
@@ -186,6 +188,13 @@ static void *race_churn(void *arg) {
       g_race[k] = cgc_realloc(g_race[k], n);
       h->f = cgc_realloc(h->f, n + 8);
     }
+    /* The value stored over the reference is computed by an allocation,
+       which may collect (paced: nothing is reused in checkfree mode), or
+       count before another thread's collection stops this one. */
+    cgc_free(g_race[k]);
+    g_race[k] = cgc_alloc(40);
+    cgc_free(h->f);
+    h->f = cgc_alloc_noscan(24);
     cgc_free(g_race[k]);
     g_race[k] = NULL;
     cgc_free(h->f);
@@ -195,7 +204,16 @@ static void *race_churn(void *arg) {
 }
 
 static void test_race_clean(void) {
+  /* One thread alone: every paced collection runs inside the allocation
+     whose result is about to be stored over the freed object's reference. */
   uint64_t gc0 = cgc_gc_count();
+  g_race[0] = cgc_alloc(64);
+  while (cgc_gc_count() - gc0 < 5) {
+    cgc_free(g_race[0]);
+    g_race[0] = cgc_alloc(64);
+  }
+  g_race[0] = NULL;
+  gc0 = cgc_gc_count();
   pthread_t c, t[2];
   atomic_store(&race_done, 0);
   CHECK(pthread_create(&c, NULL, collect_until, &race_done) == 0);
@@ -336,6 +354,29 @@ static void case_other_thread(void) {
   pthread_join(t, NULL);
 }
 
+/* Freed on a thread that then keeps allocating, with the reference left in
+   a global; only another thread collects: reported once a collection finds
+   the reference again after the freeing thread has run on. */
+static sem_t oc_freed;
+static void *oc_freer(void *arg) {
+  (void)arg;
+  void *p = cgc_alloc(64);
+  g_dangling = p;
+  expect_msg(p, 64, (const void *)&g_dangling, "a global or thread-local variable");
+  cgc_free(p);
+  CHECK(sem_post(&oc_freed) == 0);
+  for (;;) consume(cgc_alloc(32));
+  return NULL;
+}
+static void case_other_collector(void) {
+  CHECK(sem_init(&oc_freed, 0, 0) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, oc_freer, NULL) == 0);
+  while (sem_wait(&oc_freed) != 0) CHECK(errno == EINTR);
+  uint64_t n0 = cgc_gc_count();
+  while (cgc_gc_count() - n0 < 1000) cgc_collect(); /* the abort comes within a few */
+}
+
 /* Frees count in the statistics as without checkfree, and a large object
    shrunk by cgc_realloc moves: its pages stay whole in the quarantine. */
 static void test_stats_and_shrink(void) {
@@ -379,6 +420,7 @@ int main(void) {
   run_child(case_roots, "registered root");
   run_child(case_cleanup_arg, "a cleanup's argument");
   run_child(case_other_thread, "freed and collected on another thread");
+  run_child(case_other_collector, "freed on a thread that runs on, collected by another");
   printf("free_checkfree: ok\n");
   return 0;
 }
