@@ -180,6 +180,8 @@ set_tests_properties(core_pacing_race_shrink PROPERTIES TIMEOUT 180 PASS_REGULAR
 
 # Memory goes back to the OS.
 cgc_test(core_release SOURCES core_release.c TIMEOUT 120)
+add_test(NAME core_release_paced_nosweeper COMMAND core_release paced)
+set_tests_properties(core_release_paced_nosweeper PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_DEBUG=bgsweep=0")
 # CGC_DEBUG: gctrace and unknown names.
 cgc_test(core_gctrace SOURCES core_gctrace.c TIMEOUT 60)
 
