@@ -47,6 +47,12 @@ void _cgc_init_slow(void) {
      threads): a fully static executable, which has none to find, is told
      at start-up. */
   _cgc_os_real_pthread_create();
+  /* Pages go back to the kernel, and arena chunks are protected, in runs of
+     cgc's pages: a kernel with larger pages (aarch64 with 16 or 64 KiB)
+     would round them, clearing or protecting live neighbours.  Refuse it. */
+  if (_cgc_os_page_size() > CGC_PAGE_SIZE)
+    _cgc_fatal("init: the kernel's page size is %zu bytes; cgc supports pages of up to %zu bytes",
+               _cgc_os_page_size(), CGC_PAGE_SIZE);
   mutex_init(&_cgc_g.heap_lock);
   mutex_init(&_cgc_g.gc_lock);
   mutex_init(&_cgc_g.threads_lock);
