@@ -253,7 +253,12 @@ void _cgc_collect(int reason, uint32_t expect_cycle) {
   jmp_buf regs;
   memset(&regs, 0, sizeof regs);
   setjmp(regs);
+  /* A cancellation acted on in here would leave the world stopped and every
+     lock held: none is, until the collection is over. */
+  int cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   collect_body(reason, expect_cycle, (uintptr_t)&regs);
+  pthread_setcancelstate(cancel_state, NULL);
   __asm__ volatile("" ::"r"(&regs) : "memory"); /* the buffer lives to here */
 }
 

@@ -179,6 +179,7 @@ typedef struct cgc_thread {
   uintptr_t stop_alt_end;     /* likewise: the end of the alternate signal stack it was
                                  stopped on (sigaltstack), or 0 */
   _Atomic uint32_t stopped;   /* stop epoch acknowledged */
+  bool stop_unsent;           /* the collector's: the stop signal could not be queued yet (EAGAIN) */
   cgc_tcache_t *tc;
   struct cgc_thread *next, *prev; /* registry list: _cgc_g.threads_lock */
   bool explicit_reg;          /* cgc_register_thread */

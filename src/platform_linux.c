@@ -275,7 +275,20 @@ bool _cgc_os_thread_exists(int tid) {
   char path[64], buf[512];
   _cgc_format(path, sizeof path, "/proc/self/task/%d/stat", tid);
   int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno != ENOENT && errno != ESRCH;
+  if (fd < 0) {
+    if (errno != ENOENT && errno != ESRCH) return true; /* cannot tell */
+    /* Gone, if /proc shows this process's threads at all: not with no
+       /proc, or one of another PID namespace (where /proc/self is the
+       outer pid and tids are the inner ones).  Then only the kernel's
+       answer to a null signal is left (a zombie main thread passes). */
+    _cgc_format(path, sizeof path, "/proc/self/task/%d/stat", (int)syscall(SYS_gettid));
+    int own = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (own >= 0) {
+      syscall(SYS_close, own);
+      return false;
+    }
+    return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH;
+  }
   ssize_t n = (ssize_t)syscall(SYS_read, fd, buf, sizeof buf - 1);
   syscall(SYS_close, fd);
   if (n <= 0) return true; /* cannot tell */
@@ -283,6 +296,12 @@ bool _cgc_os_thread_exists(int tid) {
   const char *paren = strrchr(buf, ')'); /* the command name may hold anything */
   if (!paren || paren[1] != ' ') return true;
   return paren[2] != 'Z' && paren[2] != 'X';
+}
+
+void *_cgc_os_handler(int sig) {
+  struct sigaction sa;
+  if (sigaction(sig, NULL, &sa) != 0) return NULL;
+  return (sa.sa_flags & SA_SIGINFO) ? (void *)sa.sa_sigaction : (void *)sa.sa_handler;
 }
 
 bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) {

@@ -533,6 +533,12 @@ static void runner_wake(void) {
 /* The suspend signal moved: the cleanup thread must let the new one in. */
 void _cgc_specials_signal_moved(void) { runner_kick_all(); }
 
+static void wait_cancelled(void *unused) {
+  (void)unused;
+  q_waiters--;
+  pthread_mutex_unlock(&queue_lock);
+}
+
 void cgc_wait_cleanups(void) {
   _cgc_ensure_init();
   if (in_cleanup) { /* from a cleanup: waiting for ourselves would never end */
@@ -551,7 +557,11 @@ void cgc_wait_cleanups(void) {
       /* Others are running the rest. */
     }
     q_waiters++;
+    /* A cancellation point: a thread cancelled here must not leave
+       queue_lock held (the next collection would wait for it for ever). */
+    pthread_cleanup_push(wait_cancelled, NULL);
     pthread_cond_wait(&queue_cond, &queue_lock);
+    pthread_cleanup_pop(0);
     q_waiters--;
   }
   pthread_mutex_unlock(&queue_lock);

@@ -16,6 +16,7 @@
  * restarted are.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -107,9 +108,15 @@ static void thread_unregister(cgc_thread_t *t) {
   _cgc_self = NULL;
 }
 
+/* cgc's key is created first, so glibc runs its destructor first in each
+   round: re-armed, it keeps the thread registered (its stack and TLS roots)
+   through the program's destructors until the last round. */
+static __thread int exit_rounds;
 static void thread_exit_destructor(void *arg) {
   cgc_thread_t *t = arg;
-  if (t && t == _cgc_self) thread_unregister(t);
+  if (!t || t != _cgc_self) return;
+  if (++exit_rounds < PTHREAD_DESTRUCTOR_ITERATIONS && pthread_setspecific(exit_key, t) == 0) return;
+  thread_unregister(t);
 }
 
 int cgc_register_thread(void) {
@@ -283,6 +290,45 @@ static void suspend_handler(int sig, void *info, void *uctx) {
   errno = saved_errno;
 }
 
+/* Send t the stop signal.  Only ESRCH means the thread is gone; a real-time
+   signal can also fail with EAGAIN (the user's queued-signal limit,
+   RLIMIT_SIGPENDING, counts every process of the user): the wait loop
+   sends it again until it is queued. */
+static void signal_stop(cgc_thread_t *t, uint32_t epoch) {
+  int rc = _cgc_os_signal_thread(t->tid, _cgc_g.suspend_signal);
+  if (rc == 0) {
+    t->stop_unsent = false;
+  } else if (rc == ESRCH) {
+    t->stop_unsent = false;
+    t->stop_sp = 0; /* already gone: nothing of it to scan */
+    atomic_store(&t->stopped, epoch);
+  }
+}
+
+/* A foreign handler of the suspend signal seen to pass stops on to cgc's
+   (threads acknowledged while it was installed): the collector's only. */
+static void *chaining_handler;
+
+static bool foreign_handler_chains(cgc_thread_t *self, uint32_t epoch) {
+  void *h = _cgc_os_handler(_cgc_g.suspend_signal);
+  if (h && h == chaining_handler) return true;
+  for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next)
+    if (t != self && t->stop_sp && atomic_load_explicit(&t->stopped, memory_order_acquire) == epoch) {
+      chaining_handler = h; /* someone acknowledged under it */
+      return true;
+    }
+  return false;
+}
+
+/* After a stop every thread acknowledged: if the handler is not cgc's, it
+   chains to it; remembered, so that a later stop that waits on a slow
+   thread does not take it for a handler that swallows the signal. */
+static void note_chaining_handler(cgc_thread_t *self) {
+  if (!_cgc_g.threads || (_cgc_g.threads == self && !self->next)) return;
+  void *h = _cgc_os_handler(_cgc_g.suspend_signal);
+  if (h && h != (void *)suspend_handler) chaining_handler = h;
+}
+
 /* A thread counts as stopped when its own `stopped` field holds this epoch:
    acknowledgements are never counted, so a late one from an earlier stop
    cannot stand in for a thread that is still running. */
@@ -293,18 +339,21 @@ void _cgc_stop_world(void) {
   cgc_assert(epoch & 1);
   for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next) {
     if (t == self) continue;
-    if (_cgc_os_signal_thread(t->tid, _cgc_g.suspend_signal) != 0) {
-      t->stop_sp = 0; /* already gone: nothing of it to scan */
-      atomic_store(&t->stopped, epoch);
-    }
+    t->stop_unsent = true;
+    signal_stop(t, epoch);
   }
   uint64_t start = _cgc_os_now_ns(), warned = 0;
   for (;;) {
     uint32_t seen = atomic_load_explicit(&_cgc_g.acks, memory_order_acquire);
+    for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next)
+      if (t != self && t->stop_unsent) signal_stop(t, epoch);
     cgc_thread_t *waiting = NULL;
     for (cgc_thread_t *t = _cgc_g.threads; t && !waiting; t = t->next)
       if (t != self && atomic_load_explicit(&t->stopped, memory_order_acquire) != epoch) waiting = t;
-    if (!waiting) break;
+    if (!waiting) {
+      note_chaining_handler(self);
+      break;
+    }
     uint64_t now = _cgc_os_now_ns();
     if (now - start > 1000000 && !_cgc_os_thread_exists(waiting->tid)) { /* exited while registered */
       waiting->stop_sp = 0;
@@ -312,15 +361,22 @@ void _cgc_stop_world(void) {
       continue;
     }
     /* A handler the program installed for the suspend signal after cgc's
-       never acknowledges (one that chains to cgc's does, and is fine). */
-    if (now - start > STOP_REPLACED_NS && !_cgc_os_handler_is(_cgc_g.suspend_signal, suspend_handler))
+       never acknowledges (one that chains to cgc's does, and is fine: it
+       has been seen to, now or at an earlier stop, and the thread is only
+       slow to take the signal). */
+    if (now - start > STOP_REPLACED_NS && !_cgc_os_handler_is(_cgc_g.suspend_signal, suspend_handler) &&
+        !foreign_handler_chains(self, epoch))
       _cgc_fatal("collection: the handler of signal %d, which stops threads for collections, was replaced by "
                  "the program; choose another signal for cgc with CGC_SIGNAL or cgc_set_suspend_signal",
                  _cgc_g.suspend_signal);
     if (now - start > STOP_TIMEOUT_NS * (warned + 1)) {
       warned++;
-      _cgc_warn("waiting for thread %d to stop (does it block signal %d?)", (int)waiting->tid,
-                _cgc_g.suspend_signal);
+      if (waiting->stop_unsent)
+        _cgc_warn("waiting for thread %d to stop: signal %d cannot be queued to it (EAGAIN: the user's "
+                  "RLIMIT_SIGPENDING is reached)", (int)waiting->tid, _cgc_g.suspend_signal);
+      else
+        _cgc_warn("waiting for thread %d to stop (does it block signal %d?)", (int)waiting->tid,
+                  _cgc_g.suspend_signal);
     }
     _cgc_os_wait_timeout(&_cgc_g.acks, seen, 10 * 1000 * 1000);
   }

@@ -1,13 +1,17 @@
 /* util.c — error reporting without malloc or stdio (usable in any state). */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "util.h"
 
 void _cgc_write_all(int fd, const char *buf, size_t len) {
   while (len) {
-    ssize_t n = write(fd, buf, len);
+    /* The raw call: write() is a cancellation point, and messages are
+       written with locks held (a collection's warnings, with the world
+       stopped) that a cancelled thread would never release. */
+    ssize_t n = (ssize_t)syscall(SYS_write, fd, buf, len);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;

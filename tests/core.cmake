@@ -96,6 +96,16 @@ set_tests_properties(core_signal_env_number PROPERTIES TIMEOUT 60 ENVIRONMENT "C
 # Collections that must not wait for ever: the cleanup thread of a program
 # that blocks every signal, a thread that exits registered; and a program that
 # replaces the suspend signal's handler gets a message.
+# Stops and thread exits: a signal that cannot be queued yet (EAGAIN), TSD
+# destructors of exiting threads, a cancelled cgc_wait_cleanups, a chaining
+# handler with a slow thread (tests/core_stop_cases.c).
+cgc_test(core_stop_cases SOURCES core_stop_cases.c ARGS tsd TIMEOUT 60)
+foreach(case sigpending cancel_wait chain_slow)
+  add_test(NAME core_stop_cases_${case} COMMAND core_stop_cases ${case})
+  set_tests_properties(core_stop_cases_${case} PROPERTIES TIMEOUT 60
+    PASS_REGULAR_EXPRESSION "core_stop_cases ${case}: ok")
+endforeach()
+set_tests_properties(core_stop_cases_sigpending PROPERTIES ENVIRONMENT "CGC_SIGNAL=RTMIN")
 cgc_test(core_signal_cases SOURCES core_signal_cases.c ARGS blocked_cleanup TIMEOUT 60)
 foreach(case dead_registered main_exits cleanup_mask)
   add_test(NAME core_signal_cases_${case} COMMAND core_signal_cases ${case})
