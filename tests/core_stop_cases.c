@@ -49,9 +49,14 @@ static void *sp_worker(void *unused) {
   return (void *)(intptr_t)bad;
 }
 
-/* The program's own thread that lets signals be queued again. */
+/* The program's own thread that lets signals be queued again.  It is
+   registered before the limit drops (a thread registering during the stop
+   would wait for the collector, which waits for the limit to rise). */
+static sem_t sp_lifter_ready, sp_lift;
 static void *sp_lifter(void *unused) {
   (void)unused;
+  CHECK(sem_post(&sp_lifter_ready) == 0);
+  sem_wait_intr(&sp_lift);
   struct timespec ts = {0, 100 * 1000 * 1000};
   while (nanosleep(&ts, &ts) != 0) CHECK(errno == EINTR);
   CHECK(setrlimit(RLIMIT_SIGPENDING, &sp_saved) == 0);
@@ -63,10 +68,13 @@ static void case_sigpending(void) {
   pthread_t w, l;
   CHECK(pthread_create(&w, NULL, sp_worker, NULL) == 0);
   while (!atomic_load(&sp_ready)) sched_yield();
+  CHECK(sem_init(&sp_lifter_ready, 0, 0) == 0 && sem_init(&sp_lift, 0, 0) == 0);
+  CHECK(pthread_create(&l, NULL, sp_lifter, NULL) == 0);
+  sem_wait_intr(&sp_lifter_ready);
   CHECK(getrlimit(RLIMIT_SIGPENDING, &sp_saved) == 0);
   struct rlimit none = {0, sp_saved.rlim_max};
   CHECK(setrlimit(RLIMIT_SIGPENDING, &none) == 0);
-  CHECK(pthread_create(&l, NULL, sp_lifter, NULL) == 0);
+  CHECK(sem_post(&sp_lift) == 0);
   cgc_collect(); /* the worker's signal cannot be queued until the lifter ran */
   for (int i = 0; i < 20000; i++) memset(cgc_alloc_noscan(SP_SZ), 0xEE, SP_SZ);
   CHECK(pthread_join(l, NULL) == 0);
