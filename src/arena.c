@@ -92,7 +92,6 @@ static CGC_STATE size_t handles_readable, handles_reserved, handles_used;
 static CGC_STATE pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static CGC_STATE struct cgc_arena *live_head;
 static CGC_STATE struct cgc_arena *fq_head, *fq_tail; /* freed handles, oldest first */
-static CGC_STATE size_t fq_len;
 static CGC_STATE chunk_t *chunk_pool;
 static CGC_STATE chunk_t *quarantine, *pending; /* pending: proven unreferenced, to return */
 static CGC_STATE uint32_t next_id;
@@ -172,7 +171,6 @@ static struct cgc_arena *handle_alloc_locked(void) {
     fq_head = a->next;
     if (!fq_head) fq_tail = NULL;
     else fq_head->prev = NULL;
-    fq_len--;
   } else {
     return NULL;
   }
@@ -404,7 +402,6 @@ void cgc_arena_free(cgc_arena_t *a) {
   if (fq_tail) fq_tail->next = a;
   else fq_head = a;
   fq_tail = a;
-  fq_len++;
   pthread_mutex_unlock(&arena_lock);
   if (!chunks) return;
   atomic_fetch_sub_explicit(&live_bytes, bytes, memory_order_relaxed);

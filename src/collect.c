@@ -183,13 +183,16 @@ void _cgc_before_grow(size_t bytes) {
    several goals spans several cycles, and the heap grows past what is in
    use when no free run is long enough), while a heap that shrank returns its
    memory eight cycles later. */
+/* The scavenger keeps at least this much mapped for a goal (or live heap). */
+static uint64_t scavenge_keep(uint64_t base) { return base + base / 2 + ((uint64_t)4 << 20); }
+
 void _cgc_after_sweep(void) {
   if (!_cgc_g.opt.scavenge) return;
   uint64_t goal = atomic_load(&_cgc_g.heap_goal);
   int64_t live = atomic_load(&_cgc_g.heap_live);
   uint64_t base = goal == UINT64_MAX ? (uint64_t)CGC_MAX(live, 0) : goal;
   uint64_t used = _cgc_used_peak_take();
-  uint64_t target = CGC_MAX(base + base / 2 + ((uint64_t)4 << 20), used + used / 2);
+  uint64_t target = CGC_MAX(scavenge_keep(base), used + used / 2);
   int64_t lim = atomic_load(&_cgc_g.memory_limit);
   if (lim != INT64_MAX) target = CGC_MIN(target, (uint64_t)lim / 10 * 9);
   _cgc_scavenge(target);
@@ -205,8 +208,7 @@ static void sweep_here_if_shrunk(void) {
   if (!_cgc_g.opt.scavenge) return;
   uint64_t goal = atomic_load(&_cgc_g.heap_goal);
   if (goal == UINT64_MAX) return;
-  uint64_t keep = goal + goal / 2 + ((uint64_t)4 << 20);
-  if (atomic_load(&_cgc_g.mapped_bytes) <= keep) return;
+  if (atomic_load(&_cgc_g.mapped_bytes) <= scavenge_keep(goal)) return;
   if (_cgc_sweep_all()) _cgc_after_sweep();
 }
 

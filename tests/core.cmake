@@ -93,25 +93,26 @@ add_test(NAME core_signal_env_name COMMAND core_signal_api env 12)
 set_tests_properties(core_signal_env_name PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=SIGUSR2")
 add_test(NAME core_signal_env_number COMMAND core_signal_api env 40)
 set_tests_properties(core_signal_env_number PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=40")
-# Collections that must not wait for ever: the cleanup thread of a program
-# that blocks every signal, a thread that exits registered; and a program that
-# replaces the suspend signal's handler gets a message.
+# core_cases(PROGRAM CASE...): one test per further case of a program that
+# cgc_test already built; each must print "<program> <case>: ok".
+function(core_cases prog)
+  foreach(case ${ARGN})
+    add_test(NAME ${prog}_${case} COMMAND ${prog} ${case})
+    set_tests_properties(${prog}_${case} PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "${prog} ${case}: ok")
+  endforeach()
+endfunction()
+
 # Stops and thread exits: a signal that cannot be queued yet (EAGAIN), TSD
 # destructors of exiting threads, a cancelled cgc_wait_cleanups, a chaining
 # handler with a slow thread (tests/core_stop_cases.c).
 cgc_test(core_stop_cases SOURCES core_stop_cases.c ARGS tsd TIMEOUT 60)
-foreach(case sigpending cancel_wait chain_slow)
-  add_test(NAME core_stop_cases_${case} COMMAND core_stop_cases ${case})
-  set_tests_properties(core_stop_cases_${case} PROPERTIES TIMEOUT 60
-    PASS_REGULAR_EXPRESSION "core_stop_cases ${case}: ok")
-endforeach()
+core_cases(core_stop_cases sigpending cancel_wait chain_slow)
 set_tests_properties(core_stop_cases_sigpending PROPERTIES ENVIRONMENT "CGC_SIGNAL=RTMIN")
+# Collections that must not wait for ever: the cleanup thread of a program
+# that blocks every signal, a thread that exits registered; and a program that
+# replaces the suspend signal's handler gets a message.
 cgc_test(core_signal_cases SOURCES core_signal_cases.c ARGS blocked_cleanup TIMEOUT 60)
-foreach(case dead_registered main_exits cleanup_mask)
-  add_test(NAME core_signal_cases_${case} COMMAND core_signal_cases ${case})
-  set_tests_properties(core_signal_cases_${case} PROPERTIES TIMEOUT 60
-    PASS_REGULAR_EXPRESSION "core_signal_cases ${case}: ok")
-endforeach()
+core_cases(core_signal_cases dead_registered main_exits cleanup_mask)
 add_test(NAME core_signal_cases_cleanup_fault COMMAND core_signal_cases cleanup_fault)
 set_tests_properties(core_signal_cases_cleanup_fault PROPERTIES TIMEOUT 60
   PASS_REGULAR_EXPRESSION "cleanup_fault: ok \\(the program's handler ran\\)")

@@ -24,6 +24,12 @@ static void sem_wait_intr(sem_t *s) {
   while (sem_wait(s) != 0) CHECK(errno == EINTR);
 }
 
+/* Tell the other thread we are here, then wait for its answer. */
+static void post_then_wait(sem_t *post, sem_t *wait) {
+  CHECK(sem_post(post) == 0);
+  sem_wait_intr(wait);
+}
+
 /* ---- sigpending ---------------------------------------------------------------------- */
 
 enum { SP_N = 256, SP_SZ = 200 };
@@ -55,8 +61,7 @@ static void *sp_worker(void *unused) {
 static sem_t sp_lifter_ready, sp_lift;
 static void *sp_lifter(void *unused) {
   (void)unused;
-  CHECK(sem_post(&sp_lifter_ready) == 0);
-  sem_wait_intr(&sp_lift);
+  post_then_wait(&sp_lifter_ready, &sp_lift);
   struct timespec ts = {0, 100 * 1000 * 1000};
   while (nanosleep(&ts, &ts) != 0) CHECK(errno == EINTR);
   CHECK(setrlimit(RLIMIT_SIGPENDING, &sp_saved) == 0);
@@ -95,8 +100,7 @@ static atomic_int tsd_lost;
 
 static void tsd_dtor(void *v) {
   (void)v;
-  CHECK(sem_post(&tsd_in_dtor) == 0);
-  sem_wait_intr(&tsd_collected);
+  post_then_wait(&tsd_in_dtor, &tsd_collected);
   unsigned char *p = tsd_mine;
   if (cgc_base(p) != p || p[0] != 0x5A || p[TSD_SZ - 1] != 0x5A) atomic_store(&tsd_lost, 1);
 }
@@ -137,8 +141,7 @@ static atomic_int cw_quick;
 
 static void cw_slow(void *arg) {
   (void)arg;
-  CHECK(sem_post(&cw_slow_started) == 0);
-  sem_wait_intr(&cw_release);
+  post_then_wait(&cw_slow_started, &cw_release);
 }
 static void cw_quick_cleanup(void *arg) {
   (void)arg;
