@@ -37,6 +37,16 @@ void _cgc_after_sweep(void) CGC_HIDDEN;
 
 static void mutex_init(pthread_mutex_t *m) { pthread_mutex_init(m, NULL); }
 
+void _cgc_gc_lock(void) {
+  pthread_mutex_lock(&_cgc_g.gc_lock);
+  atomic_store_explicit(&_cgc_g.gc_owner, _cgc_os_thread_pointer(), memory_order_relaxed);
+}
+
+void _cgc_gc_unlock(void) {
+  atomic_store_explicit(&_cgc_g.gc_owner, 0, memory_order_relaxed);
+  pthread_mutex_unlock(&_cgc_g.gc_lock);
+}
+
 void _cgc_init_slow(void) {
   pthread_mutex_lock(&init_lock);
   if (atomic_load(&_cgc_g.initialized)) {
@@ -55,6 +65,7 @@ void _cgc_init_slow(void) {
                _cgc_os_page_size(), CGC_PAGE_SIZE);
   mutex_init(&_cgc_g.heap_lock);
   mutex_init(&_cgc_g.gc_lock);
+  mutex_init(&_cgc_g.trace_lock);
   mutex_init(&_cgc_g.threads_lock);
   mutex_init(&_cgc_g.roots_lock);
   mutex_init(&_cgc_g.meta_lock);
@@ -214,14 +225,18 @@ static void sweep_here_if_shrunk(void) {
 
 /* ---- the collection ------------------------------------------------------------------- */
 
-static void trace_line(uint64_t n, int reason, uint64_t stop_ns, uint64_t mark_ns, uint64_t fin_ns, uint64_t before,
-                       uint64_t after, uint64_t goal, const cgc_mark_result_t *res, size_t threads) {
+/* The trace line of collection n, formatted under gc_lock (so that its time,
+   pause share and figures are this collection's) and written after it is
+   released, under trace_lock (_cgc_g), taken before: lines come out in
+   collection order when threads collect in turn. */
+static int trace_format(char *buf, size_t size, uint64_t n, int reason, uint64_t stop_ns, uint64_t mark_ns,
+                        uint64_t fin_ns, uint64_t before, uint64_t after, uint64_t goal, const cgc_mark_result_t *res,
+                        size_t threads) {
   int workers = res->workers;
-  char buf[512];
   uint64_t now = _cgc_os_now_ns() - _cgc_g.start_ns;
   uint64_t pct = now ? _cgc_g.pause_total_ns * 100 / now : 0;
   static const char *const why[] = {"", " (forced)", " (out of memory)", " (memory limit)"};
-  int len = _cgc_format(buf, sizeof buf,
+  return _cgc_format(buf, size,
                         "gc %llu @%llu.%03llus %llu%%: %llu.%03llu+%llu.%03llu+%llu.%03llu ms clock, "
                         "%llu->%llu MB, %llu MB goal, %llu MB mapped, %llu KB roots, %llu objects, %zu threads, %d P%s\n",
                         (unsigned long long)n, (unsigned long long)(now / 1000000000u),
@@ -234,7 +249,6 @@ static void trace_line(uint64_t n, int reason, uint64_t stop_ns, uint64_t mark_n
                         (unsigned long long)(atomic_load(&_cgc_g.mapped_bytes) >> 20),
                         (unsigned long long)(res->root_bytes >> 10), (unsigned long long)res->marked_objects, threads, workers,
                         why[reason]);
-  _cgc_write_all(2, buf, (size_t)len);
 }
 
 static void totals_locked(uint64_t *alloc, uint64_t *freed);
@@ -272,9 +286,9 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
   uint64_t before = (uint64_t)CGC_MAX(atomic_load(&_cgc_g.heap_live), 0);
 
   for (;;) {
-    pthread_mutex_lock(&_cgc_g.gc_lock);
+    _cgc_gc_lock();
     if (reason != CGC_GC_FORCED && reason != CGC_GC_OOM && atomic_load(&_cgc_g.gc_cycle) != expect_cycle) {
-      pthread_mutex_unlock(&_cgc_g.gc_lock);
+      _cgc_gc_unlock();
       return; /* another thread collected meanwhile */
     }
     atomic_store(&_cgc_g.gc_pending, 1);
@@ -284,7 +298,7 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
          map them either): no collection; an allocation that needed one
          fails with ENOMEM. */
       atomic_store(&_cgc_g.gc_pending, 0);
-      pthread_mutex_unlock(&_cgc_g.gc_lock);
+      _cgc_gc_unlock();
       return;
     }
     _cgc_roots_prepare();
@@ -296,7 +310,7 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
     _cgc_start_world();
     _cgc_collect_unlock_all();
     atomic_store(&_cgc_g.gc_pending, 0);
-    pthread_mutex_unlock(&_cgc_g.gc_lock);
+    _cgc_gc_unlock();
     _cgc_os_yield();
   }
 
@@ -331,18 +345,25 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
   if (reason == CGC_GC_FORCED) _cgc_g.num_forced++;
   _cgc_collect_unlock_all();
   atomic_store(&_cgc_g.gc_pending, 0);
-  uint64_t n = atomic_load(&_cgc_g.gc_cycle);
-  uint64_t goal = atomic_load(&_cgc_g.heap_goal);
-  pthread_mutex_unlock(&_cgc_g.gc_lock);
+  char trace[512];
+  int trace_len = 0;
+  if (_cgc_g.opt.gctrace) {
+    trace_len = trace_format(trace, sizeof trace, atomic_load(&_cgc_g.gc_cycle), reason, t_stopped - t_stop,
+                             t_marked - t_stopped, t_end - t_marked, before, after, atomic_load(&_cgc_g.heap_goal),
+                             &res, nthreads);
+    pthread_mutex_lock(&_cgc_g.trace_lock);
+  }
+  _cgc_gc_unlock();
+  if (_cgc_g.opt.gctrace) {
+    _cgc_write_all(2, trace, (size_t)trace_len);
+    pthread_mutex_unlock(&_cgc_g.trace_lock);
+  }
 
   _cgc_specials_after_gc();
   _cgc_checkfree_after_gc();
   _cgc_arenas_after_gc();
   _cgc_sweeper_start();
   if (!_cgc_sweeper_wake() && reason == CGC_GC_PACED) sweep_here_if_shrunk();
-  if (_cgc_g.opt.gctrace)
-    trace_line(n, reason, t_stopped - t_stop, t_marked - t_stopped, t_end - t_marked, before,
-               after, goal, &res, nthreads);
 }
 
 void cgc_collect(void) {
@@ -364,20 +385,20 @@ void cgc_release_memory(void) {
 int cgc_set_gc_percent(int percent) {
   _cgc_ensure_init();
   if (percent < 0) percent = -1;
-  pthread_mutex_lock(&_cgc_g.gc_lock);
+  _cgc_gc_lock();
   int old = atomic_exchange(&_cgc_g.gc_percent, percent);
   _cgc_update_goal();
-  pthread_mutex_unlock(&_cgc_g.gc_lock);
+  _cgc_gc_unlock();
   return old;
 }
 
 int64_t cgc_set_memory_limit(int64_t bytes) {
   _cgc_ensure_init();
   if (bytes < 0) return atomic_load(&_cgc_g.memory_limit);
-  pthread_mutex_lock(&_cgc_g.gc_lock);
+  _cgc_gc_lock();
   int64_t old = atomic_exchange(&_cgc_g.memory_limit, bytes);
   _cgc_update_goal();
-  pthread_mutex_unlock(&_cgc_g.gc_lock);
+  _cgc_gc_unlock();
   return old;
 }
 
@@ -395,10 +416,10 @@ int cgc_set_suspend_signal(int sig) {
   }
   /* cgc initialises when it is loaded; the signal can still move until the
      first collection. */
-  pthread_mutex_lock(&_cgc_g.gc_lock);
+  _cgc_gc_lock();
   int rc = -1;
   if (atomic_load(&_cgc_g.gc_cycle) == 0) rc = _cgc_threads_move_signal(sig);
-  pthread_mutex_unlock(&_cgc_g.gc_lock);
+  _cgc_gc_unlock();
   return rc;
 }
 
@@ -451,7 +472,7 @@ void cgc_read_stats(cgc_stats_t *out) {
   _cgc_ensure_init();
   memset(out, 0, sizeof *out);
   struct tot c;
-  pthread_mutex_lock(&_cgc_g.gc_lock);
+  _cgc_gc_lock();
   pthread_mutex_lock(&_cgc_g.threads_lock);
   totals_of(&c);
   out->num_threads = _cgc_g.nthreads;
@@ -466,7 +487,7 @@ void cgc_read_stats(cgc_stats_t *out) {
   out->last_pause_ns = _cgc_g.last_pause_ns;
   out->mark_total_ns = _cgc_g.mark_total_ns;
   out->num_forced_gc = _cgc_g.num_forced;
-  pthread_mutex_unlock(&_cgc_g.gc_lock);
+  _cgc_gc_unlock();
   out->mapped_bytes = atomic_load(&_cgc_g.mapped_bytes);
   out->total_alloc_bytes = c.ab;
   out->total_alloc_objects = c.ao;

@@ -285,7 +285,9 @@ typedef struct {
   _Atomic int64_t memory_limit;
 
   /* Collection state. */
-  _Alignas(64) pthread_mutex_t gc_lock; /* one collection at a time */
+  _Alignas(64) pthread_mutex_t gc_lock; /* one collection at a time: _cgc_gc_lock/_cgc_gc_unlock */
+  _Atomic uintptr_t gc_owner;          /* thread pointer of gc_lock's holder, else 0 */
+  pthread_mutex_t trace_lock;          /* a gctrace line being written: taken under gc_lock */
   _Atomic uint32_t world_epoch;        /* odd while the world is stopped */
   _Alignas(64) _Atomic int gc_pending; /* set from just before stop until restart (I5) */
   _Atomic int active_sweeps;
@@ -590,6 +592,14 @@ enum { CGC_GC_PACED = 0, CGC_GC_FORCED, CGC_GC_OOM, CGC_GC_LIMIT };
    (cycle != expect_cycle). */
 void _cgc_collect(int reason, uint32_t expect_cycle) CGC_HIDDEN;
 void _cgc_init_slow(void) CGC_HIDDEN;
+/* gc_lock, with its holder recorded (gc_owner) for code that must not wait
+   for it while holding it (exec from a signal handler). */
+void _cgc_gc_lock(void) CGC_HIDDEN;
+void _cgc_gc_unlock(void) CGC_HIDDEN;
+static inline bool _cgc_gc_lock_held(void) {
+  return atomic_load_explicit(&_cgc_g.gc_owner, memory_order_relaxed) == _cgc_os_thread_pointer();
+}
+
 static inline void _cgc_ensure_init(void) {
   if (cgc_unlikely(!atomic_load_explicit(&_cgc_g.initialized, memory_order_acquire))) _cgc_init_slow();
 }

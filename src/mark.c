@@ -578,7 +578,15 @@ static bool workers_init(void) {
   return true;
 }
 
-void _cgc_mark_workers_reset(void) { helpers_started = 0; }
+/* In a fork child, whose helpers did not come along: a helper that woke late
+   in the parent (after the marking closed) may have been counted running,
+   idle or asleep when the fork came. */
+void _cgc_mark_workers_reset(void) {
+  helpers_started = 0;
+  atomic_store(&helpers_running, 0);
+  atomic_store(&idle_workers, 0);
+  atomic_store(&sleepers, 0);
+}
 
 /* The collector calls this before stopping the world. */
 bool _cgc_mark_prepare(void) CGC_HIDDEN;

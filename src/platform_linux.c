@@ -304,6 +304,12 @@ void *_cgc_os_handler(int sig) {
   return (sa.sa_flags & SA_SIGINFO) ? (void *)sa.sa_sigaction : (void *)sa.sa_handler;
 }
 
+const char *_cgc_os_handler_disposition(int sig) {
+  struct sigaction sa;
+  if (sigaction(sig, NULL, &sa) != 0 || (sa.sa_flags & SA_SIGINFO)) return NULL;
+  return sa.sa_handler == SIG_DFL ? "its default action (SIG_DFL)" : sa.sa_handler == SIG_IGN ? "SIG_IGN" : NULL;
+}
+
 bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) {
   struct sigaction sa;
   if (sigaction(sig, NULL, &sa) != 0) return true; /* cannot tell: assume so */

@@ -18,7 +18,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -335,6 +337,14 @@ static void note_chaining_handler(cgc_thread_t *self) {
 void _cgc_stop_world(void) {
   cgc_thread_t *self = _cgc_self;
   _cgc_g.collector = self;
+  /* A program that set the suspend signal back to its default (daemon and
+     child set-up code resets every signal) would be killed by the first
+     stop, SIGPWR's default action being to terminate: diagnose it first. */
+  const char *none = _cgc_g.threads && _cgc_g.threads->next ? _cgc_os_handler_disposition(_cgc_g.suspend_signal) : NULL;
+  if (none)
+    _cgc_fatal("collection: signal %d, which stops threads for collections, was set to %s by the program; "
+               "leave it to cgc, or choose another signal for cgc with CGC_SIGNAL or cgc_set_suspend_signal",
+               _cgc_g.suspend_signal, none);
   uint32_t epoch = atomic_fetch_add(&_cgc_g.world_epoch, 1) + 1;
   cgc_assert(epoch & 1);
   for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next) {
@@ -400,7 +410,8 @@ void _cgc_specials_signal_moved(void) CGC_HIDDEN; /* specials.c */
    there: take them all (the collection lock first, as a collector does). */
 static void fork_prepare(void) {
   if (!atomic_load(&_cgc_g.initialized)) return;
-  pthread_mutex_lock(&_cgc_g.gc_lock);
+  _cgc_gc_lock();
+  pthread_mutex_lock(&_cgc_g.trace_lock);
   pthread_mutex_lock(&pending_lock);
   _cgc_collect_lock_all();
 }
@@ -409,7 +420,8 @@ static void fork_parent(void) {
   if (!atomic_load(&_cgc_g.initialized)) return;
   _cgc_collect_unlock_all();
   pthread_mutex_unlock(&pending_lock);
-  pthread_mutex_unlock(&_cgc_g.gc_lock);
+  pthread_mutex_unlock(&_cgc_g.trace_lock);
+  _cgc_gc_unlock();
 }
 
 static void fork_child(void) {
@@ -446,8 +458,9 @@ static void fork_child(void) {
   _cgc_specials_fork_child();
   _cgc_collect_unlock_all();
   pthread_mutex_unlock(&pending_lock);
+  pthread_mutex_unlock(&_cgc_g.trace_lock);
   atomic_store(&_cgc_g.gc_pending, 0);
-  pthread_mutex_unlock(&_cgc_g.gc_lock);
+  _cgc_gc_unlock();
 }
 
 int _cgc_threads_move_signal(int sig) CGC_HIDDEN;
@@ -458,6 +471,116 @@ int _cgc_threads_move_signal(int sig) {
   _cgc_g.suspend_signal = sig;
   _cgc_specials_signal_moved();
   return 0;
+}
+
+/* ---- exec --------------------------------------------------------------------------------- */
+
+/* A stop signal sent to a thread that has entered execve stays pending
+   across the exec, which resets the handler to the default: SIGPWR (or a
+   real-time CGC_SIGNAL) then kills the new program before it runs.  cgc
+   therefore defines the exec calls: each holds gc_lock across the real one,
+   so that no stop starts meanwhile (a stop already under way ends first,
+   this thread taking its signal while it waits for the lock), and releases it
+   if the exec fails.  Not taken by an unregistered thread (never signalled),
+   by the holder of gc_lock (an exec from a signal handler that interrupted a
+   collection), nor in the child of vfork, which shares the parent's memory
+   and would leave the lock held there when its exec succeeds.  Dynamic
+   linking only, as for pthread_create: calls the C library makes itself
+   (posix_spawn, system, popen) exec in a child process and need nothing. */
+static bool exec_begin(void) {
+  cgc_thread_t *t = _cgc_self;
+  if (!t || !atomic_load(&_cgc_g.initialized) || _cgc_gc_lock_held() || _cgc_os_gettid() != t->tid) return false;
+  _cgc_gc_lock();
+  return true;
+}
+
+static int exec_end(bool held, int rc) {
+  if (held) {
+    int e = errno;
+    _cgc_gc_unlock();
+    errno = e;
+  }
+  return rc;
+}
+
+typedef int (*exec_fn)(const char *, char *const[], char *const[]);
+
+CGC_API int execve(const char *path, char *const argv[], char *const envp[]);
+int execve(const char *path, char *const argv[], char *const envp[]) {
+  CGC_REAL(exec_fn, "execve");
+  bool held = exec_begin();
+  return exec_end(held, f(path, argv, envp));
+}
+
+CGC_API int execvpe(const char *file, char *const argv[], char *const envp[]);
+int execvpe(const char *file, char *const argv[], char *const envp[]) {
+  CGC_REAL(exec_fn, "execvpe");
+  bool held = exec_begin();
+  return exec_end(held, f(file, argv, envp));
+}
+
+CGC_API int execv(const char *path, char *const argv[]);
+int execv(const char *path, char *const argv[]) {
+  CGC_REAL(int (*)(const char *, char *const[]), "execv");
+  bool held = exec_begin();
+  return exec_end(held, f(path, argv));
+}
+
+CGC_API int execvp(const char *file, char *const argv[]);
+int execvp(const char *file, char *const argv[]) {
+  CGC_REAL(int (*)(const char *, char *const[]), "execvp");
+  bool held = exec_begin();
+  return exec_end(held, f(file, argv));
+}
+
+CGC_API int fexecve(int fd, char *const argv[], char *const envp[]);
+int fexecve(int fd, char *const argv[], char *const envp[]) {
+  CGC_REAL(int (*)(int, char *const[], char *const[]), "fexecve");
+  bool held = exec_begin();
+  return exec_end(held, f(fd, argv, envp));
+}
+
+CGC_API int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags);
+int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags) {
+  CGC_REAL(int (*)(int, const char *, char *const[], char *const[], int), "execveat");
+  bool held = exec_begin();
+  return exec_end(held, f(dirfd, path, argv, envp, flags));
+}
+
+/* execl, execle, execlp: the list into an array on the stack, as the C
+   library does, then the vector call above (which holds the lock). */
+#define EXEC_LIST_ARGV(argv, arg0, ap, envp_out)                                                             \
+  size_t argc_ = 1;                                                                                         \
+  va_start(ap, arg0);                                                                                       \
+  while (va_arg(ap, char *)) argc_++;                                                                       \
+  va_end(ap);                                                                                               \
+  char *argv[argc_ + 1];                                                                                    \
+  argv[0] = (char *)(arg0);                                                                                 \
+  va_start(ap, arg0);                                                                                       \
+  for (size_t i_ = 1; i_ <= argc_; i_++) argv[i_] = va_arg(ap, char *);                                   \
+  envp_out;                                                                                                 \
+  va_end(ap)
+
+CGC_API int execl(const char *path, const char *arg, ...);
+int execl(const char *path, const char *arg, ...) {
+  va_list ap;
+  EXEC_LIST_ARGV(argv, arg, ap, (void)0);
+  return execv(path, argv);
+}
+
+CGC_API int execlp(const char *file, const char *arg, ...);
+int execlp(const char *file, const char *arg, ...) {
+  va_list ap;
+  EXEC_LIST_ARGV(argv, arg, ap, (void)0);
+  return execvp(file, argv);
+}
+
+CGC_API int execle(const char *path, const char *arg, ...);
+int execle(const char *path, const char *arg, ...) {
+  va_list ap;
+  char *const *envp;
+  EXEC_LIST_ARGV(argv, arg, ap, envp = va_arg(ap, char *const *));
+  return execve(path, argv, envp);
 }
 
 /* ---- init ------------------------------------------------------------------------------ */

@@ -118,6 +118,10 @@ set_tests_properties(core_signal_cases_cleanup_fault PROPERTIES TIMEOUT 60
   PASS_REGULAR_EXPRESSION "cleanup_fault: ok \\(the program's handler ran\\)")
 cgc_abort_test(core_signal_cases_own_handler PROGRAM core_signal_cases CASE own_handler
   REGEX "cgc: collection: the handler of signal [0-9]+, which stops threads for collections, was replaced")
+cgc_abort_test(core_signal_cases_default_handler PROGRAM core_signal_cases CASE default_handler
+  REGEX "cgc: collection: signal [0-9]+, which stops threads for collections, was set to its default action")
+cgc_abort_test(core_signal_cases_ignored_handler PROGRAM core_signal_cases CASE ignored_handler
+  REGEX "cgc: collection: signal [0-9]+, which stops threads for collections, was set to SIG_IGN")
 # Refused by CGC_SIGNAL (a warning; SIGPWR stays): a fault signal by number,
 # abort, and an offset below SIGRTMIN (the C library's own signals).
 foreach(bad 11 7 6 RTMIN+-1 SIGRTMIN+-2 RTMIN+99999999999999999999 SIGRTMIN+ RTMIN+x)
@@ -142,6 +146,10 @@ cgc_test(core_stale SOURCES core_stale.c ARGS live TIMEOUT 60)
 
 # fork from multi-threaded programs.
 cgc_test(core_fork SOURCES core_fork.c TIMEOUT 120)
+# exec while another thread collects: the new program is never killed by a
+# stop signal left pending; failed execs and vfork children leave no lock held.
+cgc_test(core_exec SOURCES core_exec.c ARGS race TIMEOUT 120)
+core_cases(core_exec failed vfork)
 # A fork child whose cgc threads reuse the stacks of the parent's other threads
 # (under AddressSanitizer: their stale poisoning is cleared).
 cgc_test(core_fork_stacks SOURCES core_fork_stacks.c TIMEOUT 120)

@@ -2,7 +2,10 @@
    of Go's gctrace ("gc N @T.TTTs ..."), numbered 1, 2, 3, ... with times that
    do not go backwards; without it nothing is printed; unknown names are
    warned about (a line on stderr naming them) without stopping the program,
-   and the known names around them still take effect.
+   and the known names around them still take effect.  Threads that collect
+   at once still get their lines in collection order, each with its own
+   collection's time (they were written after the lock was dropped, and
+   came out of order).
    The test runs itself as a child (`core_gctrace child`) with each setting. */
 #include "core_util.h"
 
@@ -29,6 +32,21 @@ static int child_main(void) {
     consume(p);
   }
   cgc_collect();
+  printf("collections=%llu\n", (unsigned long long)cgc_gc_count());
+  fflush(stdout);
+  return 0;
+}
+
+/* Three threads collecting in turn as fast as they can. */
+static void *collect_loop(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 150; i++) cgc_collect();
+  return NULL;
+}
+static int child_threads(void) {
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++) CHECK(pthread_create(&t[i], NULL, collect_loop, NULL) == 0);
+  for (int i = 0; i < 3; i++) CHECK(pthread_join(t[i], NULL) == 0);
   printf("collections=%llu\n", (unsigned long long)cgc_gc_count());
   fflush(stdout);
   return 0;
@@ -62,7 +80,7 @@ static void read_all(int fd, char **buf, size_t *len) {
 }
 
 /* Run this program as a child with CGC_DEBUG set to `debug` (NULL: unset). */
-static result_t run_child(const char *self, const char *debug) {
+static result_t run_child_mode(const char *self, const char *mode, const char *debug) {
   /* The child's environment: ours without CGC_DEBUG, plus the setting. */
   size_t n = 0;
   while (environ[n]) n++;
@@ -90,7 +108,7 @@ static result_t run_child(const char *self, const char *debug) {
     close(err[0]);
     close(out[1]);
     close(err[1]);
-    char *const argv[] = {(char *)self, (char *)"child", NULL};
+    char *const argv[] = {(char *)self, (char *)mode, NULL};
     execve(self, argv, envp);
     _exit(127);
   }
@@ -110,6 +128,8 @@ static result_t run_child(const char *self, const char *debug) {
   free(envp);
   return r;
 }
+
+static result_t run_child(const char *self, const char *debug) { return run_child_mode(self, "child", debug); }
 
 static unsigned long long child_collections(const result_t *r, const char *debug) {
   CHECKF(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "CGC_DEBUG=%s: child failed (status 0x%x); stderr:\n%s",
@@ -153,6 +173,14 @@ static void expect_trace(const char *self, const char *debug) {
   free(r.err);
 }
 
+static void expect_ordered_threads(const char *self) {
+  result_t r = run_child_mode(self, "threads", "gctrace=1");
+  unsigned long long c = child_collections(&r, "gctrace=1");
+  unsigned long long lines = trace_lines(&r, "gctrace=1 (3 collecting threads)");
+  CHECKF(lines == c, "3 collecting threads: %llu gctrace lines for %llu collections", lines, c);
+  free(r.err);
+}
+
 static void expect_quiet(const char *self, const char *debug) {
   result_t r = run_child(self, debug);
   child_collections(&r, debug);
@@ -182,6 +210,7 @@ static void expect_warning(const char *self, const char *debug, const char *unkn
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "child") == 0) return child_main();
+  if (argc > 1 && strcmp(argv[1], "threads") == 0) return child_threads();
   test_seed();
   char self[4096];
   ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -189,6 +218,7 @@ int main(int argc, char **argv) {
   self[len] = 0;
 
   expect_trace(self, "gctrace=1");
+  expect_ordered_threads(self);
   expect_quiet(self, NULL);
   expect_quiet(self, "gctrace=0");
   expect_warning(self, "bogusknob=1", "bogusknob", 0);

@@ -15,7 +15,10 @@
                   stays a zombie: collections count it as gone
      core_signal_cases own_handler      the program replaces the suspend
                   signal's handler: the next collection with another thread
-                  aborts with a message (must-abort test) instead of waiting */
+                  aborts with a message (must-abort test) instead of waiting
+     core_signal_cases default_handler  the same with the signal set back to
+                  SIG_DFL, which would kill the process at the first stop
+     core_signal_cases ignored_handler  the same with SIG_IGN */
 #include "core_util.h"
 
 #include <signal.h>
@@ -132,6 +135,18 @@ static void own_handler(void) {
   CHECK(pthread_join(t, NULL) == 0);
 }
 
+/* The suspend signal set to SIG_DFL (SIGPWR's default action terminates the
+   process) or SIG_IGN: diagnosed before any thread is signalled. */
+static void no_handler(void (*disposition)(int)) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, waiter, NULL) == 0);
+  event_wait(&ev_registered);
+  signal(cgc_suspend_signal(), disposition);
+  cgc_collect(); /* aborts */
+  event_set(&ev_go);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
 /* A cleanup that faults: the program's SIGSEGV handler runs (the cleanup
    thread does not block fault signals, which would kill the process
    without it). */
@@ -206,6 +221,8 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "blocked_cleanup") == 0) blocked_cleanup();
   else if (strcmp(argv[1], "dead_registered") == 0) dead_registered();
   else if (strcmp(argv[1], "own_handler") == 0) own_handler();
+  else if (strcmp(argv[1], "default_handler") == 0) no_handler(SIG_DFL);
+  else if (strcmp(argv[1], "ignored_handler") == 0) no_handler(SIG_IGN);
   else if (strcmp(argv[1], "cleanup_fault") == 0) cleanup_fault();
   else if (strcmp(argv[1], "main_exits") == 0) main_exits();
   else if (strcmp(argv[1], "cleanup_mask") == 0) cleanup_mask();
