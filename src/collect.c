@@ -174,16 +174,26 @@ void _cgc_before_grow(size_t bytes) {
   if (lim == INT64_MAX) return;
   uint64_t mapped = atomic_load(&_cgc_g.mapped_bytes);
   if (mapped + bytes <= (uint64_t)lim) return;
-  /* Over the limit: first give back free pages, then collect (at most once per
-     cycle of growth, so a live heap above the limit does not thrash). */
-  _cgc_scavenge((uint64_t)lim > bytes ? (uint64_t)lim - bytes : 0);
-  if (atomic_load(&_cgc_g.mapped_bytes) + bytes <= (uint64_t)lim) return;
+  /* Over the limit: first give back free pages, then what the last
+     collection found dead and the sweeper has not reached yet, then collect
+     (at most once per cycle of growth, and only when what was allocated
+     since the last collection, all a collection can free, would bring the
+     heap under the limit: a live heap above it does not thrash). */
+  uint64_t target = (uint64_t)lim > bytes ? (uint64_t)lim - bytes : 0;
+  _cgc_scavenge(target);
+  if (atomic_load(&_cgc_g.mapped_bytes) <= target) return;
+  if (_cgc_sweep_all()) {
+    _cgc_scavenge(target);
+    if (atomic_load(&_cgc_g.mapped_bytes) <= target) return;
+  }
+  int64_t since = atomic_load(&_cgc_g.heap_live) - atomic_load(&_cgc_g.heap_live_at_gc);
+  if (atomic_load(&_cgc_g.mapped_bytes) > target + (uint64_t)CGC_MAX(since, 0)) return;
   uint32_t cycle = atomic_load(&_cgc_g.gc_cycle);
   if (atomic_load(&limit_gc_cycle) == (int)cycle) return;
   atomic_store(&limit_gc_cycle, (int)cycle + 1);
   _cgc_collect(CGC_GC_LIMIT, cycle);
   _cgc_sweep_all();
-  _cgc_scavenge((uint64_t)lim > bytes ? (uint64_t)lim - bytes : 0);
+  _cgc_scavenge(target);
 }
 
 /* Scavenge after a complete sweep: keep mapped the goal plus half of it
@@ -330,6 +340,7 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
   _cgc_g.premarked_bytes = res.premarked_bytes;
   _cgc_g.record_bytes = _cgc_specials_record_bytes();
   atomic_store(&_cgc_g.heap_live, (int64_t)(_cgc_g.marked_bytes + _cgc_g.premarked_bytes + _cgc_g.record_bytes));
+  atomic_store(&_cgc_g.heap_live_at_gc, atomic_load(&_cgc_g.heap_live));
   totals_locked(&_cgc_g.alloc_bytes_at_gc, &_cgc_g.free_bytes_at_gc);
   _cgc_update_goal();
   size_t nthreads = _cgc_g.nthreads;

@@ -251,7 +251,8 @@ typedef struct {
   size_t free_pages;                   /* pages in free spans */
   size_t used_pages;                   /* pages in spans handed out (any state but FREE) */
   size_t used_pages_peak;              /* the most used_pages since the last scavenge */
-  size_t used_peaks[8];                /* used_pages_peak of the last eight periods */
+  size_t used_peaks[8];                /* used_pages_peak of the last eight periods (collections) */
+  uint32_t used_peaks_cycle;           /* gc_cycle at the last shift of used_peaks */
   uintptr_t grow_hint;                 /* where the heap grows next */
   cgc_span_list_t large;               /* in-use large spans */
   bool large_unswept;                  /* large spans need a sweep pass */
@@ -270,6 +271,7 @@ typedef struct {
   _Atomic uint64_t mapped_bytes;       /* heap pages mapped and not released */
   _Atomic uint64_t released_total;
   _Alignas(64) _Atomic int64_t heap_live; /* pacing: marked + spans handed out + large - frees */
+  _Atomic int64_t heap_live_at_gc;     /* heap_live as the last collection set it */
   uint64_t marked_bytes;               /* last cycle: reachable bytes (gc_lock) */
   uint64_t premarked_bytes;            /* last cycle: slots on thread lists */
   uint64_t record_bytes;               /* last cycle: cleanup records in use (paced like heap objects) */
@@ -407,8 +409,8 @@ bool _cgc_page_extend_locked(cgc_span_t *s, size_t npages) CGC_HIDDEN;
    heap_lock must be held. */
 bool _cgc_page_trim_locked(cgc_span_t *s, size_t npages) CGC_HIDDEN;
 /* The most bytes in pages handed out at any time in the last eight periods
-   between calls (the first: since startup); starts the next period.  Takes
-   heap_lock. */
+   (collections; the first: since startup); the first call after a
+   collection starts the next period.  Takes heap_lock. */
 size_t _cgc_used_peak_take(void) CGC_HIDDEN;
 /* Forget those peaks (cgc_release_memory).  Takes heap_lock. */
 void _cgc_used_peaks_reset(void) CGC_HIDDEN;

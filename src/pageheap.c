@@ -456,13 +456,23 @@ static size_t release_span(cgc_span_t *s, size_t want) {
   return released;
 }
 
+/* A period is a collection: a second full sweep after the same collection
+   (cgc_collect sweeps, then the sweeper it woke finds nothing left) does
+   not shift the window, which would otherwise keep the peak of four
+   collections instead of eight. */
 size_t _cgc_used_peak_take(void) {
   _cgc_heap_lock();
   size_t *w = _cgc_g.used_peaks, n = sizeof _cgc_g.used_peaks / sizeof *w;
-  memmove(w + 1, w, (n - 1) * sizeof *w);
-  w[0] = _cgc_g.used_pages_peak;
-  _cgc_g.used_pages_peak = _cgc_g.used_pages;
+  uint32_t cycle = atomic_load(&_cgc_g.gc_cycle);
   size_t peak = 0;
+  if (cycle != _cgc_g.used_peaks_cycle) {
+    _cgc_g.used_peaks_cycle = cycle;
+    memmove(w + 1, w, (n - 1) * sizeof *w);
+    w[0] = _cgc_g.used_pages_peak;
+    _cgc_g.used_pages_peak = _cgc_g.used_pages;
+  } else {
+    peak = _cgc_g.used_pages_peak; /* the period is still open */
+  }
   for (size_t i = 0; i < n; i++) peak = CGC_MAX(peak, w[i]);
   _cgc_heap_unlock();
   return peak * CGC_PAGE_SIZE;

@@ -162,6 +162,8 @@ add_test(NAME core_pacing_off COMMAND core_pacing_default off)
 set_tests_properties(core_pacing_off PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_PERCENT=off")
 add_test(NAME core_pacing_limit COMMAND core_pacing_default limit)
 set_tests_properties(core_pacing_limit PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_MEMLIMIT=64MiB")
+add_test(NAME core_pacing_over COMMAND core_pacing_default over)
+set_tests_properties(core_pacing_over PROPERTIES TIMEOUT 120)
 function(core_pacing_env name env percent limit)
   add_test(NAME core_pacing_env_${name} COMMAND core_pacing_default env ${percent} ${limit})
   set_tests_properties(core_pacing_env_${name} PROPERTIES TIMEOUT 30 ENVIRONMENT "${env}")
@@ -201,6 +203,7 @@ set_tests_properties(core_pacing_race_shrink PROPERTIES TIMEOUT 180 PASS_REGULAR
 cgc_test(core_release SOURCES core_release.c TIMEOUT 120)
 add_test(NAME core_release_paced_nosweeper COMMAND core_release paced)
 set_tests_properties(core_release_paced_nosweeper PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_DEBUG=bgsweep=0")
+core_cases(core_release window)
 # CGC_DEBUG: gctrace and unknown names.
 cgc_test(core_gctrace SOURCES core_gctrace.c TIMEOUT 60)
 

@@ -8,7 +8,11 @@
      core_pacing env P L     the environment set the percent to P (or "off")
                              and the memory limit to L bytes (or "none").
      core_pacing limit       (CGC_MEMLIMIT=64MiB) with pacing off or lax, the
-                             heap stays near the limit by collecting more often. */
+                             heap stays near the limit by collecting more often.
+     core_pacing over        a live heap above the limit: the limit adds no
+                             collections to what the same goal makes without
+                             it (each paced collection was followed by a
+                             "memory limit" one that found the same heap). */
 #include "core_util.h"
 
 /* A live set of `mib` MiB in 1 MiB noscan objects, referenced from a global. */
@@ -165,8 +169,39 @@ static void mode_limit(void) {
   check_live(live);
 }
 
+/* 40 MiB live and 640 MiB of garbage in 64 KiB objects: collections. */
+static __attribute__((noinline)) uint64_t churn_64k(void) {
+  uint64_t gc0 = cgc_gc_count();
+  for (int i = 0; i < 10240; i++) {
+    uint64_t *p = (uint64_t *)cgc_alloc_noscan(64 << 10);
+    CHECK(p != NULL);
+    p[0] = (uint64_t)i;
+    consume(p);
+  }
+  return cgc_gc_count() - gc0;
+}
+
+static void mode_over(void) {
+  make_live(40);
+  cgc_collect();
+  cgc_set_gc_percent(8); /* goal 43.2 MiB */
+  uint64_t goal_a = stats_now().heap_goal_bytes, a = churn_64k();
+  cgc_set_gc_percent(100);
+  cgc_set_memory_limit((int64_t)32 << 20); /* the goal is then the floor over the live heap: 43.5 MiB */
+  cgc_collect();
+  uint64_t goal_b = stats_now().heap_goal_bytes, b = churn_64k();
+  fprintf(stderr, "40 MiB live: %llu collections with goal %llu MiB; %llu with a 32 MiB limit and goal %llu MiB\n",
+          (unsigned long long)a, (unsigned long long)(goal_a >> 20), (unsigned long long)b,
+          (unsigned long long)(goal_b >> 20));
+  CHECKF(goal_b >= goal_a && goal_b - goal_a < CORE_MIB, "goals %llu and %llu", (unsigned long long)goal_a,
+         (unsigned long long)goal_b);
+  CHECKF(b * 4 <= a * 5, "a 32 MiB limit under a 40 MiB live heap made %llu collections, %llu without it",
+         (unsigned long long)b, (unsigned long long)a);
+  check_live(40);
+}
+
 int main(int argc, char **argv) {
-  CHECKF(argc >= 2, "usage: core_pacing default|off|limit|env P L");
+  CHECKF(argc >= 2, "usage: core_pacing default|off|limit|over|env P L");
   test_seed();
   if (strcmp(argv[1], "default") == 0)
     mode_default();
@@ -174,6 +209,8 @@ int main(int argc, char **argv) {
     mode_off();
   else if (strcmp(argv[1], "limit") == 0)
     mode_limit();
+  else if (strcmp(argv[1], "over") == 0)
+    mode_over();
   else if (strcmp(argv[1], "env") == 0 && argc >= 4)
     mode_env(argv[2], argv[3]);
   else
