@@ -24,8 +24,9 @@
  * quarantined and faulting, and are examined again by the next collection.
  *
  * Accounting: quarantined chunks have no memory behind them, so their bytes
- * leave mapped_bytes when they are protected and come back when the range
- * returns to the page heap.  Freed arena bytes count as allocation for the
+ * leave mapped_bytes when they are protected; the range returns to the page
+ * heap as released pages (fresh zero pages, not resident), which enter
+ * mapped_bytes again when they are handed out.  Freed arena bytes count as allocation for the
  * pacer (heap_live): freeing arenas in a loop brings on the collections that
  * recycle their ranges, which keeps the address space and mapped_bytes
  * bounded.  Allocating arena memory does not bring on collections (it is not
@@ -477,10 +478,8 @@ void _cgc_arenas_after_gc(void) {
     }
     cgc_span_t *s = c->span;
     atomic_store_explicit(&s->mark_epoch, 0, memory_order_relaxed);
-    size_t n = c->end - c->base;
-    bytes += n;
-    atomic_fetch_add(&_cgc_g.mapped_bytes, n);
-    _cgc_page_free_locked(s, true);
+    bytes += c->end - c->base;
+    _cgc_page_free_released_locked(s); /* fresh pages: nothing resident until reused */
     c->next = done;
     done = c;
   }

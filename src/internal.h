@@ -417,6 +417,10 @@ void _cgc_used_peaks_reset(void) CGC_HIDDEN;
 /* Give the pages of span s back to the page heap (zeroed: they are known to
    be zero).  heap_lock must be held. */
 void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) CGC_HIDDEN;
+/* The same for pages that have no memory behind them (a fresh mapping put
+   over them): given back as released, outside mapped_bytes, which they
+   enter again when they are handed out.  heap_lock must be held. */
+void _cgc_page_free_released_locked(cgc_span_t *s) CGC_HIDDEN;
 /* Publish a BUSY span as SMALL/LARGE/ARENA: fills the page map and stores state. */
 void _cgc_span_publish(cgc_span_t *s, uint8_t state) CGC_HIDDEN;
 /* Release free pages to the OS until mapped_bytes <= target_mapped (or no

@@ -428,6 +428,11 @@ void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) {
   free_pages_insert(s);
 }
 
+void _cgc_page_free_released_locked(cgc_span_t *s) {
+  bits_update(s->base, s->npages, BITS_RELEASED, 1);
+  _cgc_page_free_locked(s, true);
+}
+
 void _cgc_heap_lock(void) { pthread_mutex_lock(&_cgc_g.heap_lock); }
 void _cgc_heap_unlock(void) { pthread_mutex_unlock(&_cgc_g.heap_lock); }
 

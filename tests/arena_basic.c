@@ -2,7 +2,9 @@
    many objects; arena_bytes; arena memory is a root while the arena lives
    (a pointer held only there keeps its target alive; noscan memory does
    not); arena objects are never collected; after cgc_arena_free the arena no
-   longer keeps anything alive. */
+   longer keeps anything alive; a freed arena's range comes back to the heap
+   outside mapped_bytes (fresh pages, nothing resident: it was counted again
+   as mapped, and cgc_release_memory then "released" it). */
 #include <errno.h>
 #include "free_util.h"
 
@@ -302,6 +304,30 @@ static void test_own_chunk_growth(void) {
   cgc_arena_free(a);
 }
 
+static void test_freed_range_unmapped(void) {
+  cgc_collect();
+  cgc_release_memory();
+  cgc_stats_t s0 = stats();
+  cgc_arena_t *a = cgc_arena_new();
+  for (int i = 0; i < 500; i++) memset(cgc_arena_alloc_noscan(a, 100000), 1, 100000); /* 50 MB */
+  CHECK(stats().mapped_bytes >= s0.mapped_bytes + 48 * 1000 * 1000);
+  cgc_arena_free(a);
+  cgc_collect(); /* proves the range unreferenced: back to the page heap */
+  cgc_stats_t s1 = stats();
+  CHECKF(s1.mapped_bytes <= s0.mapped_bytes + (8u << 20), "mapped_bytes %llu KiB after the freed arena's range "
+         "came back (%llu KiB before the arena)", (unsigned long long)s1.mapped_bytes >> 10,
+         (unsigned long long)s0.mapped_bytes >> 10);
+  cgc_release_memory();
+  CHECKF(stats().released_bytes - s1.released_bytes <= (8u << 20), "cgc_release_memory released %llu KiB of fresh "
+         "pages", (unsigned long long)(stats().released_bytes - s1.released_bytes) >> 10);
+  /* Reused: counted again. */
+  char *p = cgc_alloc_noscan(32u << 20);
+  CHECK(p != NULL);
+  memset(p, 2, 32u << 20);
+  CHECK(stats().mapped_bytes >= s1.mapped_bytes + (32u << 20));
+  cgc_free(p);
+}
+
 int main(void) {
   test_seed();
   cgc_init();
@@ -314,6 +340,7 @@ int main(void) {
   test_own_chunk_size();
   test_own_chunk_growth();
   test_handle_capacity();
+  test_freed_range_unmapped();
   printf("arena_basic: ok\n");
   return 0;
 }
