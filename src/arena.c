@@ -407,6 +407,17 @@ void cgc_arena_free(cgc_arena_t *a) {
   if (!chunks) return;
   atomic_fetch_sub_explicit(&live_bytes, bytes, memory_order_relaxed);
 
+  /* A range registered with cgc_add_roots over the chunks (memory that was
+     the program's before the page heap gave it to this arena) would be
+     scanned, faulting, by the next collection. */
+  for (chunk_t *c = chunks; c; c = c->next) {
+    uintptr_t rs;
+    size_t rn;
+    if (_cgc_roots_cover(c->base, c->end, &rs, &rn))
+      _cgc_fatal("cgc_arena_free: arena %p's memory [%p, %p) lies in the range %p + %zu registered with "
+                 "cgc_add_roots; remove the range (cgc_remove_roots) before its memory is reused",
+                 (void *)a, (void *)c->base, (void *)c->end, (void *)rs, rn);
+  }
   /* From here no root covers the chunks; make them fault. */
   protect_runs(chunks, true);
   chunk_t *tail = chunks;

@@ -421,6 +421,9 @@ void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) CGC_HIDDEN;
    over them): given back as released, outside mapped_bytes, which they
    enter again when they are handed out.  heap_lock must be held. */
 void _cgc_page_free_released_locked(cgc_span_t *s) CGC_HIDDEN;
+/* Is [lo, hi) inside a range registered with cgc_add_roots?  (roots.c; takes
+   roots_lock.) */
+bool _cgc_roots_cover(uintptr_t lo, uintptr_t hi, uintptr_t *start, size_t *size) CGC_HIDDEN;
 /* Publish a BUSY span as SMALL/LARGE/ARENA: fills the page map and stores state. */
 void _cgc_span_publish(cgc_span_t *s, uint8_t state) CGC_HIDDEN;
 /* Release free pages to the OS until mapped_bytes <= target_mapped (or no

@@ -122,6 +122,39 @@ void _cgc_roots_enumerate(void (*fn)(void *, uintptr_t, uintptr_t), void *ctx) {
 
 /* ---- cgc_add_roots / cgc_remove_roots ----------------------------------------------- */
 
+/* The first address of [lo, hi) in an arena chunk (live or freed), else 0. */
+static uintptr_t arena_memory_in(uintptr_t lo, uintptr_t hi) {
+  uintptr_t hl = atomic_load(&_cgc_g.heap_lo), hh = atomic_load(&_cgc_g.heap_hi);
+  lo = CGC_MAX(lo, hl);
+  hi = CGC_MIN(hi, hh);
+  for (uintptr_t p = lo & ~(uintptr_t)(CGC_PAGE_SIZE - 1); p < hi;) {
+    cgc_span_t *s = _cgc_span_of_any(p); /* a stale entry fails the bounds */
+    uintptr_t b = s ? s->base : 0, e = s ? b + s->npages * CGC_PAGE_SIZE : 0;
+    if (!s || p < b || p >= e) {
+      p += CGC_PAGE_SIZE;
+      continue;
+    }
+    if (atomic_load(&s->state) == CGC_SPAN_ARENA) return CGC_MAX(p, lo);
+    p = e;
+  }
+  return 0;
+}
+
+/* Is [lo, hi) inside a range registered with cgc_add_roots?  Its start and
+   size then go to *start, *size. */
+bool _cgc_roots_cover(uintptr_t lo, uintptr_t hi, uintptr_t *start, size_t *size) {
+  bool found = false;
+  pthread_mutex_lock(&_cgc_g.roots_lock);
+  for (size_t i = 0; i < _cgc_g.nroots && !found; i++)
+    if (lo < _cgc_g.roots[i].hi && _cgc_g.roots[i].lo < hi) {
+      *start = _cgc_g.roots[i].lo;
+      *size = _cgc_g.roots[i].hi - _cgc_g.roots[i].lo;
+      found = true;
+    }
+  pthread_mutex_unlock(&_cgc_g.roots_lock);
+  return found;
+}
+
 void cgc_add_roots(const void *start, size_t size) {
   _cgc_ensure_init();
   if (!start || size == 0) return;
@@ -132,6 +165,12 @@ void cgc_add_roots(const void *start, size_t size) {
   if (_cgc_os_range_readable(lo, lo + size) == 0)
     _cgc_fatal("cgc_add_roots: range %p + %zu is not all readable memory (unmapped, not readable, or past the end of a mapped file)", start,
                size);
+  /* Arena memory is scanned while its arena lives, and faults once it is
+     freed: a registration of it could only crash a later collection. */
+  uintptr_t a = arena_memory_in(lo, lo + size);
+  if (a)
+    _cgc_fatal("cgc_add_roots: range %p + %zu holds arena memory (%p): a live arena's memory is scanned "
+               "already, and a freed arena's faults", start, size, (void *)a);
   pthread_mutex_lock(&_cgc_g.roots_lock);
   for (size_t i = 0; i < _cgc_g.nroots; i++)
     if (_cgc_g.roots[i].lo == lo) { /* re-registering a start replaces its size */

@@ -48,6 +48,10 @@ cgc_abort_test(free_abort_arena_alloc_after_reuse PROGRAM free_abort CASE arena_
   REGEX "cgc: cgc_arena_alloc: arena ${_hex} has been freed")
 cgc_abort_test(free_abort_arena_alloc_noscan_after_free PROGRAM free_abort CASE arena_alloc_noscan_after_free
   REGEX "cgc: cgc_arena_alloc_noscan: arena ${_hex} has been freed")
+cgc_abort_test(free_abort_roots_arena PROGRAM free_abort CASE roots_arena
+  REGEX "cgc: cgc_add_roots: range ${_hex} \\+ 32 holds arena memory \\(${_hex}\\)")
+cgc_abort_test(free_abort_roots_recycled PROGRAM free_abort CASE roots_recycled
+  REGEX "cgc: cgc_arena_free: arena ${_hex}'s memory \\[${_hex}, ${_hex}\\) lies in the range ${_hex} \\+ 262144 registered with cgc_add_roots")
 cgc_abort_test(free_abort_arena_double_free PROGRAM free_abort CASE arena_double_free
   REGEX "cgc: cgc_arena_free: arena ${_hex} has been freed")
 foreach(case arena_free_bogus arena_free_heap)

@@ -166,6 +166,26 @@ int main(int argc, char **argv) {
     cgc_arena_t *b = cgc_arena_new();
     CHECK(b != NULL && b != a);
     g_keep = cgc_arena_alloc(a, 16);
+  } else if (strcmp(c, "roots_arena") == 0) {
+    cgc_add_roots(in_arena, 32); /* scanned already; would fault once the arena is freed */
+  } else if (strcmp(c, "roots_recycled") == 0) {
+    /* A range registered over a large object that is freed while registered;
+       an arena chunk then takes its pages: freeing that arena would make the
+       next collection fault scanning the range. */
+    char *big = cgc_alloc(256 << 10);
+    CHECK(big != NULL);
+    cgc_add_roots(big, 256 << 10);
+    cgc_free(big);
+    for (int i = 0; i < 4000; i++) {
+      cgc_arena_t *t = cgc_arena_new();
+      char *p = cgc_arena_alloc_noscan(t, 60 << 10);
+      CHECK(p != NULL);
+      if (p < big + (256 << 10) && p + (60 << 10) > big) {
+        cgc_arena_free(t); /* aborts */
+        break;
+      }
+    }
+    CHECKF(0, "no arena chunk took the freed object's pages");
   } else if (strcmp(c, "arena_double_free") == 0) {
     cgc_arena_free(a);
     cgc_arena_free(a);
