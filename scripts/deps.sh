@@ -4,7 +4,7 @@
 set -e
 need=""
 have() { dpkg -s "$1" >/dev/null 2>&1; }
-for p in cmake make gcc clang libclang-rt-dev libgc-dev libmimalloc-dev valgrind pkgconf; do
+for p in cmake make gcc g++ clang libclang-rt-dev libgc-dev libmimalloc-dev valgrind pkgconf; do
   have "$p" || need="$need $p"
 done
 [ -z "$need" ] && exit 0

@@ -43,13 +43,13 @@ run_config() { # name, cmake args...
   fi
 }
 
-run_config gcc -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo
-run_config clang -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCGC_CHECKED=ON
+run_config gcc -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_config clang -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCGC_CHECKED=ON
 if [ "${CGC_SKIP_SANITIZERS:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0:allocator_may_return_null=1
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   export ASAN_OPTIONS UBSAN_OPTIONS
-  run_config asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DCGC_SANITIZE=address,undefined
+  run_config asan -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DCGC_SANITIZE=address,undefined
 fi
 # memcheck: a selection of tests under valgrind (the collector reads stack
 # words as defined values, so a report is a real error).

@@ -698,9 +698,26 @@ void cgc_panicf(const char *fmt, ...) {
 /* Recover                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* A C++ exception, or a thread exit, unwinding through cgc_protect (never a
+   panic: it stops at the cgc_protect frame before its landing pad would run)
+   restores the thread's state as a normal return does, and goes on. */
+struct protect_guard {
+  struct protect *pr;
+  volatile bool done;
+};
+static void protect_unwound(struct protect_guard *g) {
+  if (g->done) return;
+  struct protect *pr = g->pr;
+  while (ts.exiting && (uintptr_t)ts.exiting < (uintptr_t)pr) ts.exiting = ts.exiting->prev;
+  ts.protect = pr->prev;
+  ts.panic = pr->panic_saved;
+  cgc__defer_chain = pr->chain;
+}
+
 int cgc_protect(void (*fn)(void *), void *arg, void **panic_value) {
   if (cgc_unlikely(!fn)) _cgc_fatal("cgc_protect: fn is NULL");
   struct protect pr;
+  struct protect_guard guard __attribute__((cleanup(protect_unwound))) = {&pr, false};
   pr.prev = ts.protect;
   pr.chain = cgc__defer_chain;
   pr.panic_saved = ts.panic;
@@ -715,10 +732,12 @@ int cgc_protect(void (*fn)(void *), void *arg, void **panic_value) {
     ts.protect = pr.prev;
     ts.panic = pr.panic_saved;
     cgc__defer_chain = pr.chain;
+    guard.done = true;
     if (panic_value) *panic_value = NULL;
     return 0;
   }
   /* Recovered: panic_finish restored the thread's state. */
+  guard.done = true;
   void *v = ts.recovered;
   ts.recovered = NULL;
   if (panic_value) *panic_value = v;
@@ -761,6 +780,18 @@ void *cgc_panic_value(void) {
 /* ------------------------------------------------------------------------ */
 /* Panic barriers                                                            */
 /* ------------------------------------------------------------------------ */
+
+/* Something unwound out of the callback a barrier guards (its frame's
+   landing pad found it armed): a panic (whose unwinder runs the landing pad
+   of a frame before the chain links in it), a C++ exception or a thread
+   exit. */
+void _cgc_barrier_unwound(const _cgc_barrier_t *b) {
+  if (ts.panic && ts.panic->state == PANIC_UNWINDING) _cgc_panic_barrier_hit((void *)b);
+  void *fn;
+  memcpy(&fn, &b->fn, sizeof fn);
+  _cgc_fatal("%s: an exception or a thread exit (pthread_exit, cancellation) left %s %p (on %p), which must "
+             "return", b->call, b->what ? b->what : "a callback", fn, b->arg);
+}
 
 /* The record of a barrier (internal.h) ran: only a panic runs it, on its
    way out of the callback the barrier guards. */

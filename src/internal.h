@@ -648,16 +648,26 @@ void _cgc_specials_fork_child(void) CGC_HIDDEN;
    thread's defer chain that only a panic runs: linked before the callback,
    unlinked after it, and if a panic unwinds past it, it aborts with the
    panic and the callback named.  fn and arg name the callback now running
-   (updated in place when one barrier guards a batch). */
+   (updated in place when one barrier guards a batch).  A barrier declared
+   CGC_BARRIER (in a file compiled with -fexceptions) also stops what a panic
+   is not: a C++ exception, or a thread exit (pthread_exit, cancellation),
+   which unwinds through its frame's landing pad while it is still armed. */
 typedef struct {
   cgc__bnode_t node;
   const char *call; /* the cgc call, or the thread, running the callback */
   const char *what; /* "the cleanup", "the finalizer" */
   void (*fn)(void *);
   void *arg;
+  bool armed;       /* pushed and not popped */
 } _cgc_barrier_t;
 void _cgc_panic_barrier_hit(void *barrier) CGC_HIDDEN;
+_Noreturn void _cgc_barrier_unwound(const _cgc_barrier_t *b) CGC_HIDDEN;
+static inline void _cgc_barrier_guard(_cgc_barrier_t *b) {
+  if (cgc_unlikely(b->armed)) _cgc_barrier_unwound(b);
+}
+#define CGC_BARRIER __attribute__((cleanup(_cgc_barrier_guard)))
 static inline void _cgc_barrier_push(_cgc_barrier_t *b, const char *call) {
+  b->armed = true;
   b->call = call;
   b->what = NULL;
   b->fn = NULL;
@@ -672,6 +682,7 @@ static inline void _cgc_barrier_set(_cgc_barrier_t *b, const char *what, void (*
 static inline void _cgc_barrier_pop(_cgc_barrier_t *b) {
   cgc_assert(cgc__defer_chain == &b->node.f);
   cgc__defer_chain = b->node.f.prev;
+  b->armed = false;
 }
 
 /* ---- free / arenas hooks -------------------------------------------------- */

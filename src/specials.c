@@ -421,7 +421,7 @@ static CGC_STATE size_t q_waiters;              /* threads in cgc_wait_cleanups:
 /* Run a batch taken with q_take; the bookkeeping is once per batch. */
 static void run_work(work_t *w, size_t n, batch_rec_t *rec, const char *call) {
   size_t fins = 0;
-  _cgc_barrier_t bar;
+  _cgc_barrier_t bar CGC_BARRIER = {.armed = false};
   _cgc_barrier_push(&bar, call);
   in_cleanup++;
   my_running += n;
@@ -1118,7 +1118,7 @@ int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, const cha
   o->running = list;
   o->freeing = (uintptr_t)&free_token;
   cgc_spin_unlock(&st->lock);
-  _cgc_barrier_t bar;
+  _cgc_barrier_t bar CGC_BARRIER = {.armed = false};
   _cgc_barrier_push(&bar, call);
   in_cleanup++;
   if (fin) {

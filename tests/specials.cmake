@@ -144,6 +144,12 @@ foreach(spec "thread|the cleanup thread|cleanup|" "run_cleanups|cgc_run_cleanups
   cgc_abort_test(specials_panic_${_case} PROGRAM specials_panic CASE ${_case}
     REGEX "^cgc: ${_call}: ${_msg}" ENV "${_env}")
 endforeach()
+# A thread exit (pthread_exit: a forced unwind) out of a cleanup, on the
+# thread that frees the object and on the cleanup thread.
+cgc_abort_test(specials_panic_exit_free_cleanup PROGRAM specials_panic CASE exit_free_cleanup
+  REGEX "^cgc: cgc_free: an exception or a thread exit \\(pthread_exit, cancellation\\) left the cleanup 0x[0-9a-f]+ \\(on 0x0\\), which must return")
+cgc_abort_test(specials_panic_exit_thread PROGRAM specials_panic CASE exit_thread
+  REGEX "^cgc: the cleanup thread: an exception or a thread exit \\(pthread_exit, cancellation\\) left the cleanup 0x[0-9a-f]+ \\(on 0x0\\), which must return")
 # The same with the callbacks compiled for unwinding (-fexceptions).
 specials_program(specials_panic_exc SOURCE specials_panic.c FLAGS -fexceptions)
 specials_cases(PROGRAM specials_panic_exc CASES recovered)

@@ -148,6 +148,25 @@ static NOINLINE void drop_with_panicking(int n) {
   for (int i = 0; i < n; i++) cgc_add_cleanup(cgc_alloc(32), cleanup_panics, cgc_alloc(8));
 }
 
+/* A thread exit (a forced unwind, as a C++ exception is an unwind) out of a
+   cleanup: cgc's bookkeeping around the call would be skipped. */
+static void cleanup_exits(void *arg) {
+  (void)arg;
+  pthread_exit(NULL);
+}
+
+static void *free_exiting(void *arg) {
+  (void)arg;
+  void *p = cgc_alloc(32);
+  cgc_add_cleanup(p, cleanup_exits, NULL);
+  cgc_free(p);
+  return NULL;
+}
+
+static NOINLINE void drop_with_exiting(int n) {
+  for (int i = 0; i < n; i++) cgc_add_cleanup(cgc_alloc(32), cleanup_exits, NULL);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_panic CASE");
   const char *c = argv[1];
@@ -171,6 +190,13 @@ int main(int argc, char **argv) {
     void *p = cgc_alloc(32);
     cgc_add_cleanup(p, cleanup_panics, cgc_alloc(8));
     cgc_protect(free_protected, p, NULL);
+  } else if (strcmp(c, "exit_free_cleanup") == 0) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, free_exiting, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+  } else if (strcmp(c, "exit_thread") == 0) {
+    drop_with_exiting(N);
+    for (int round = 0; round < 10; round++) collect_wait();
   } else if (strcmp(c, "realloc_cleanup") == 0) {
     void *p = cgc_alloc_noscan(16);
     cgc_add_cleanup(p, cleanup_panics, cgc_alloc(8));
