@@ -448,6 +448,8 @@ static inline obj_ref_t resolve_base(const char *fn, const void *p) {
   if (cgc_unlikely(_cgc_slot_base(s, r.idx) != a || _cgc_slot_looks_free(s, a) ||
                    _cgc_found_dead(s, r.idx)))
     bad_pointer(fn, p);
+  if (cgc_unlikely(_cgc_is_weak_handle(s, a)))
+    _cgc_fatal("%s: %p is a weak handle (made by cgc_weak_make), not an object", fn, p);
   if (cgc_unlikely(_cgc_g.opt.checkfree) && _cgc_checkfree_holds(a)) quarantined(fn, p);
   return r;
 }

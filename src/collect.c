@@ -78,6 +78,9 @@ void _cgc_init_slow(void) {
      object from a free slot by that byte alone, almost always. */
   uint64_t r = _cgc_os_random();
   _cgc_g.key = (r & 0x00FFFFFFFFFFFFFFull) | (uint64_t)(0xF5 + (r >> 56) % 10) << 56;
+  /* Weak handles carry their address under this key (top bit set: never an
+     address, so never 0 once applied). */
+  _cgc_g.weak_key = _cgc_os_random() | (1ull << 63);
   if (!_cgc_g.suspend_signal) _cgc_g.suspend_signal = _cgc_os_default_suspend_signal();
   atomic_store(&_cgc_g.gc_percent, 100);
   atomic_store(&_cgc_g.memory_limit, INT64_MAX);

@@ -229,6 +229,7 @@ typedef struct {
   /* Set once at init. */
   _Atomic int initialized;
   uint64_t key;                 /* free-list link key (top byte: a tag, 0xF5..0xFE; _cgc_init_slow) */
+  uint64_t weak_key;            /* a weak handle's second word is its address ^ weak_key (specials.c) */
   uint64_t start_ns;
   int ncpus;
   int suspend_signal;
@@ -458,6 +459,14 @@ size_t _cgc_large_max(void) CGC_HIDDEN;
    buffer and waits for the stores to retire; a byte load always can. */
 static inline bool _cgc_word0_may_link(uintptr_t base) {
   return ((const unsigned char *)base)[CGC_WORD_TOP_BYTE] == (unsigned char)(_cgc_g.key >> 56);
+}
+/* Is the 16-byte noscan slot at base of s a weak handle (specials.c)?  Its
+   first word has the free-list tag over the referent (so that cgc_free and
+   cgc_realloc take their slow paths), its second is its address under
+   weak_key. */
+static inline bool _cgc_is_weak_handle(const cgc_span_t *s, uintptr_t base) {
+  return s->elemsize == 16 && s->noscan && ((const uintptr_t *)base)[1] == (base ^ _cgc_g.weak_key) &&
+         _cgc_word0_may_link(base);
 }
 /* Does the slot at base look free (zero but for a valid free-list link)? */
 bool _cgc_slot_looks_free(const cgc_span_t *s, uintptr_t base) CGC_HIDDEN;

@@ -81,9 +81,19 @@ typedef struct cgc_specials {
   spc_chunk_t *chunk[SPC_NCHUNK];
 } specials_arr_t;
 
+/* A weak handle: 16 bytes of noscan heap.  The first word is the referent
+   (0 once it was found unreachable) under the free-list tag in its top byte,
+   so that cgc_free and cgc_realloc of a handle take their slow paths, which
+   name it; the second is the handle's own address ^ weak_key, by which
+   cgc_weak_value and those paths recognize handles
+   (_cgc_is_weak_handle). */
 struct cgc_weak {
-  _Atomic uintptr_t ptr;      /* the referent, or 0 once it was found unreachable */
+  _Atomic uintptr_t ptr;      /* WEAK_TAG | the referent */
+  uintptr_t self;             /* (uintptr_t)this ^ _cgc_g.weak_key */
 };
+#define WEAK_ADDR ((uintptr_t)0x00FFFFFFFFFFFFFFull)
+static inline uintptr_t weak_tag(void) { return (uintptr_t)_cgc_g.key & ~WEAK_ADDR; }
+static inline void weak_clear(struct cgc_weak *h) { atomic_store_explicit(&h->ptr, weak_tag(), memory_order_release); }
 
 typedef struct {
   cgc_spin_t lock;
@@ -834,13 +844,26 @@ cgc_weak_t cgc_weak_make(void *ptr) {
      the collector (a cgc_free would count as one of the program's frees). */
   struct cgc_weak *fresh = cgc_alloc_noscan(sizeof *fresh);
   if (!fresh) _cgc_fatal("cgc_weak_make: out of memory");
-  atomic_store_explicit(&fresh->ptr, (uintptr_t)ptr, memory_order_relaxed);
+  atomic_store_explicit(&fresh->ptr, (uintptr_t)ptr | weak_tag(), memory_order_relaxed);
+  fresh->self = (uintptr_t)fresh ^ _cgc_g.weak_key;
   return weak_get(kind, ptr, s, idx, key, fresh);
+}
+
+static CGC_COLD _Noreturn void not_a_handle(cgc_weak_t w) {
+  _cgc_fatal("cgc_weak_value: %p is not a weak handle (one cgc_weak_make returned, kept reachable)", (void *)w);
 }
 
 void *cgc_weak_value(cgc_weak_t w) {
   if (!w) return NULL;
-  return (void *)atomic_load_explicit(&w->ptr, memory_order_acquire);
+  /* A handle lies in the heap and names itself; anything else (an object
+     passed for its handle, a forged or collected handle) is refused. */
+  uintptr_t a = (uintptr_t)w;
+  if (cgc_unlikely(a - atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed) >=
+                       atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed) -
+                           atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed) ||
+                   (a & 15) || w->self != (a ^ _cgc_g.weak_key)))
+    not_a_handle(w);
+  return (void *)(atomic_load_explicit(&w->ptr, memory_order_acquire) & WEAK_ADDR);
 }
 
 /* ---- the collector's side ---------------------------------------------------------------- */
@@ -961,7 +984,7 @@ static void weaks_at_gc(stripe_t *st, obj_rec_t *o, bool prune) {
     weak_node_t *w = *pw;
     bool handle_dead = prune && !_cgc_is_marked((uintptr_t)w->handle);
     if (dead || handle_dead) {
-      if (dead) atomic_store_explicit(&w->handle->ptr, 0, memory_order_release);
+      if (dead) weak_clear(w->handle);
       *pw = w->next;
       w->next = st->free_weaks;
       st->free_weaks = w;
@@ -1052,7 +1075,7 @@ void _cgc_specials_after_gc(void) {
 static void (*detach_specials(stripe_t *st, obj_rec_t *o, cleanup_rec_t **list))(void *) {
   for (weak_node_t *w = o->weaks, *wn; w; w = wn) {
     wn = w->next;
-    atomic_store_explicit(&w->handle->ptr, 0, memory_order_release);
+    weak_clear(w->handle);
     w->next = st->free_weaks;
     st->free_weaks = w;
     atomic_fetch_sub(&nweak, 1);

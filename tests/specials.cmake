@@ -93,6 +93,21 @@ foreach(case weak_malloc weak_stack)
   cgc_abort_test(specials_misuse_${case} PROGRAM specials_misuse CASE ${case}
     REGEX "cgc: cgc_weak_make: 0x[0-9a-f]+ ")
 endforeach()
+# A weak handle passed to cgc_free or cgc_realloc, or something else passed to
+# cgc_weak_value (the object itself, a forged or static address).
+foreach(spec free_weak:cgc_free realloc_weak:cgc_realloc)
+  string(REPLACE ":" ";" pair ${spec})
+  list(GET pair 0 case)
+  list(GET pair 1 fn)
+  cgc_abort_test(specials_misuse_${case} PROGRAM specials_misuse CASE ${case}
+    REGEX "cgc: ${fn}: 0x[0-9a-f]+ is a weak handle \\(made by cgc_weak_make\\), not an object")
+endforeach()
+cgc_abort_test(specials_misuse_free_weak_checkfree PROGRAM specials_misuse CASE free_weak_checkfree
+  ENV "CGC_DEBUG=checkfree=1" REGEX "cgc: cgc_free: 0x[0-9a-f]+ is a weak handle")
+foreach(case weak_value_object weak_value_forged weak_value_static)
+  cgc_abort_test(specials_misuse_${case} PROGRAM specials_misuse CASE ${case}
+    REGEX "cgc: cgc_weak_value: 0x[0-9a-f]+ is not a weak handle")
+endforeach()
 # An object the last collection found unreachable (its only pointer hidden),
 # its span not swept yet: a record on it would pass to the slot's next object.
 foreach(call cleanup:cgc_add_cleanup finalizer:cgc_set_finalizer weak:cgc_weak_make)

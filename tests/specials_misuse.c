@@ -98,6 +98,19 @@ int main(int argc, char **argv) {
     if (c[0] == 'c') cgc_add_cleanup(f, nop, NULL);
     else if (c[0] == 'f') CHECK(cgc_set_finalizer(f, nop) == 0);
     else consume(cgc_weak_make(f));
+  } else if (strcmp(c, "free_weak") == 0 || strcmp(c, "realloc_weak") == 0 ||
+             strcmp(c, "free_weak_checkfree") == 0) {
+    /* A weak handle converts to void * silently: freeing it must be caught
+       (the collector would later clear a word of whatever reused the slot). */
+    cgc_weak_t w = cgc_weak_make(heap);
+    if (c[0] == 'r') consume(cgc_realloc(w, 64));
+    else cgc_free(w);
+  } else if (strcmp(c, "weak_value_object") == 0) {
+    consume(cgc_weak_value((cgc_weak_t)(void *)other)); /* the object for its handle */
+  } else if (strcmp(c, "weak_value_forged") == 0) {
+    consume(cgc_weak_value((cgc_weak_t)(uintptr_t)0x1234));
+  } else if (strcmp(c, "weak_value_static") == 0) {
+    consume(cgc_weak_value((cgc_weak_t)(void *)&global_arg));
   } else if (strcmp(c, "none") == 0) {
     /* Correct uses next to the misuses above. */
     cgc_add_cleanup(heap, nop, other);            /* another object */
@@ -109,7 +122,10 @@ int main(int argc, char **argv) {
     CHECK(cgc_set_finalizer(&global_arg, nop) == 0);
     consume(cgc_weak_make(&global_arg));
     consume(cgc_weak_make(big + 5));
+    cgc_weak_t hw = cgc_weak_make(heap), sw = cgc_weak_make(&global_arg);
+    CHECK(cgc_weak_value(hw) == heap && cgc_weak_value(sw) == &global_arg);
     cgc_collect();
+    CHECK(cgc_weak_value(hw) == heap && cgc_weak_value(sw) == &global_arg);
     free(m);
     return 0;
   } else {
