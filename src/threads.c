@@ -52,17 +52,33 @@ static cgc_thread_t *thread_struct_alloc(void) {
     t->tc = tc;
     return t;
   }
-  t = _cgc_meta_alloc(sizeof *t);
-  if (!t) return NULL;
+  /* A struct whose cache could not be had waits here for the next try
+     (metadata is never given back). */
+  static cgc_thread_t *without_tc; /* threads_lock */
+  pthread_mutex_lock(&_cgc_g.threads_lock);
+  t = without_tc;
+  without_tc = NULL;
+  pthread_mutex_unlock(&_cgc_g.threads_lock);
+  if (!t && !(t = _cgc_meta_alloc(sizeof *t))) return NULL;
   t->tc = _cgc_meta_alloc(sizeof *t->tc);
-  if (!t->tc) return NULL;
+  if (!t->tc) {
+    pthread_mutex_lock(&_cgc_g.threads_lock);
+    without_tc = t;
+    pthread_mutex_unlock(&_cgc_g.threads_lock);
+    return NULL;
+  }
   return t;
 }
 
-cgc_thread_t *_cgc_thread_register_self(bool explicit_reg) {
-  if (_cgc_self) return _cgc_self;
-  cgc_thread_t *t = thread_struct_alloc();
-  if (!t) return NULL;
+static void thread_struct_unused(cgc_thread_t *t) {
+  pthread_mutex_lock(&_cgc_g.threads_lock);
+  t->next = free_threads;
+  free_threads = t;
+  pthread_mutex_unlock(&_cgc_g.threads_lock);
+}
+
+/* Register this thread with t, a struct from thread_struct_alloc. */
+static cgc_thread_t *register_with(cgc_thread_t *t, bool explicit_reg) {
   t->tid = _cgc_os_gettid();
   t->tp = _cgc_os_thread_pointer();
   t->explicit_reg = explicit_reg;
@@ -90,6 +106,12 @@ cgc_thread_t *_cgc_thread_register_self(bool explicit_reg) {
   pthread_mutex_unlock(&_cgc_g.threads_lock);
   pthread_setspecific(exit_key, t);
   return t;
+}
+
+cgc_thread_t *_cgc_thread_register_self(bool explicit_reg) {
+  if (_cgc_self) return _cgc_self;
+  cgc_thread_t *t = thread_struct_alloc();
+  return t ? register_with(t, explicit_reg) : NULL;
 }
 
 static void thread_unregister(cgc_thread_t *t) {
@@ -168,6 +190,7 @@ typedef struct start_info {
   kept_t link;
   void *(*fn)(void *);
   void *arg;
+  cgc_thread_t *thread; /* the new thread's registry struct, allocated by the creator */
 } start_info_t;
 
 static kept_t *pending_starts; /* scanned as part of cgc's data segment */
@@ -222,7 +245,11 @@ static void result_forget(pthread_t t) {
 
 static void *start_trampoline(void *p) {
   start_info_t *si = p;
-  _cgc_thread_register_self(false);
+  /* The struct was allocated before the thread was created, so that running
+     out of memory fails pthread_create instead of leaving this thread
+     unregistered: unscanned, its argument freed under it once unlinked. */
+  if (_cgc_self) thread_struct_unused(si->thread); /* registered already (a TLS destructor ran cgc?) */
+  else register_with(si->thread, false);
   void *(*fn)(void *) = si->fn;
   void *arg = si->arg;
   pending_remove(si);
@@ -261,11 +288,16 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(vo
   _cgc_ensure_init();
   start_info_t *si = cgc_alloc(sizeof *si);
   if (!si) return EAGAIN;
+  si->thread = thread_struct_alloc();
+  if (!si->thread) return EAGAIN;
   si->fn = fn;
   si->arg = arg;
   kept_insert(&pending_starts, &si->link);
   int rc = _cgc_os_real_pthread_create()(thread, attr, start_trampoline, si);
-  if (rc != 0) pending_remove(si);
+  if (rc != 0) {
+    thread_struct_unused(si->thread);
+    pending_remove(si);
+  }
   return rc;
 }
 

@@ -5,6 +5,7 @@
    the limit), each in a child of its own. */
 #include "core_util.h"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -225,6 +226,74 @@ static void child_threads(void) {
   alloc_again(CORE_MIB, got / 2);
 }
 
+/* Threads started while cgc's metadata cannot grow: pthread_create fails
+   with EAGAIN, or the thread is registered; never does a thread run
+   unregistered (unscanned), its argument freed under it once its start
+   record is unlinked (the registry struct used to be allocated by the new
+   thread, which went on without it). */
+#define START_N 400
+#define START_STACK (64 << 10)
+static char (*start_stacks)[START_STACK + 4096]; /* mmap'ed: not a root */
+static atomic_int start_seen[START_N], start_bad;
+
+static void *check_arg_thread(void *arg) {
+  unsigned char *o = (unsigned char *)arg;
+  int i = *(int *)o;
+  atomic_store(&start_seen[i], 1);
+  event_wait(&ev_go);
+  for (int k = 8; k < 256; k++)
+    if (o[k] != (unsigned char)(k ^ 0x5a)) atomic_store(&start_bad, 1000 + i);
+  return NULL;
+}
+
+static __attribute__((noinline)) int start_one(int i, pthread_t *t) {
+  unsigned char *o = (unsigned char *)cgc_alloc(256);
+  if (!o) return ENOMEM;
+  *(int *)o = i;
+  for (int k = 8; k < 256; k++) o[k] = (unsigned char)(k ^ 0x5a);
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstack(&a, start_stacks[i], START_STACK);
+  int rc = pthread_create(t, &a, check_arg_thread, o);
+  pthread_attr_destroy(&a);
+  return rc;
+}
+
+static void child_thread_starts(void) {
+  cgc_init();
+  start_stacks = mmap(NULL, (size_t)START_N * (START_STACK + 4096), PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(start_stacks != MAP_FAILED);
+  for (int i = 0; i < START_N; i++) CHECK(mprotect(start_stacks[i] + START_STACK, 4096, PROT_NONE) == 0);
+  CHECK(cgc_alloc(1000) != NULL);
+  cgc_collect();
+  for (int i = 0; i < 2000; i++) cgc_free(cgc_alloc(256)); /* slots for the arguments */
+  struct rlimit rl = {vsize_bytes() + CORE_MIB, vsize_bytes() + CORE_MIB};
+  CHECK(setrlimit(RLIMIT_AS, &rl) == 0);
+  for (size_t sz = CORE_MIB; sz >= 4096; sz /= 2) /* use up the address space */
+    while (mmap(NULL, sz, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) != MAP_FAILED) {
+    }
+  pthread_t t[START_N];
+  int n = 0, rc = 0;
+  for (; n < START_N; n++) {
+    uint64_t before = stats_now().num_threads;
+    if ((rc = start_one(n, &t[n])) != 0) break;
+    while (!atomic_load(&start_seen[n])) sched_yield();
+    CHECKF(stats_now().num_threads == before + 1, "thread %d started unregistered", n);
+  }
+  fprintf(stderr, "thread starts: %d threads, then pthread_create returned %d\n", n, rc);
+  CHECKF(rc == 0 || rc == EAGAIN || rc == ENOMEM, "pthread_create returned %d", rc);
+  clear_stack();
+  cgc_collect();
+  for (int i = 0; i < 20000; i++) { /* reuse what the collection freed (NULL once nothing is left) */
+    void *p = cgc_alloc(256);
+    if (p) memset(p, 0xee, 256);
+  }
+  event_set(&ev_go);
+  for (int i = 0; i < n; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  CHECKF(!atomic_load(&start_bad), "thread %d's argument was freed and reused", atomic_load(&start_bad) - 1000);
+}
+
 static void run_child(void (*fn)(void), const char *name) {
   fflush(NULL);
   pid_t pid = fork();
@@ -253,6 +322,7 @@ int main(void) {
   run_child(child_large, "large objects");
   run_child(child_small, "small objects");
   run_child(child_threads, "threads");
+  run_child(child_thread_starts, "thread starts");
   run_child(child_arenas, "arenas only");
   printf("core_oom: ok\n");
   return 0;
