@@ -177,9 +177,15 @@ static void free_cleanup(stripe_t *st, cleanup_rec_t *c) {
 
 /* Carve a slab of metadata into a free list of records whose link field is
    at offset link_off. */
-static CGC_NOINLINE void *slab_refill(size_t size, size_t link_off, const char *what) {
+/* The public call, and its object, that is taking records on this thread
+   (set by lock_live): what an out-of-memory message names. */
+static __thread const char *rec_call;
+static __thread const void *rec_ptr;
+
+static CGC_NOINLINE void *slab_refill(size_t size, size_t link_off) {
   char *r = _cgc_meta_alloc(SLAB_BYTES);
-  if (!r) _cgc_fatal("%s: out of memory for records", what);
+  if (!r)
+    _cgc_fatal("%s: out of memory for the records of %p", rec_call ? rec_call : "cgc_add_cleanup", rec_ptr);
   void *head = NULL;
   for (size_t i = SLAB_BYTES / size; i-- > 0;) {
     memcpy(r + i * size + link_off, &head, sizeof head);
@@ -189,7 +195,7 @@ static CGC_NOINLINE void *slab_refill(size_t size, size_t link_off, const char *
 }
 
 static CGC_ALWAYS_INLINE obj_rec_t *new_obj_rec(stripe_t *st) {
-  if (!st->free_objs) st->free_objs = slab_refill(sizeof(obj_rec_t), offsetof(obj_rec_t, next), "cgc_add_cleanup");
+  if (!st->free_objs) st->free_objs = slab_refill(sizeof(obj_rec_t), offsetof(obj_rec_t, next));
   obj_rec_t *o = st->free_objs;
   st->free_objs = o->next;
   memset(o, 0, sizeof *o);
@@ -197,7 +203,7 @@ static CGC_ALWAYS_INLINE obj_rec_t *new_obj_rec(stripe_t *st) {
 }
 
 static weak_node_t *new_weak_node(stripe_t *st) {
-  if (!st->free_weaks) st->free_weaks = slab_refill(sizeof(weak_node_t), offsetof(weak_node_t, next), "cgc_weak_make");
+  if (!st->free_weaks) st->free_weaks = slab_refill(sizeof(weak_node_t), offsetof(weak_node_t, next));
   weak_node_t *w = st->free_weaks;
   st->free_weaks = w->next;
   return w;
@@ -207,7 +213,7 @@ static weak_node_t *new_weak_node(stripe_t *st) {
    too are zero but their link. */
 static CGC_NOINLINE specials_arr_t *take_array(stripe_t *st) {
   if (!st->free_arrays)
-    st->free_arrays = slab_refill(sizeof(specials_arr_t), offsetof(specials_arr_t, next_free), "cgc_add_cleanup");
+    st->free_arrays = slab_refill(sizeof(specials_arr_t), offsetof(specials_arr_t, next_free));
   specials_arr_t *a = st->free_arrays;
   st->free_arrays = a->next_free;
   a->next_free = NULL;
@@ -216,7 +222,7 @@ static CGC_NOINLINE specials_arr_t *take_array(stripe_t *st) {
 
 static CGC_NOINLINE spc_chunk_t *take_chunk(stripe_t *st) {
   if (!st->free_chunks)
-    st->free_chunks = slab_refill(sizeof(spc_chunk_t), offsetof(spc_chunk_t, slot), "cgc_add_cleanup");
+    st->free_chunks = slab_refill(sizeof(spc_chunk_t), offsetof(spc_chunk_t, slot));
   spc_chunk_t *c = st->free_chunks;
   st->free_chunks = (spc_chunk_t *)c->slot[0];
   c->slot[0] = NULL;
@@ -633,6 +639,8 @@ static CGC_COLD _Noreturn void refuse_dead(stripe_t *st, const char *fn, const v
    it: the sweep frees the slot and the next object allocated there would
    inherit the cleanup, finalizer or weak handle. */
 static CGC_ALWAYS_INLINE stripe_t *lock_live(const char *fn, const void *ptr, cgc_span_t *s, uint32_t idx) {
+  rec_call = fn;
+  rec_ptr = ptr;
   stripe_t *st = stripe_of(s);
   cgc_spin_lock(&st->lock);
   uint8_t state = atomic_load_explicit(&s->state, memory_order_relaxed);
