@@ -365,15 +365,28 @@ static CGC_STATE _Atomic uint64_t n_cleanups_run, n_finalizers_run;
 static __thread int in_cleanup;
 
 /* Append (queue_lock held, or the world stopped with it held). */
-static void q_push(void (*fn)(void *), void *arg, int finalizer) {
+/* False when the queue cannot grow (out of memory, with the world stopped):
+   the caller keeps the work on its object and resurrects the object, so
+   that the next collection queues it again. */
+static CGC_STATE bool q_full_warned;
+static CGC_STATE bool q_map_failed; /* in this pause: do not try again for every item */
+static bool q_push(void (*fn)(void *), void *arg, int finalizer) {
   if (!q_last || q_last->tail == QCHUNK_ITEMS) {
     qchunk_t *c = q_spare;
     if (c) {
       q_spare = c->next;
       q_nspare--;
     } else {
-      c = _cgc_os_map(sizeof *c); /* no locks: usable with the world stopped */
-      if (!c) _cgc_fatal("out of memory for the cleanup queue");
+      c = q_map_failed ? NULL : _cgc_os_map(sizeof *c); /* no locks: usable with the world stopped */
+      if (!c) {
+        q_map_failed = true;
+        if (!q_full_warned) {
+          q_full_warned = true;
+          _cgc_warn("collection: out of memory for the cleanup queue: cleanups and finalizers of unreachable "
+                    "objects wait for a later collection (their objects are kept)");
+        }
+        return false;
+      }
     }
     c->next = NULL;
     c->head = c->tail = 0;
@@ -383,6 +396,7 @@ static void q_push(void (*fn)(void *), void *arg, int finalizer) {
   }
   q_last->items[q_last->tail++] = (work_t){fn, arg, finalizer};
   q_pushed++;
+  return true;
 }
 
 /* Take up to max items (queue_lock held). */
@@ -1010,7 +1024,12 @@ static void cleanups_at_gc(stripe_t *st, obj_rec_t *o) {
     cleanup_rec_t *cn;
     for (cleanup_rec_t *c = o->cleanups; c; c = cn) {
       cn = c->next;
-      q_push(c->fn, *c->argp, 0);
+      if (!q_push(c->fn, *c->argp, 0)) { /* the rest stay on the object, kept for the next collection */
+        o->cleanups = c;
+        c->prev = NULL;
+        _cgc_mark_from(rec_base(o));
+        return;
+      }
       free_cleanup(st, c);
     }
     o->cleanups = NULL;
@@ -1031,6 +1050,7 @@ static void static_weaks_at_gc(void) {
 }
 
 void _cgc_specials_process_stw(void) {
+  q_map_failed = false;
   if (_cgc_g.opt.checkfinalizers) check_finalizers();
   bool any_fin = atomic_load(&nfinalizers) > 0, any_weak = atomic_load(&nweak) > 0;
   if (any_fin) {
@@ -1047,9 +1067,10 @@ void _cgc_specials_process_stw(void) {
       for (obj_rec_t *o = stripes[i].objs; o; o = o->next)
         if (o->finalizer && !rec_live(o)) {
           uintptr_t base = rec_base(o);
-          q_push(o->finalizer, (void *)base, 1);
-          o->finalizer = NULL;
-          atomic_fetch_sub(&nfinalizers, 1);
+          if (q_push(o->finalizer, (void *)base, 1)) { /* else kept for the next collection */
+            o->finalizer = NULL;
+            atomic_fetch_sub(&nfinalizers, 1);
+          }
           _cgc_mark_from(base);
         }
   }
@@ -1071,6 +1092,16 @@ void _cgc_specials_process_stw(void) {
 
 void _cgc_specials_after_gc(void) {
   pthread_mutex_lock(&queue_lock);
+  /* A spare chunk ready for the next pause, which cannot wait for memory
+     (and the queue's work, if the address space runs out, waits a cycle). */
+  if (!q_spare && q_pushed) { /* a program that queues work at all */
+    qchunk_t *c = _cgc_os_map(sizeof *c);
+    if (c) {
+      c->next = NULL;
+      q_spare = c;
+      q_nspare++;
+    }
+  }
   bool pending = q_first != NULL;
   pthread_mutex_unlock(&queue_lock);
   if (pending) runner_wake();

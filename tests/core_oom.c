@@ -294,6 +294,47 @@ static void child_thread_starts(void) {
   CHECKF(!atomic_load(&start_bad), "thread %d's argument was freed and reused", atomic_load(&start_bad) - 1000);
 }
 
+/* A collection with no address space left for the cleanup queue: the
+   cleanups of unreachable objects wait (their objects kept) instead of the
+   process aborting, and run once memory is back. */
+static atomic_int cq_ran;
+static void cq_count(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&cq_ran, 1);
+}
+static __attribute__((noinline)) void cq_garbage(int n) {
+  for (int i = 0; i < n; i++) {
+    void *p = cgc_alloc(32);
+    CHECK(p != NULL);
+    cgc_add_cleanup(p, cq_count, NULL);
+  }
+}
+static struct {
+  void *p;
+  size_t n;
+} cq_fill[8192];
+
+static void child_cleanup_queue(void) {
+  set_limit();
+  cq_garbage(20000); /* several queue chunks' worth */
+  clear_stack();
+  size_t nfill = 0;
+  for (size_t sz = (size_t)1 << 30; sz >= 4096; sz /= 2) /* use up the address space */
+    for (void *q; nfill < 8192 && (q = mmap(NULL, sz, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                                            0)) != MAP_FAILED;)
+      cq_fill[nfill].p = q, cq_fill[nfill++].n = sz;
+  cgc_collect(); /* aborted: "out of memory for the cleanup queue" */
+  cgc_collect();
+  for (size_t i = 0; i < nfill; i++) CHECK(munmap(cq_fill[i].p, cq_fill[i].n) == 0);
+  for (int round = 0; round < 3 && atomic_load(&cq_ran) < 20000; round++) {
+    clear_stack();
+    cgc_collect();
+    cgc_wait_cleanups();
+  }
+  fprintf(stderr, "cleanup queue: %d of 20000 cleanups ran once memory was back\n", atomic_load(&cq_ran));
+  CHECK(atomic_load(&cq_ran) >= 19990); /* a few may stay conservatively reachable */
+}
+
 static void run_child(void (*fn)(void), const char *name) {
   fflush(NULL);
   pid_t pid = fork();
@@ -323,6 +364,7 @@ int main(void) {
   run_child(child_small, "small objects");
   run_child(child_threads, "threads");
   run_child(child_thread_starts, "thread starts");
+  run_child(child_cleanup_queue, "cleanup queue");
   run_child(child_arenas, "arenas only");
   printf("core_oom: ok\n");
   return 0;
