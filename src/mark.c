@@ -69,6 +69,7 @@ typedef struct {
 typedef struct {
   item_t *items;
   size_t n, cap;
+  bool mapped; /* a mapping of its own (grown), else part of mark_memory's */
 } pstack_t;
 
 typedef struct {
@@ -237,25 +238,27 @@ static void wake_idle(void) {
    then rescans every marked object of the heap until no overflow is left. */
 static CGC_STATE _Atomic int overflowed;
 
-static bool pstack_grow(pstack_t *ps) {
-  size_t ncap = ps->cap ? ps->cap * 2 : 1 << 16;
+/* Grow ps; a push that cannot (full) records the overflow. */
+static bool pstack_grow(pstack_t *ps, bool full) {
+  size_t ncap = CGC_MAX(ps->cap * 2, (size_t)1 << 16);
   item_t *n = _cgc_os_map(ncap * sizeof(item_t));
   if (!n) {
-    atomic_store(&overflowed, 1);
+    if (full) atomic_store(&overflowed, 1);
     return false;
   }
   if (ps->items) {
     memcpy(n, ps->items, ps->n * sizeof(item_t));
-    _cgc_os_unmap(ps->items, ps->cap * sizeof(item_t));
+    if (ps->mapped) _cgc_os_unmap(ps->items, ps->cap * sizeof(item_t));
   }
   ps->items = n;
   ps->cap = ncap;
+  ps->mapped = true;
   return true;
 }
 
 static inline bool push_work(worker_t *w, uintptr_t lo, uintptr_t hi) {
   pstack_t *ps = &w->priv;
-  if (cgc_unlikely(ps->n == ps->cap) && !pstack_grow(ps)) return false;
+  if (cgc_unlikely(ps->n == ps->cap) && !pstack_grow(ps, true)) return false;
   ps->items[ps->n++] = (item_t){lo, hi};
   return true;
 }
@@ -533,6 +536,11 @@ static void *helper_main(void *arg) {
 }
 
 static size_t first_deque_cap(int i) { return i < 8 ? DEQUE_INIT : 64; }
+/* The first private stacks too (the first 8 workers): a collection out of
+   memory that could not map one overflowed at every push, and a list then
+   took one rescan of the heap per node (a minute for 32000 nodes). */
+#define PSTACK_INIT ((size_t)1 << 12)
+static size_t first_pstack_cap(int i) { return i < 8 ? PSTACK_INIT : 0; }
 
 /* The workers and their first deque buffers, in one mapping.  Made at init
    (_cgc_mark_init), so that the collection a program out of memory brings
@@ -542,7 +550,8 @@ static size_t first_deque_cap(int i) { return i < 8 ? DEQUE_INIT : 64; }
 static bool mark_memory(void) {
   if (workers) return true;
   size_t bytes = CGC_ALIGN_UP(MAX_WORKERS * sizeof(worker_t), 64);
-  for (int i = 0; i < MAX_WORKERS; i++) bytes += sizeof(dq_buf_t) + first_deque_cap(i) * sizeof(item_t);
+  for (int i = 0; i < MAX_WORKERS; i++)
+    bytes += sizeof(dq_buf_t) + (first_deque_cap(i) + first_pstack_cap(i)) * sizeof(item_t);
   char *m = _cgc_os_map(bytes);
   if (!m) return false;
   worker_t *w = (worker_t *)m;
@@ -553,6 +562,11 @@ static bool mark_memory(void) {
     b->mapped = false;
     atomic_store(&w[i].buf, b);
     p += sizeof(dq_buf_t) + b->cap * sizeof(item_t);
+    if (first_pstack_cap(i)) {
+      w[i].priv.items = (item_t *)p;
+      w[i].priv.cap = first_pstack_cap(i);
+      p += first_pstack_cap(i) * sizeof(item_t);
+    }
   }
   workers = w;
   return true;
@@ -574,7 +588,7 @@ static bool workers_init(void) {
   }
   nworkers = helpers_started + 1;
   for (int i = 0; i < nworkers; i++)
-    if (!workers[i].priv.items) pstack_grow(&workers[i].priv);
+    if (!workers[i].priv.mapped) pstack_grow(&workers[i].priv, false); /* else the preallocated one serves */
   return true;
 }
 

@@ -335,6 +335,42 @@ static void child_cleanup_queue(void) {
   CHECK(atomic_load(&cq_ran) >= 19990); /* a few may stay conservatively reachable */
 }
 
+/* The first collection runs with no address space left for its mark stack:
+   a list whose nodes lie at descending addresses, each with one more
+   pointer, is marked in linear time (the stack was mapped at that
+   collection; every push overflowed, and recovery advanced one node per
+   rescan of the heap: 32000 nodes took a minute, 200000 would outlast the
+   child's two-minute alarm).  All nodes survive. */
+typedef struct chain_node {
+  void *leaf;
+  struct chain_node *next;
+} chain_node_t;
+static chain_node_t *chain_head;
+
+static __attribute__((noinline)) void chain_build(unsigned n) {
+  chain_node_t **v = (chain_node_t **)malloc(n * sizeof *v); /* not a root */
+  CHECK(v != NULL);
+  for (unsigned i = 0; i < n; i++) CHECK((v[i] = (chain_node_t *)cgc_alloc(sizeof(chain_node_t))) != NULL);
+  for (unsigned i = 0; i < n; i++) {
+    CHECK((v[i]->leaf = cgc_alloc(32)) != NULL);
+    v[i]->next = i ? v[i - 1] : NULL;
+  }
+  chain_head = v[n - 1]; /* the highest address first */
+  free(v);
+}
+
+static void child_mark_chain(void) {
+  cgc_init();
+  cgc_set_gc_percent(-1); /* no collection before the limit */
+  chain_build(200000);
+  struct rlimit rl = {vsize_bytes(), vsize_bytes()};
+  CHECK(setrlimit(RLIMIT_AS, &rl) == 0);
+  cgc_collect();
+  unsigned k = 0;
+  for (chain_node_t *p = chain_head; p; p = p->next, k++) CHECK(cgc_base(p) == p && cgc_base(p->leaf) == p->leaf);
+  CHECK(k == 200000);
+}
+
 static void run_child(void (*fn)(void), const char *name) {
   fflush(NULL);
   pid_t pid = fork();
@@ -365,6 +401,7 @@ int main(void) {
   run_child(child_threads, "threads");
   run_child(child_thread_starts, "thread starts");
   run_child(child_cleanup_queue, "cleanup queue");
+  run_child(child_mark_chain, "mark stack");
   run_child(child_arenas, "arenas only");
   printf("core_oom: ok\n");
   return 0;
