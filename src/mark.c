@@ -187,6 +187,7 @@ static CGC_STATE _Atomic int helpers_running;  /* helpers still marking */
    address in a scanned static would keep that object alive). */
 
 static void scan_now(uintptr_t lo, uintptr_t hi);
+static CGC_STATE size_t scanned_now_bytes; /* roots scan_now took (no job list), this marking */
 
 static void add_job(uintptr_t lo, uintptr_t hi) {
   lo = CGC_ALIGN_UP(lo, sizeof(uintptr_t));
@@ -719,6 +720,7 @@ static void premark_thread(cgc_thread_t *t, void *ctx) {
 
 static void scan_now(uintptr_t lo, uintptr_t hi) {
   worker_t *w = &workers[0];
+  scanned_now_bytes += hi - lo;
   scan_range(w, CGC_ALIGN_UP(lo, sizeof(uintptr_t)), hi & ~(uintptr_t)(sizeof(uintptr_t) - 1));
 }
 
@@ -799,6 +801,7 @@ void _cgc_mark(cgc_mark_result_t *res) {
   _cgc_threads_for_each(premark_thread, &workers[0]);
 
   njobs = 0;
+  scanned_now_bytes = 0;
   atomic_store(&next_job, 0);
   _cgc_roots_enumerate(add_job_cb, NULL);
 
@@ -821,7 +824,7 @@ void _cgc_mark(cgc_mark_result_t *res) {
   }
   res->premarked_bytes = _cgc_g.premarked_bytes;
   res->workers = nworkers;
-  res->root_bytes = 0;
+  res->root_bytes = scanned_now_bytes; /* and the jobs: */
   for (size_t j = 0; j < njobs; j++) res->root_bytes += jobs[j].hi - jobs[j].lo;
   if (_cgc_g.opt.gctrace >= 2) {
     for (size_t j = 0; j < njobs; j++)
