@@ -26,10 +26,10 @@
  * Accounting: quarantined chunks have no memory behind them, so their bytes
  * leave mapped_bytes when they are protected; the range returns to the page
  * heap as released pages (fresh zero pages, not resident), which enter
- * mapped_bytes again when they are handed out.  Freed arena bytes count as allocation for the
- * pacer (heap_live): freeing arenas in a loop brings on the collections that
- * recycle their ranges, which keeps the address space and mapped_bytes
- * bounded.  Allocating arena memory does not bring on collections (it is not
+ * mapped_bytes again when they are handed out.  Freed arena bytes count as
+ * allocation for the pacer (heap_live): freeing arenas in a loop brings on
+ * the collections that recycle their ranges, which keeps the address space
+ * and mapped_bytes bounded.  Allocating arena memory does not bring on collections (it is not
  * garbage a collection could reclaim).
  *
  * Locking: arena_lock protects the live list, every arena's chunk list and

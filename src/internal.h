@@ -422,8 +422,8 @@ void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) CGC_HIDDEN;
    over them): given back as released, outside mapped_bytes, which they
    enter again when they are handed out.  heap_lock must be held. */
 void _cgc_page_free_released_locked(cgc_span_t *s) CGC_HIDDEN;
-/* Is [lo, hi) inside a range registered with cgc_add_roots?  (roots.c; takes
-   roots_lock.) */
+/* Does [lo, hi) overlap a range registered with cgc_add_roots?  (roots.c;
+   takes roots_lock.) */
 bool _cgc_roots_cover(uintptr_t lo, uintptr_t hi, uintptr_t *start, size_t *size) CGC_HIDDEN;
 /* Publish a BUSY span as SMALL/LARGE/ARENA: fills the page map and stores state. */
 void _cgc_span_publish(cgc_span_t *s, uint8_t state) CGC_HIDDEN;
@@ -658,9 +658,10 @@ void _cgc_specials_fork_child(void) CGC_HIDDEN;
    unlinked after it, and if a panic unwinds past it, it aborts with the
    panic and the callback named.  fn and arg name the callback now running
    (updated in place when one barrier guards a batch).  A barrier declared
-   CGC_BARRIER (in a file compiled with -fexceptions) also stops what a panic
-   is not: a C++ exception, or a thread exit (pthread_exit, cancellation),
-   which unwinds through its frame's landing pad while it is still armed. */
+   CGC_BARRIER (in a file compiled with -fexceptions) has a landing pad too,
+   which runs first whatever unwinds its frame while it is armed: a panic
+   (reported as above), a C++ exception or a thread exit (pthread_exit,
+   cancellation), each fatal. */
 typedef struct {
   cgc__bnode_t node;
   const char *call; /* the cgc call, or the thread, running the callback */

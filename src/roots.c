@@ -140,8 +140,8 @@ static uintptr_t arena_memory_in(uintptr_t lo, uintptr_t hi) {
   return 0;
 }
 
-/* Is [lo, hi) inside a range registered with cgc_add_roots?  Its start and
-   size then go to *start, *size. */
+/* Does [lo, hi) overlap a range registered with cgc_add_roots?  That
+   range's start and size then go to *start, *size. */
 bool _cgc_roots_cover(uintptr_t lo, uintptr_t hi, uintptr_t *start, size_t *size) {
   bool found = false;
   pthread_mutex_lock(&_cgc_g.roots_lock);

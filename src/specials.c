@@ -82,7 +82,7 @@ typedef struct cgc_specials {
 } specials_arr_t;
 
 /* A weak handle: 16 bytes of noscan heap.  The first word is the referent
-   (0 once it was found unreachable) under the free-list tag in its top byte,
+   (none once it was found unreachable) under the free-list tag in its top byte,
    so that cgc_free and cgc_realloc of a handle take their slow paths, which
    name it; the second is the handle's own address ^ weak_key, by which
    cgc_weak_value and those paths recognize handles
@@ -175,13 +175,13 @@ static void free_cleanup(stripe_t *st, cleanup_rec_t *c) {
   account_records(-(int64_t)sizeof *c);
 }
 
-/* Carve a slab of metadata into a free list of records whose link field is
-   at offset link_off. */
 /* The public call, and its object, that is taking records on this thread
    (set by lock_live): what an out-of-memory message names. */
 static __thread const char *rec_call;
 static __thread const void *rec_ptr;
 
+/* Carve a slab of metadata into a free list of records whose link field is
+   at offset link_off. */
 static CGC_NOINLINE void *slab_refill(size_t size, size_t link_off) {
   char *r = _cgc_meta_alloc(SLAB_BYTES);
   if (!r)
@@ -364,12 +364,12 @@ static CGC_STATE int runner_started;                   /* queue_lock */
 static CGC_STATE _Atomic uint64_t n_cleanups_run, n_finalizers_run;
 static __thread int in_cleanup;
 
-/* Append (queue_lock held, or the world stopped with it held). */
-/* False when the queue cannot grow (out of memory, with the world stopped):
-   the caller keeps the work on its object and resurrects the object, so
-   that the next collection queues it again. */
 static CGC_STATE bool q_full_warned;
 static CGC_STATE bool q_map_failed; /* in this pause: do not try again for every item */
+
+/* Append (the world stopped, queue_lock held).  False when the queue cannot
+   grow (out of memory): the caller keeps the work on its object and
+   resurrects the object, so that the next collection queues it again. */
 static bool q_push(void (*fn)(void *), void *arg, int finalizer) {
   if (!q_last || q_last->tail == QCHUNK_ITEMS) {
     qchunk_t *c = q_spare;
