@@ -176,16 +176,19 @@ static void free_cleanup(stripe_t *st, cleanup_rec_t *c) {
 }
 
 /* The public call, and its object, that is taking records on this thread
-   (set by lock_live): what an out-of-memory message names. */
+   (set by lock_live): what an out-of-memory message names.  The object is
+   kept hidden (complemented): thread-local storage is scanned, and it must
+   not keep the object alive. */
 static __thread const char *rec_call;
-static __thread const void *rec_ptr;
+static __thread uintptr_t rec_ptr_hidden;
 
 /* Carve a slab of metadata into a free list of records whose link field is
    at offset link_off. */
 static CGC_NOINLINE void *slab_refill(size_t size, size_t link_off) {
   char *r = _cgc_meta_alloc(SLAB_BYTES);
   if (!r)
-    _cgc_fatal("%s: out of memory for the records of %p", rec_call ? rec_call : "cgc_add_cleanup", rec_ptr);
+    _cgc_fatal("%s: out of memory for the records of %p", rec_call ? rec_call : "cgc_add_cleanup",
+               (void *)~rec_ptr_hidden);
   void *head = NULL;
   for (size_t i = SLAB_BYTES / size; i-- > 0;) {
     memcpy(r + i * size + link_off, &head, sizeof head);
@@ -654,7 +657,7 @@ static CGC_COLD _Noreturn void refuse_dead(stripe_t *st, const char *fn, const v
    inherit the cleanup, finalizer or weak handle. */
 static CGC_ALWAYS_INLINE stripe_t *lock_live(const char *fn, const void *ptr, cgc_span_t *s, uint32_t idx) {
   rec_call = fn;
-  rec_ptr = ptr;
+  rec_ptr_hidden = ~(uintptr_t)ptr;
   stripe_t *st = stripe_of(s);
   cgc_spin_lock(&st->lock);
   uint8_t state = atomic_load_explicit(&s->state, memory_order_relaxed);
