@@ -26,6 +26,8 @@
 typedef struct obj {
   struct obj *next; /* what the object reaches */
   size_t i;
+  _Atomic int *counts; /* the finalizer counters of the part that made it (a conservative survivor
+                          may run its finalizer during a later part, whose counters differ) */
   uint64_t magic;
   cgc_weak_t weak;
   unsigned char pad[16];
@@ -50,13 +52,14 @@ static void check_obj(obj_t *o) {
 static void fin_count(void *p) {
   obj_t *o = p;
   check_obj(o);
-  atomic_fetch_add(&cnt.v[o->i], 1);
+  atomic_fetch_add(&o->counts[o->i], 1);
 }
 
 static NOINLINE void make(size_t n, size_t size, size_t keep, void (*fin)(void *)) {
   for (size_t i = 0; i < n; i++) {
     obj_t *o = cgc_alloc(size);
     o->i = i;
+    o->counts = cnt.v;
     o->magic = MAGIC;
     CHECK(cgc_set_finalizer(o, fin) == 0);
     if (keep && i % keep == 0) roots[i] = o;
@@ -118,6 +121,7 @@ static void fin_resurrect(void *p) {
   obj_t *o = p;
   check_obj(o);
   if (cgc_weak_value(o->weak) != NULL) atomic_fetch_add(&weak_not_null_in_fin, 1);
+  if (o->counts != cnt.v) return; /* a survivor of an earlier part */
   if (atomic_load(&ccnt.v[o->i]) != 0) error("resurrect: %zu: a cleanup ran before the finalizer", o->i);
   atomic_fetch_add(&cnt.v[o->i], 1);
   saved[o->i] = o; /* resurrection */
@@ -128,6 +132,7 @@ static NOINLINE void make_resurrect(size_t n) {
   for (size_t i = 0; i < n; i++) {
     obj_t *o = cgc_alloc(sizeof *o);
     o->i = i;
+    o->counts = cnt.v;
     o->magic = MAGIC;
     for (size_t k = 0; k < sizeof o->pad; k++) o->pad[k] = pb(i, k);
     o->weak = cgc_weak_make(o);
