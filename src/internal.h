@@ -693,6 +693,7 @@ static inline void _cgc_barrier_pop(_cgc_barrier_t *b) {
   cgc_assert(cgc__defer_chain == &b->node.f);
   cgc__defer_chain = b->node.f.prev;
   b->armed = false;
+  b->arg = NULL; /* the barrier may live on in an idle thread's frame, which is scanned */
 }
 
 /* ---- free / arenas hooks -------------------------------------------------- */

@@ -72,6 +72,9 @@ pid_t _cgc_os_gettid(void) CGC_HIDDEN;
 int _cgc_os_thread_stack(uintptr_t *lo, uintptr_t *hi) CGC_HIDDEN;
 /* The calling thread's thread pointer (TLS base). */
 uintptr_t _cgc_os_thread_pointer(void) CGC_HIDDEN;
+/* Zero the vector registers (their contents are saved in the signal frame a
+   stop scans): an idle thread drops the copies of pointers they hold. */
+void _cgc_os_clear_vector_registers(void) CGC_HIDDEN;
 void _cgc_os_set_thread_name(const char *name) CGC_HIDDEN;
 /* In a signal handler, given its context and a stack address of its own
    frame: the end of the alternate signal stack if it runs on it, else 0. */

@@ -463,6 +463,7 @@ static void run_work(work_t *w, size_t n, batch_rec_t *rec, const char *call) {
     w[i].fn(w[i].arg);
     fins += (size_t)w[i].finalizer;
     w[i].arg = NULL;
+    bar.arg = NULL; /* no copy of a finished callback's argument stays on this stack */
   }
   in_cleanup--;
   _cgc_barrier_pop(&bar);
@@ -500,6 +501,19 @@ size_t cgc_run_cleanups(void) {
   }
 }
 
+/* Drop the copies of arguments a batch just run left on this thread: in the
+   vector registers (the copies of work items) and on the stack below the
+   caller's frame (frames of the callbacks and of what they called).  The idle
+   thread's stop saves its registers in a signal frame there and scans it, so
+   a stale copy kept an object alive until the next batch, which a quiet
+   program may never run: a finalizer chain A -> B stopped at A. */
+static CGC_NOINLINE void forget_batch(void) {
+  volatile char buf[16384];
+  memset((char *)buf, 0, sizeof buf);
+  __asm__ volatile("" ::"r"(buf) : "memory");
+  _cgc_os_clear_vector_registers();
+}
+
 static void *runner_main(void *arg) {
   (void)arg;
   _cgc_os_set_thread_name("cgc-cleanup");
@@ -526,6 +540,7 @@ static void *runner_main(void *arg) {
       /* With the program's signals blocked, callbacks included: a process
          or thread a cleanup starts inherits that mask (docs/specials.md). */
       run_work(batch, n, &rec, "the cleanup thread");
+      forget_batch();
       continue;
     }
     while (atomic_load(&runner_kick) == seen) _cgc_os_wait(&runner_kick, seen);

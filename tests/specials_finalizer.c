@@ -469,6 +469,49 @@ static void test_exit(void) {
   CHECKF(got == 0, "%zd finalizers or cleanups ran at exit", got);
 }
 
+/* ---- chain ------------------------------------------------------------------------------ */
+
+/* One chain A -> B -> C, each with a finalizer, made on a thread of its own
+   (no stack of the program holds them): with the cleanup thread running the
+   finalizers, A's runs at the first collection, B's at a later one once A is
+   gone, then C's.  (The idle cleanup thread kept a copy of the last
+   finalizer's argument in a vector register, saved and scanned at every
+   stop, so the chain stopped at A for ever.) */
+static _Atomic int chain_at[3];
+static _Atomic int chain_round;
+static void chain_fin(void *p) {
+  obj_t *o = p;
+  check_obj(o);
+  atomic_store(&chain_at[o->i], atomic_load(&chain_round));
+}
+static void *chain_make(void *arg) {
+  (void)arg;
+  obj_t *next = NULL;
+  for (int i = 2; i >= 0; i--) {
+    obj_t *o = cgc_alloc(sizeof *o);
+    o->i = (size_t)i;
+    o->magic = MAGIC;
+    o->next = next;
+    CHECK(cgc_set_finalizer(o, chain_fin) == 0);
+    next = o;
+  }
+  return NULL;
+}
+static void test_chain(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, chain_make, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  for (int round = 1; round <= 8 && !atomic_load(&chain_at[2]); round++) {
+    atomic_store(&chain_round, round);
+    cgc_collect();
+    cgc_wait_cleanups();
+  }
+  int a = atomic_load(&chain_at[0]), b = atomic_load(&chain_at[1]), c = atomic_load(&chain_at[2]);
+  fprintf(stderr, "chain: A at collection %d, B at %d, C at %d\n", a, b, c);
+  CHECKF(a && b && c, "the chain A -> B -> C was not finalized in 8 collections (A %d, B %d, C %d)", a, b, c);
+  CHECKF(a < b && b < c, "finalized out of order: A %d, B %d, C %d", a, b, c);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_finalizer CASE");
   const char *c = argv[1];
@@ -480,6 +523,7 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "cycle") == 0) test_cycle();
   else if (strcmp(c, "api") == 0) test_api();
   else if (strcmp(c, "exit") == 0) test_exit();
+  else if (strcmp(c, "chain") == 0) test_chain();
   else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;
