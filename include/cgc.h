@@ -65,7 +65,7 @@ CGC_API void  *cgc_alloc(size_t size) CGC_MALLOC_ATTR(1);        /* zeroed; scan
 CGC_API void  *cgc_alloc_noscan(size_t size) CGC_MALLOC_ATTR(1); /* zeroed; never scanned */
 CGC_API void  *cgc_calloc(size_t count, size_t size) CGC_CALLOC_ATTR; /* NULL + ENOMEM on overflow */
 CGC_API char  *cgc_strdup(const char *s);               /* noscan copy */
-CGC_API size_t cgc_usable_size(const void *p);          /* p: a base pointer from cgc_alloc* */
+CGC_API size_t cgc_usable_size(const void *p);          /* p: a base pointer from cgc_alloc*; NULL: 0 */
 CGC_API void  *cgc_base(const void *p);                 /* base of the live object containing p, else NULL */
 CGC_API void   cgc_collect(void);                       /* full, blocking collection (Go's runtime.GC) */
 CGC_API int    cgc_set_gc_percent(int percent);         /* returns the previous value; default 100; < 0 = off */
@@ -112,9 +112,10 @@ CGC_API void  cgc_wait_cleanups(void);   /* return once everything queued before
 /* ------------------------------------------------------------------------ */
 
 CGC_API void  cgc_free(void *p);                    /* NULL is a no-op */
-/* cgc_realloc: p NULL: allocate; keeps p's scan/noscan kind.  Bytes past the
-   old size are zero for scanned objects and unspecified for noscan ones
-   (as with C's realloc). */
+/* cgc_realloc: p NULL: allocate; size 0: free p and return NULL; keeps p's
+   scan/noscan kind.  Bytes past the old size are zero for scanned objects and
+   unspecified for noscan ones (as with C's realloc).  On failure NULL with
+   errno ENOMEM, and p is left as it was. */
 CGC_API void *cgc_realloc(void *p, size_t size);    /* p NULL: allocate; keeps p's scan/noscan kind */
 typedef struct cgc_arena cgc_arena_t;
 CGC_API cgc_arena_t *cgc_arena_new(void);

@@ -157,12 +157,14 @@ bool _cgc_roots_cover(uintptr_t lo, uintptr_t hi, uintptr_t *start, size_t *size
 
 void cgc_add_roots(const void *start, size_t size) {
   _cgc_ensure_init();
-  if (!start || size == 0) return;
+  if (!start) return;
+  /* An empty range is registered too (scanning it is free), so that its
+     cgc_remove_roots finds it, as for a buffer that may be empty. */
   uintptr_t lo = (uintptr_t)start;
   if (lo + size < lo) _cgc_fatal("cgc_add_roots: range %p + %zu wraps around", start, size);
   /* Scanned at every collection with the world stopped: a range that is not
      memory would fault there, far from the mistake. */
-  if (_cgc_os_range_readable(lo, lo + size) == 0)
+  if (size && _cgc_os_range_readable(lo, lo + size) == 0)
     _cgc_fatal("cgc_add_roots: range %p + %zu is not all readable memory (unmapped, not readable, or past the end of a mapped file)", start,
                size);
   /* Arena memory is scanned while its arena lives, and faults once it is
@@ -191,6 +193,7 @@ void cgc_add_roots(const void *start, size_t size) {
 }
 
 void cgc_remove_roots(const void *start) {
+  if (!start) return; /* as cgc_add_roots(NULL, n) */
   _cgc_ensure_init();
   uintptr_t lo = (uintptr_t)start;
   pthread_mutex_lock(&_cgc_g.roots_lock);

@@ -159,6 +159,12 @@ static void test_malloc_and_mmap(void) {
 
   /* Removed, it is not. */
   cgc_remove_roots(m);
+  /* An empty range registers and removes like any other (a buffer that may be
+     empty; removing one used to abort), and NULL is ignored by both calls. */
+  cgc_add_roots(m, 0);
+  cgc_remove_roots(m);
+  cgc_add_roots(NULL, 64);
+  cgc_remove_roots(NULL);
   got = reachable_from(m, rec, 3000);
   CHECKF(got < all / 4, "objects referenced only from a removed root range survived: %llu of %llu bytes",
          (unsigned long long)got, (unsigned long long)all);
@@ -232,6 +238,12 @@ static void *tiny_stack_roots(void *arg) {
   cgc_collect();
   CHECK(cgc_base(m[5]) == m[5]);
   cgc_remove_roots(m);
+  /* An empty range registers and removes like any other (a buffer that may be
+     empty; removing one used to abort), and NULL is ignored by both calls. */
+  cgc_add_roots(m, 0);
+  cgc_remove_roots(m);
+  cgc_add_roots(NULL, 64);
+  cgc_remove_roots(NULL);
   return NULL;
 }
 
