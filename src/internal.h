@@ -310,10 +310,6 @@ typedef struct {
   struct cgc_root *roots;
   size_t nroots, roots_cap;
 
-  /* Loader activity (dlopen/dlclose through cgc). */
-  _Atomic uint32_t dl_generation;
-  _Atomic int dl_inflight;
-
   /* Internal metadata allocator: meta_lock. */
   pthread_mutex_t meta_lock;
 } cgc_globals_t;

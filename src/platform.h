@@ -115,7 +115,12 @@ int _cgc_os_default_suspend_signal(void) CGC_HIDDEN;
 
 /* Calls fn for every writable loaded segment of the executable and of every
    shared object: [lo, hi). */
-void _cgc_os_for_each_data_segment(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx) CGC_HIDDEN;
+/* Returns a signature of the loaded objects, taken with the segments (under
+   the loader's lock) for _cgc_os_loader_changed. */
+uint64_t _cgc_os_for_each_data_segment(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx) CGC_HIDDEN;
+/* Has an object been loaded or unloaded since the signature was taken, or is
+   a load or unload under way?  Takes no lock (usable with the world stopped). */
+bool _cgc_os_loader_changed(uint64_t since) CGC_HIDDEN;
 
 /* A module with a TLS segment. */
 typedef struct {

@@ -409,14 +409,45 @@ void _cgc_os_wait_timeout(_Atomic uint32_t *addr, uint32_t val, uint64_t timeout
 
 /* ---- loaded objects ------------------------------------------------------- */
 
+/* The loader's lists of objects, one per namespace, as its debugger
+   interface publishes them (_r_debug, then r_debug_extended.r_next from
+   glibc 2.35): a signature of their members (order aside), or
+   LOADER_BUSY while a load or unload is under way in any namespace (the
+   loader sets r_state before it touches a list and resets it after).  Read
+   without the loader's locks, which a stopped thread may hold. */
+#define LOADER_BUSY UINT64_MAX
+CGC_NO_SANITIZE static uint64_t loader_signature(void) {
+  uint64_t sig = 0, n = 0;
+  const struct r_debug *r = &_r_debug;
+  while (r) {
+    if (__atomic_load_n(&r->r_state, __ATOMIC_ACQUIRE) != RT_CONSISTENT) return LOADER_BUSY;
+    for (const struct link_map *m = r->r_map; m && n < ((uint64_t)1 << 20); m = m->l_next, n++) {
+      uint64_t x = ((uintptr_t)m ^ (m->l_addr << 1) ^ ((uintptr_t)m->l_ld << 2)) * 0x9E3779B97F4A7C15ull;
+      sig += x ^ (x >> 29);
+    }
+    const struct r_debug_extended *e = (const struct r_debug_extended *)r;
+    r = r->r_version >= 2 && e->r_next ? &e->r_next->base : NULL;
+  }
+  sig += n;
+  return sig == LOADER_BUSY ? 0 : sig;
+}
+
+bool _cgc_os_loader_changed(uint64_t since) { return loader_signature() != since || since == LOADER_BUSY; }
+
 struct seg_ctx {
   void (*fn)(void *, uintptr_t, uintptr_t);
   void *ctx;
+  bool signed_;
+  uint64_t sig;
 };
 
 CGC_NO_SANITIZE static int seg_cb(struct dl_phdr_info *info, size_t size, void *data) {
   struct seg_ctx *c = data;
   (void)size;
+  if (!c->signed_) { /* under the lock dl_iterate_phdr holds, which guards the lists */
+    c->signed_ = true;
+    c->sig = loader_signature();
+  }
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
@@ -427,9 +458,10 @@ CGC_NO_SANITIZE static int seg_cb(struct dl_phdr_info *info, size_t size, void *
   return 0;
 }
 
-void _cgc_os_for_each_data_segment(void (*fn)(void *, uintptr_t, uintptr_t), void *ctx) {
-  struct seg_ctx c = {fn, ctx};
+uint64_t _cgc_os_for_each_data_segment(void (*fn)(void *, uintptr_t, uintptr_t), void *ctx) {
+  struct seg_ctx c = {fn, ctx, false, LOADER_BUSY};
   dl_iterate_phdr(seg_cb, &c);
+  return c.sig;
 }
 
 struct tls_ctx {

@@ -14,10 +14,11 @@
  *     arguments (specials.c).
  * Memory from malloc or mmap is not scanned unless registered.
  *
- * dlopen/dlclose: cgc defines both (calling the next definitions) to bump
- * dl_generation around the call.  A collection snapshots the segment list,
- * stops the world, and retries if a load or unload completed or was in flight
- * meanwhile, so a library's data is never missed or read after unmapping.
+ * Loads and unloads: a collection snapshots the segment list with a
+ * signature of the loader's lists of objects, stops the world, and retries
+ * if a load or unload completed since or is under way (the loader's debugger
+ * interface says so, whoever called dlopen or dlclose), so a library's data
+ * is never missed or read after unmapping.
  */
 #include <dlfcn.h>
 
@@ -30,7 +31,7 @@ static CGC_STATE struct cgc_root segs[MAX_SEGS];
 static CGC_STATE size_t nsegs;
 static CGC_STATE cgc_tls_module_t tls_mods[MAX_TLS];
 static CGC_STATE size_t ntls;
-static CGC_STATE uint32_t prepared_generation;
+static CGC_STATE uint64_t prepared_signature;
 
 /* The linker's bounds of the cgc_state section (util.h: CGC_STATE). */
 extern char __start_cgc_state[] CGC_HIDDEN, __stop_cgc_state[] CGC_HIDDEN;
@@ -49,22 +50,17 @@ static void seg_cb(void *ctx, uintptr_t lo, uintptr_t hi) {
   else _cgc_warn("more than %d writable segments: some are not scanned", MAX_SEGS);
 }
 
-/* dlopen/dlclose calls of this thread in progress (its own library is on the
-   loader's list by the time its constructors run and allocate). */
-static __thread int dl_depth;
-
 void _cgc_roots_prepare(void) {
-  prepared_generation = atomic_load(&_cgc_g.dl_generation);
   nsegs = 0;
-  _cgc_os_for_each_data_segment(seg_cb, NULL);
+  prepared_signature = _cgc_os_for_each_data_segment(seg_cb, NULL);
   ntls = _cgc_g.tls_ok ? _cgc_os_tls_modules(tls_mods, MAX_TLS) : 0;
   if (ntls > MAX_TLS) ntls = MAX_TLS;
 }
 
-bool _cgc_roots_stale(void) {
-  int mine = dl_depth;
-  return atomic_load(&_cgc_g.dl_generation) != prepared_generation || atomic_load(&_cgc_g.dl_inflight) > mine;
-}
+/* With the world stopped.  (A library whose constructor collects from
+   inside its own dlopen is on the list already: the loader finishes the
+   list, and says so, before it runs constructors.) */
+bool _cgc_roots_stale(void) { return _cgc_os_loader_changed(prepared_signature); }
 
 struct enum_ctx {
   void (*fn)(void *, uintptr_t, uintptr_t);
@@ -207,38 +203,3 @@ void cgc_remove_roots(const void *start) {
   _cgc_fatal("cgc_remove_roots: %p is not the start of a range registered with cgc_add_roots", start);
 }
 
-/* ---- dlopen / dlclose ------------------------------------------------------------------ */
-
-/* In a forked child only the forking thread exists: loads that other threads
-   had in flight will never finish there. */
-void _cgc_roots_fork_child(void) CGC_HIDDEN;
-void _cgc_roots_fork_child(void) { atomic_store(&_cgc_g.dl_inflight, dl_depth); }
-
-static void dl_enter(void) {
-  atomic_fetch_add(&_cgc_g.dl_inflight, 1);
-  dl_depth++;
-}
-
-static void dl_leave(void) {
-  dl_depth--;
-  atomic_fetch_add(&_cgc_g.dl_generation, 1);
-  atomic_fetch_sub(&_cgc_g.dl_inflight, 1);
-}
-
-CGC_API void *dlopen(const char *file, int mode);
-void *dlopen(const char *file, int mode) {
-  CGC_REAL(void *(*)(const char *, int), "dlopen");
-  dl_enter();
-  void *h = f(file, mode);
-  dl_leave();
-  return h;
-}
-
-CGC_API int dlclose(void *handle);
-int dlclose(void *handle) {
-  CGC_REAL(int (*)(void *), "dlclose");
-  dl_enter();
-  int rc = f(handle);
-  dl_leave();
-  return rc;
-}

@@ -435,7 +435,6 @@ void _cgc_start_world(void) {
 void _cgc_collect_lock_all(void) CGC_HIDDEN;   /* collect.c */
 void _cgc_collect_unlock_all(void) CGC_HIDDEN; /* collect.c */
 void _cgc_sweeper_fork_child(void) CGC_HIDDEN; /* sweep.c */
-void _cgc_roots_fork_child(void) CGC_HIDDEN;   /* roots.c */
 void _cgc_specials_signal_moved(void) CGC_HIDDEN; /* specials.c */
 
 /* The child must not inherit a lock held by a thread that does not exist
@@ -486,7 +485,6 @@ static void fork_child(void) {
   atomic_store(&_cgc_g.active_sweeps, 0);
   _cgc_mark_workers_reset();
   _cgc_sweeper_fork_child();
-  _cgc_roots_fork_child();
   _cgc_specials_fork_child();
   _cgc_collect_unlock_all();
   pthread_mutex_unlock(&pending_lock);

@@ -57,6 +57,16 @@ cgc_test(core_tls SOURCES core_tls.c TIMEOUT 60)
 cgc_test(core_shlib SOURCES core_shlib.c LIBS core_mod_shared TIMEOUT 60)
 # Libraries loaded with dlopen: data and bss, unloading, concurrent load/unload.
 cgc_test(core_dlopen SOURCES core_dlopen.c LIBS ${CMAKE_DL_LIBS} TIMEOUT 90)
+# A library loaded by name through the program's own $ORIGIN RUNPATH (cgc's
+# dlopen wrapper made libcgc the caller); its constructor collects.
+add_library(core_origin_mod MODULE core_origin_mod.c)
+target_compile_options(core_origin_mod PRIVATE ${CGC_WARN})
+target_link_libraries(core_origin_mod PRIVATE cgc)
+set_target_properties(core_origin_mod PROPERTIES OUTPUT_NAME cgc_origin_mod PREFIX lib
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/origin_mods)
+cgc_test(core_dlopen_origin SOURCES core_dlopen_origin.c LIBS ${CMAKE_DL_LIBS} TIMEOUT 60)
+set_target_properties(core_dlopen_origin PROPERTIES BUILD_RPATH "\$ORIGIN/origin_mods")
+add_dependencies(core_dlopen_origin core_origin_mod)
 # Libraries loaded with dlopen: their __thread variables, for every thread.
 cgc_test(core_dlopen_tls SOURCES core_dlopen_tls.c LIBS ${CMAKE_DL_LIBS} TIMEOUT 60)
 foreach(t core_dlopen core_dlopen_tls)
