@@ -57,6 +57,7 @@ void _cgc_init_slow(void) {
      threads): a fully static executable, which has none to find, is told
      at start-up. */
   _cgc_os_real_pthread_create();
+  _cgc_os_pin_self();
   /* Pages go back to the kernel, and arena chunks are protected, in runs of
      cgc's pages: a kernel with larger pages (aarch64 with 16 or 64 KiB)
      would round them, clearing or protecting live neighbours.  Refuse it. */

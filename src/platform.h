@@ -86,6 +86,8 @@ int _cgc_os_thread_create(void *(*fn)(void *), void *arg) CGC_HIDDEN;
 typedef int (*_cgc_pthread_create_fn)(void *, const void *, void *(*)(void *), void *);
 _cgc_pthread_create_fn _cgc_os_real_pthread_create(void) CGC_HIDDEN;
 void *_cgc_os_real_symbol(const char *name) CGC_HIDDEN;
+/* Keep the object cgc's code is in loaded for the life of the process. */
+void _cgc_os_pin_self(void) CGC_HIDDEN;
 /* In a function that interposes name: declare f, the C library's definition
    (looked up once). */
 #define CGC_REAL(type, name)                                                   \

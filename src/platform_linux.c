@@ -207,6 +207,12 @@ void *_cgc_os_real_symbol(const char *name) {
     if (icpt) return icpt;
   }
   void *next = dlsym(RTLD_NEXT, name);
+  /* Nothing after cgc defines it when cgc comes after the C library in the
+     lookup order (libcgc.so a dependency of a library the program links,
+     not of the program): the first definition, the C library's, then. */
+  if (!next && first && (!dladdr(first, &theirs) || !dladdr((void *)_cgc_os_real_symbol, &mine) ||
+                         mine.dli_fbase != theirs.dli_fbase))
+    next = first;
   /* Only a fully static executable has no dynamic linker to ask. */
   if (!next)
     _cgc_fatal("a fully static executable (-static) cannot use cgc: it finds the C library's %s, which it "
@@ -214,6 +220,16 @@ void *_cgc_os_real_symbol(const char *name) {
                "itself is fine)",
                name, dlerror());
   return next;
+}
+
+/* Keep the object cgc's code is in loaded for ever: its threads never exit,
+   and its signal handler and thread-exit destructor stay installed (a plugin
+   that links libcgc.a, unloaded, crashed at the next thread exit). */
+void _cgc_os_pin_self(void) {
+  Dl_info self;
+  if (!dladdr((void *)_cgc_os_pin_self, &self) || !self.dli_fname) return;
+  void *h = dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  (void)h; /* the reference is never dropped; NULL: the main program, never unloaded */
 }
 
 _cgc_pthread_create_fn _cgc_os_real_pthread_create(void) {

@@ -23,6 +23,22 @@ target_link_libraries(core_plugin PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
 add_dependencies(core_plugin core_plugin_mod)
 add_test(NAME core_plugin COMMAND core_plugin)
 set_tests_properties(core_plugin PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_plugin: ok")
+# The same with libcgc.a inside the plugin, linked without -z nodelete: cgc
+# pins its own object (unloaded, the next thread exit crashed).
+if(NOT CGC_SANITIZE)
+  add_library(core_plugin_static_mod MODULE core_plugin_mod.c)
+  target_compile_options(core_plugin_static_mod PRIVATE ${CGC_WARN})
+  target_link_libraries(core_plugin_static_mod PRIVATE cgc_static)
+  add_executable(core_plugin_static core_plugin.c)
+  target_include_directories(core_plugin_static PRIVATE ${CGC_TEST_DIR})
+  target_compile_options(core_plugin_static PRIVATE ${CGC_WARN})
+  target_compile_definitions(core_plugin_static PRIVATE _GNU_SOURCE
+    CORE_PLUGIN_PATH="$<TARGET_FILE:core_plugin_static_mod>" CORE_PLUGIN_KEPT="/$<TARGET_FILE_NAME:core_plugin_static_mod>")
+  target_link_libraries(core_plugin_static PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+  add_dependencies(core_plugin_static core_plugin_static_mod)
+  add_test(NAME core_plugin_static COMMAND core_plugin_static)
+  set_tests_properties(core_plugin_static PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_plugin: ok")
+endif()
 
 # A fully static executable cannot find the C library's pthread_create:
 # refused at start-up with a message (not at the first collection).  The
