@@ -23,6 +23,17 @@ target_link_libraries(core_plugin PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
 add_dependencies(core_plugin core_plugin_mod)
 add_test(NAME core_plugin COMMAND core_plugin)
 set_tests_properties(core_plugin PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_plugin: ok")
+# A program that gets libcgc.so only through another library (cgc then comes
+# after the C library in the lookup order): it runs (it aborted at start-up).
+add_library(core_indirect_rt SHARED core_indirect_rt.c)
+target_compile_options(core_indirect_rt PRIVATE ${CGC_WARN})
+target_link_libraries(core_indirect_rt PRIVATE cgc)
+add_executable(core_indirect core_indirect.c)
+target_include_directories(core_indirect PRIVATE ${CGC_TEST_DIR})
+target_compile_options(core_indirect PRIVATE ${CGC_WARN})
+target_link_libraries(core_indirect PRIVATE core_indirect_rt Threads::Threads)
+add_test(NAME core_indirect COMMAND core_indirect)
+set_tests_properties(core_indirect PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_indirect: ok")
 # The same with libcgc.a inside the plugin, linked without -z nodelete: cgc
 # pins its own object (unloaded, the next thread exit crashed).
 if(NOT CGC_SANITIZE)
