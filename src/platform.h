@@ -104,6 +104,9 @@ int _cgc_os_signal_thread(int tid, int sig) CGC_HIDDEN; /* 0, or an errno (ESRCH
 bool _cgc_os_thread_exists(int tid) CGC_HIDDEN;
 bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) CGC_HIDDEN;
 void *_cgc_os_handler(int sig) CGC_HIDDEN;
+/* The file name of the object holding sig's handler when that object is not
+   cgc's own and defines cgc_init (another copy of cgc), else NULL. */
+const char *_cgc_os_handler_of_other_copy(int sig) CGC_HIDDEN;
 /* "its default action (SIG_DFL)" or "SIG_IGN" when sig has no handler, else NULL. */
 const char *_cgc_os_handler_disposition(int sig) CGC_HIDDEN; /* the installed handler's address, or NULL if unknown */
 void _cgc_os_block_async_but(int sig) CGC_HIDDEN;

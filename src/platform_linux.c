@@ -347,6 +347,19 @@ void *_cgc_os_handler(int sig) {
   return (sa.sa_flags & SA_SIGINFO) ? (void *)sa.sa_sigaction : (void *)sa.sa_handler;
 }
 
+const char *_cgc_os_handler_of_other_copy(int sig) {
+  void *h = _cgc_os_handler(sig);
+  Dl_info mine, theirs;
+  if (!h || h == (void *)SIG_IGN || !dladdr(h, &theirs) || !dladdr((void *)_cgc_os_handler_of_other_copy, &mine) ||
+      theirs.dli_fbase == mine.dli_fbase || !theirs.dli_fname)
+    return NULL;
+  void *obj = dlopen(theirs.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+  if (!obj) return NULL;
+  bool cgc = dlsym(obj, "cgc_init") != NULL;
+  dlclose(obj);
+  return cgc ? theirs.dli_fname : NULL;
+}
+
 const char *_cgc_os_handler_disposition(int sig) {
   struct sigaction sa;
   if (sigaction(sig, NULL, &sa) != 0 || (sa.sa_flags & SA_SIGINFO)) return NULL;

@@ -617,6 +617,15 @@ int execle(const char *path, const char *arg, ...) {
 
 void _cgc_threads_init(void) {
   pthread_key_create(&exit_key, thread_exit_destructor);
+  /* Two copies of cgc (libcgc.a linked into two shared libraries, or into
+     one and libcgc.so loaded too) would share the signal, and each one's
+     handler would ignore the other's threads: the first collection with
+     another thread aborted, blaming the program. */
+  const char *other = _cgc_os_handler_of_other_copy(_cgc_g.suspend_signal);
+  if (other)
+    _cgc_fatal("init: another copy of cgc, in %s, is loaded in this process (it handles signal %d); a process "
+               "can hold one cgc: link the libraries that use it against libcgc.so, not libcgc.a",
+               other, _cgc_g.suspend_signal);
   if (_cgc_os_install_handler(_cgc_g.suspend_signal, suspend_handler) != 0)
     _cgc_fatal("cannot install the handler for signal %d", _cgc_g.suspend_signal);
   _cgc_os_atfork(fork_prepare, fork_parent, fork_child);

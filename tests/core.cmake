@@ -49,6 +49,21 @@ if(NOT CGC_SANITIZE)
   add_dependencies(core_plugin_static core_plugin_static_mod)
   add_test(NAME core_plugin_static COMMAND core_plugin_static)
   set_tests_properties(core_plugin_static PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_plugin: ok")
+  # Two plugins with libcgc.a inside each: the second copy of cgc refuses to
+  # start, naming the first (two copies aborted at a collection, blaming the
+  # program for the signal handler).
+  add_library(core_plugin_static_mod2 MODULE core_plugin_mod.c)
+  target_compile_options(core_plugin_static_mod2 PRIVATE ${CGC_WARN})
+  target_link_libraries(core_plugin_static_mod2 PRIVATE cgc_static)
+  add_executable(core_two_copies core_two_copies.c)
+  target_include_directories(core_two_copies PRIVATE ${CGC_TEST_DIR})
+  target_compile_options(core_two_copies PRIVATE ${CGC_WARN})
+  target_compile_definitions(core_two_copies PRIVATE _GNU_SOURCE CORE_PLUGIN_A="$<TARGET_FILE:core_plugin_static_mod>"
+    CORE_PLUGIN_B="$<TARGET_FILE:core_plugin_static_mod2>")
+  target_link_libraries(core_two_copies PRIVATE ${CMAKE_DL_LIBS})
+  add_dependencies(core_two_copies core_plugin_static_mod core_plugin_static_mod2)
+  cgc_abort_test(core_two_copies PROGRAM core_two_copies CASE two
+    REGEX "cgc: init: another copy of cgc, in .*core_plugin_static_mod.*, is loaded in this process")
 endif()
 
 # A fully static executable cannot find the C library's pthread_create:
