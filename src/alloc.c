@@ -416,7 +416,9 @@ static CGC_COLD _Noreturn void bad_pointer(const char *fn, const void *p) {
     _cgc_fatal("%s: %p points into an arena (arena memory is released with cgc_arena_free)", fn, p);
   s = _cgc_span_of(a);
   if (!s) {
-    if (st == CGC_SPAN_FREE || st == CGC_SPAN_BUSY)
+    /* Free pages; or pages a large object gave back when it shrank, or the
+       slack after a small span's last slot, which still map to the span. */
+    if (st == CGC_SPAN_FREE || st == CGC_SPAN_BUSY || st == CGC_SPAN_SMALL || st == CGC_SPAN_LARGE)
       _cgc_fatal("%s: %p is not an allocated object (freed already?)", fn, p);
     _cgc_fatal("%s: %p is not a pointer into the collected heap", fn, p);
   }

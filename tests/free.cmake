@@ -48,6 +48,8 @@ cgc_abort_test(free_abort_arena_alloc_after_reuse PROGRAM free_abort CASE arena_
   REGEX "cgc: cgc_arena_alloc: arena ${_hex} has been freed")
 cgc_abort_test(free_abort_arena_alloc_noscan_after_free PROGRAM free_abort CASE arena_alloc_noscan_after_free
   REGEX "cgc: cgc_arena_alloc_noscan: arena ${_hex} has been freed")
+cgc_abort_test(free_abort_free_trimmed_tail PROGRAM free_abort CASE free_trimmed_tail
+  REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(freed already\\?\\)")
 cgc_abort_test(free_abort_roots_arena PROGRAM free_abort CASE roots_arena
   REGEX "cgc: cgc_add_roots: range ${_hex} \\+ 32 holds arena memory \\(${_hex}\\)")
 cgc_abort_test(free_abort_roots_recycled PROGRAM free_abort CASE roots_recycled

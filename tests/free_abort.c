@@ -166,6 +166,14 @@ int main(int argc, char **argv) {
     cgc_arena_t *b = cgc_arena_new();
     CHECK(b != NULL && b != a);
     g_keep = cgc_arena_alloc(a, 16);
+  } else if (strcmp(c, "free_trimmed_tail") == 0) {
+    /* Pages a large object gave back when it shrank in place: freed memory,
+       not "not in the collected heap". */
+    char *p = cgc_alloc(100000);
+    CHECK(p != NULL);
+    p = cgc_realloc(p, 40000);
+    g_keep = p;
+    cgc_free(p + 6 * 8192);
   } else if (strcmp(c, "roots_arena") == 0) {
     cgc_add_roots(in_arena, 32); /* scanned already; would fault once the arena is freed */
   } else if (strcmp(c, "roots_recycled") == 0) {
