@@ -204,8 +204,12 @@ static inline __attribute__((always_inline)) void cgc__defer_dyn(cgc__frame_t *f
 
 /* Unwind mode: one local with a cleanup; the compiler calls fn directly at
    every exit of the block, and from the landing pad when a panic passes. */
+/* The attributes follow the type: leading ones would let GCC take
+   `if (c) CGC_DEFER(...);` (or a label before it) for attributes on an
+   empty statement, drop them, and compile a defer that never runs; here
+   that is the error a declaration in such a place is. */
 #define CGC__DEFER_UNWIND(n, f_, a_)                                              \
-  __attribute__((cleanup(cgc__defer_run), unused)) cgc__rec_t CGC__CAT(cgc__defer_, n) = \
+  cgc__rec_t __attribute__((cleanup(cgc__defer_run), unused)) CGC__CAT(cgc__defer_, n) = \
       {CGC__FN(f_, a_), (void *)(a_)}
 
 /* Registered mode: the record is also linked into the thread's chain.  fn

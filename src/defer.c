@@ -185,7 +185,7 @@ static void chunk_release(cgc__frame_t *f, struct cgc__chunk *c) {
 }
 
 static CGC_COLD _Noreturn void null_defer(void) {
-  _cgc_fatal("CGC_DEFER_DYN: deferred function is NULL");
+  _cgc_fatal("CGC_DEFER_DYN (or a registered CGC_DEFER): deferred function is NULL");
 }
 
 /* Pop f's newest pending record into *out; 0 when none is left.  A record is

@@ -18,6 +18,13 @@ void use(void) {
   CGC_FRAME();
   CGC_FRAME();
 }
+#elif CASE == 4
+/* CGC_DEFER as the body of an if (unwind mode: GCC dropped the attributes
+   and compiled a defer that never runs). */
+int flag;
+void use(void) {
+  if (flag) CGC_DEFER(one, 0);
+}
 #else
 void use(void) {
   CGC_FRAME();
