@@ -199,8 +199,9 @@ uintptr_t _cgc_os_altstack_end(const void *uctx, uintptr_t sp) {
 void *_cgc_os_real_symbol(const char *name) {
   void *first = dlsym(RTLD_DEFAULT, name);
   Dl_info mine, theirs;
-  if (first && dladdr((void *)_cgc_os_real_symbol, &mine) && dladdr(first, &theirs) &&
-      mine.dli_fbase == theirs.dli_fbase) {
+  bool first_is_mine = first && dladdr((void *)_cgc_os_real_symbol, &mine) && dladdr(first, &theirs) &&
+                       mine.dli_fbase == theirs.dli_fbase;
+  if (first_is_mine) {
     char buf[128];
     _cgc_format(buf, sizeof buf, "__interceptor_%s", name);
     void *icpt = dlsym(RTLD_DEFAULT, buf);
@@ -210,9 +211,7 @@ void *_cgc_os_real_symbol(const char *name) {
   /* Nothing after cgc defines it when cgc comes after the C library in the
      lookup order (libcgc.so a dependency of a library the program links,
      not of the program): the first definition, the C library's, then. */
-  if (!next && first && (!dladdr(first, &theirs) || !dladdr((void *)_cgc_os_real_symbol, &mine) ||
-                         mine.dli_fbase != theirs.dli_fbase))
-    next = first;
+  if (!next && first && !first_is_mine) next = first;
   /* Only a fully static executable has no dynamic linker to ask. */
   if (!next)
     _cgc_fatal("a fully static executable (-static) cannot use cgc: it finds the C library's %s, which it "

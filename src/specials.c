@@ -463,7 +463,6 @@ static void run_work(work_t *w, size_t n, batch_rec_t *rec, const char *call) {
     w[i].fn(w[i].arg);
     fins += (size_t)w[i].finalizer;
     w[i].arg = NULL;
-    bar.arg = NULL; /* no copy of a finished callback's argument stays on this stack */
   }
   in_cleanup--;
   _cgc_barrier_pop(&bar);

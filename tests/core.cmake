@@ -8,59 +8,53 @@ target_compile_options(core_mod_shared PRIVATE ${CGC_WARN})
 add_library(core_mod_dl MODULE core_mod.c)
 target_compile_options(core_mod_dl PRIVATE ${CGC_WARN})
 
+# Programs that do not link cgc themselves, and the libraries with cgc they
+# use (core_plugin_mod.c): plugin_lib(NAME TYPE CGC_LIBRARY), plugin_host(NAME SOURCE
+# [DEFS ...] [LIBS ...]).
+find_package(Threads REQUIRED)
+function(plugin_lib name type cgc_lib)
+  add_library(${name} ${type} core_plugin_mod.c)
+  target_compile_options(${name} PRIVATE ${CGC_WARN})
+  target_link_libraries(${name} PRIVATE ${cgc_lib})
+endfunction()
+function(plugin_host name)
+  cmake_parse_arguments(H "" "SOURCE" "DEFS;LIBS" ${ARGN})
+  add_executable(${name} ${H_SOURCE})
+  target_include_directories(${name} PRIVATE ${CGC_TEST_DIR})
+  target_compile_options(${name} PRIVATE ${CGC_WARN})
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE ${H_DEFS})
+  target_link_libraries(${name} PRIVATE Threads::Threads ${CMAKE_DL_LIBS} ${H_LIBS})
+endfunction()
+
 # A plugin using cgc, loaded and unloaded by a program that does not link
 # cgc: libcgc stays loaded (-z nodelete), so its threads, signal handler and
 # thread-exit destructor keep working.
-add_library(core_plugin_mod MODULE core_plugin_mod.c)
-target_compile_options(core_plugin_mod PRIVATE ${CGC_WARN})
-target_link_libraries(core_plugin_mod PRIVATE cgc)
-find_package(Threads REQUIRED)
-add_executable(core_plugin core_plugin.c)
-target_include_directories(core_plugin PRIVATE ${CGC_TEST_DIR})
-target_compile_options(core_plugin PRIVATE ${CGC_WARN})
-target_compile_definitions(core_plugin PRIVATE _GNU_SOURCE CORE_PLUGIN_PATH="$<TARGET_FILE:core_plugin_mod>")
-target_link_libraries(core_plugin PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+plugin_lib(core_plugin_mod MODULE cgc)
+plugin_host(core_plugin SOURCE core_plugin.c DEFS CORE_PLUGIN_PATH="$<TARGET_FILE:core_plugin_mod>")
 add_dependencies(core_plugin core_plugin_mod)
 add_test(NAME core_plugin COMMAND core_plugin)
 set_tests_properties(core_plugin PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_plugin: ok")
 # A program that gets libcgc.so only through another library (cgc then comes
 # after the C library in the lookup order): it runs (it aborted at start-up).
-add_library(core_indirect_rt SHARED core_indirect_rt.c)
-target_compile_options(core_indirect_rt PRIVATE ${CGC_WARN})
-target_link_libraries(core_indirect_rt PRIVATE cgc)
-add_executable(core_indirect core_indirect.c)
-target_include_directories(core_indirect PRIVATE ${CGC_TEST_DIR})
-target_compile_options(core_indirect PRIVATE ${CGC_WARN})
-target_link_libraries(core_indirect PRIVATE core_indirect_rt Threads::Threads)
+plugin_lib(core_indirect_rt SHARED cgc)
+plugin_host(core_indirect SOURCE core_indirect.c LIBS core_indirect_rt)
 add_test(NAME core_indirect COMMAND core_indirect)
 set_tests_properties(core_indirect PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_indirect: ok")
 # The same with libcgc.a inside the plugin, linked without -z nodelete: cgc
 # pins its own object (unloaded, the next thread exit crashed).
 if(NOT CGC_SANITIZE)
-  add_library(core_plugin_static_mod MODULE core_plugin_mod.c)
-  target_compile_options(core_plugin_static_mod PRIVATE ${CGC_WARN})
-  target_link_libraries(core_plugin_static_mod PRIVATE cgc_static)
-  add_executable(core_plugin_static core_plugin.c)
-  target_include_directories(core_plugin_static PRIVATE ${CGC_TEST_DIR})
-  target_compile_options(core_plugin_static PRIVATE ${CGC_WARN})
-  target_compile_definitions(core_plugin_static PRIVATE _GNU_SOURCE
-    CORE_PLUGIN_PATH="$<TARGET_FILE:core_plugin_static_mod>" CORE_PLUGIN_KEPT="/$<TARGET_FILE_NAME:core_plugin_static_mod>")
-  target_link_libraries(core_plugin_static PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+  plugin_lib(core_plugin_static_mod MODULE cgc_static)
+  plugin_host(core_plugin_static SOURCE core_plugin.c DEFS CORE_PLUGIN_PATH="$<TARGET_FILE:core_plugin_static_mod>"
+    CORE_PLUGIN_KEPT="/$<TARGET_FILE_NAME:core_plugin_static_mod>")
   add_dependencies(core_plugin_static core_plugin_static_mod)
   add_test(NAME core_plugin_static COMMAND core_plugin_static)
   set_tests_properties(core_plugin_static PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_plugin: ok")
   # Two plugins with libcgc.a inside each: the second copy of cgc refuses to
   # start, naming the first (two copies aborted at a collection, blaming the
   # program for the signal handler).
-  add_library(core_plugin_static_mod2 MODULE core_plugin_mod.c)
-  target_compile_options(core_plugin_static_mod2 PRIVATE ${CGC_WARN})
-  target_link_libraries(core_plugin_static_mod2 PRIVATE cgc_static)
-  add_executable(core_two_copies core_two_copies.c)
-  target_include_directories(core_two_copies PRIVATE ${CGC_TEST_DIR})
-  target_compile_options(core_two_copies PRIVATE ${CGC_WARN})
-  target_compile_definitions(core_two_copies PRIVATE _GNU_SOURCE CORE_PLUGIN_A="$<TARGET_FILE:core_plugin_static_mod>"
+  plugin_lib(core_plugin_static_mod2 MODULE cgc_static)
+  plugin_host(core_two_copies SOURCE core_two_copies.c DEFS CORE_PLUGIN_A="$<TARGET_FILE:core_plugin_static_mod>"
     CORE_PLUGIN_B="$<TARGET_FILE:core_plugin_static_mod2>")
-  target_link_libraries(core_two_copies PRIVATE ${CMAKE_DL_LIBS})
   add_dependencies(core_two_copies core_plugin_static_mod core_plugin_static_mod2)
   cgc_abort_test(core_two_copies PROGRAM core_two_copies CASE two
     REGEX "cgc: init: another copy of cgc, in .*core_plugin_static_mod.*, is loaded in this process")

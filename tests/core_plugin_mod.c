@@ -1,5 +1,7 @@
-/* A plugin that uses cgc (linked against libcgc), loaded with dlopen by a
-   program that does not link cgc itself (core_plugin). */
+/* A plugin that uses cgc, loaded with dlopen by a program that does not link
+   cgc itself (core_plugin: linked against libcgc.so; core_plugin_static and
+   core_two_copies: libcgc.a inside), or a runtime library such a program
+   links (core_indirect). */
 #include <cgc.h>
 #include <stdint.h>
 

@@ -125,19 +125,11 @@ static void *waiter(void *a) {
   event_wait(&ev_go);
   return NULL;
 }
-static void own_handler(void) {
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, waiter, NULL) == 0);
-  event_wait(&ev_registered);
-  signal(cgc_suspend_signal(), other_handler);
-  cgc_collect(); /* aborts */
-  event_set(&ev_go);
-  CHECK(pthread_join(t, NULL) == 0);
-}
-
-/* The suspend signal set to SIG_DFL (SIGPWR's default action terminates the
-   process) or SIG_IGN: diagnosed before any thread is signalled. */
-static void no_handler(void (*disposition)(int)) {
+/* The program's own handler for the suspend signal (own_handler), or the
+   signal set to SIG_DFL (SIGPWR's default action terminates the process) or
+   SIG_IGN, diagnosed before any thread is signalled: the next collection
+   with another thread aborts. */
+static void replaced_handler(void (*disposition)(int)) {
   pthread_t t;
   CHECK(pthread_create(&t, NULL, waiter, NULL) == 0);
   event_wait(&ev_registered);
@@ -220,9 +212,9 @@ int main(int argc, char **argv) {
   cgc_init();
   if (strcmp(argv[1], "blocked_cleanup") == 0) blocked_cleanup();
   else if (strcmp(argv[1], "dead_registered") == 0) dead_registered();
-  else if (strcmp(argv[1], "own_handler") == 0) own_handler();
-  else if (strcmp(argv[1], "default_handler") == 0) no_handler(SIG_DFL);
-  else if (strcmp(argv[1], "ignored_handler") == 0) no_handler(SIG_IGN);
+  else if (strcmp(argv[1], "own_handler") == 0) replaced_handler(other_handler);
+  else if (strcmp(argv[1], "default_handler") == 0) replaced_handler(SIG_DFL);
+  else if (strcmp(argv[1], "ignored_handler") == 0) replaced_handler(SIG_IGN);
   else if (strcmp(argv[1], "cleanup_fault") == 0) cleanup_fault();
   else if (strcmp(argv[1], "main_exits") == 0) main_exits();
   else if (strcmp(argv[1], "cleanup_mask") == 0) cleanup_mask();
