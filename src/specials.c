@@ -449,10 +449,27 @@ static bool q_done_before(uint64_t target) {
   return true;
 }
 
+/* Drop the copies of arguments a batch just run left on this thread: in the
+   vector registers (the copies of work items) and on the stack below the
+   caller's frame (frames of the callbacks and of what they called).  The idle
+   thread's stop saves its registers in a signal frame there and scans it, so
+   a stale copy kept an object alive until the next batch, which a quiet
+   program may never run: a finalizer chain A -> B stopped at A.  It runs
+   before the batch counts as done, so a collection that cgc_wait_cleanups
+   let start finds no copy either. */
+static CGC_NOINLINE void forget_batch(void) {
+  volatile char buf[16384];
+  memset((char *)buf, 0, sizeof buf);
+  __asm__ volatile("" ::"r"(buf) : "memory");
+  _cgc_os_clear_vector_registers();
+}
+
 static CGC_STATE size_t q_waiters;              /* threads in cgc_wait_cleanups: queue_lock */
 
-/* Run a batch taken with q_take; the bookkeeping is once per batch. */
-static void run_work(work_t *w, size_t n, batch_rec_t *rec, const char *call) {
+/* Run a batch taken with q_take; the bookkeeping is once per batch.
+   forget: scrub the batch's copies off this thread (forget_batch; the
+   cleanup thread, whose stack nothing else overwrites). */
+static void run_work(work_t *w, size_t n, batch_rec_t *rec, const char *call, bool forget) {
   size_t fins = 0;
   _cgc_barrier_t bar CGC_BARRIER = {.armed = false};
   _cgc_barrier_push(&bar, call);
@@ -466,6 +483,7 @@ static void run_work(work_t *w, size_t n, batch_rec_t *rec, const char *call) {
   }
   in_cleanup--;
   _cgc_barrier_pop(&bar);
+  if (forget) forget_batch();
   atomic_fetch_add_explicit(&n_finalizers_run, fins, memory_order_relaxed);
   atomic_fetch_add_explicit(&n_cleanups_run, n - fins, memory_order_relaxed);
   pthread_mutex_lock(&queue_lock);
@@ -495,22 +513,9 @@ size_t cgc_run_cleanups(void) {
     size_t n = q_take(batch, 64, &rec);
     pthread_mutex_unlock(&queue_lock);
     if (!n) return total;
-    run_work(batch, n, &rec, "cgc_run_cleanups");
+    run_work(batch, n, &rec, "cgc_run_cleanups", false);
     total += n;
   }
-}
-
-/* Drop the copies of arguments a batch just run left on this thread: in the
-   vector registers (the copies of work items) and on the stack below the
-   caller's frame (frames of the callbacks and of what they called).  The idle
-   thread's stop saves its registers in a signal frame there and scans it, so
-   a stale copy kept an object alive until the next batch, which a quiet
-   program may never run: a finalizer chain A -> B stopped at A. */
-static CGC_NOINLINE void forget_batch(void) {
-  volatile char buf[16384];
-  memset((char *)buf, 0, sizeof buf);
-  __asm__ volatile("" ::"r"(buf) : "memory");
-  _cgc_os_clear_vector_registers();
 }
 
 static void *runner_main(void *arg) {
@@ -538,8 +543,7 @@ static void *runner_main(void *arg) {
     if (n) {
       /* With the program's signals blocked, callbacks included: a process
          or thread a cleanup starts inherits that mask (docs/specials.md). */
-      run_work(batch, n, &rec, "the cleanup thread");
-      forget_batch();
+      run_work(batch, n, &rec, "the cleanup thread", true);
       continue;
     }
     while (atomic_load(&runner_kick) == seen) _cgc_os_wait(&runner_kick, seen);

@@ -172,3 +172,10 @@ cgc_abort_test(specials_panic_exc_free_cleanup PROGRAM specials_panic_exc CASE f
   REGEX "^cgc: cgc_free: a panic left the cleanup 0x[0-9a-f]+ \\(on 0x[0-9a-f]+\\), which must recover it: panic: escaped$")
 cgc_abort_test(specials_panic_exc_thread PROGRAM specials_panic_exc CASE thread
   REGEX "^cgc: the cleanup thread: a panic left the cleanup 0x[0-9a-f]+ \\(on 0x[0-9a-f]+\\), which must recover it: panic: escaped$")
+
+# Edge cases: statistics and order on cgc_free, the static-storage handle table
+# after removals, fork inside a free and beside cgc_wait_cleanups, pacing under
+# cleanup churn, and the checkfinalizers search.
+specials_program(specials_edges)
+specials_cases(PROGRAM specials_edges CASES free_weak_stats free_fin_first static_holes fork_in_free fork_waiter churn_pacing)
+specials_cases(PROGRAM specials_edges CASES checkfin_older checkfin_noscan ENV "CGC_DEBUG=checkfinalizers=1")
