@@ -190,7 +190,8 @@ static void scan_now(uintptr_t lo, uintptr_t hi);
 static CGC_STATE size_t scanned_now_bytes; /* roots scan_now took (no job list), this marking */
 
 static void add_job(uintptr_t lo, uintptr_t hi) {
-  lo = CGC_ALIGN_UP(lo, sizeof(uintptr_t));
+  lo = CGC_ALIGN_UP(lo, sizeof(uintptr_t)); /* only whole words inside [lo, hi) are roots */
+  hi &= ~(uintptr_t)(sizeof(uintptr_t) - 1);
   while (lo < hi && hi - lo >= sizeof(uintptr_t)) { /* no lo + 8: a range may end at the top */
     uintptr_t end = hi - lo > ROOT_JOB_BYTES ? lo + ROOT_JOB_BYTES : hi;
     if (njobs == jobs_cap) {

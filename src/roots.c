@@ -165,7 +165,7 @@ void cgc_add_roots(const void *start, size_t size) {
                size);
   /* Arena memory is scanned while its arena lives, and faults once it is
      freed: a registration of it could only crash a later collection. */
-  uintptr_t a = arena_memory_in(lo, lo + size);
+  uintptr_t a = size ? arena_memory_in(lo, lo + size) : 0; /* an empty range holds nothing */
   if (a)
     _cgc_fatal("cgc_add_roots: range %p + %zu holds arena memory (%p): a live arena's memory is scanned "
                "already, and a freed arena's faults", start, size, (void *)a);

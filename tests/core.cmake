@@ -298,6 +298,10 @@ foreach(case add_roots_unmapped add_roots_prot_none add_roots_past_end add_roots
   cgc_abort_test(core_abort_${case} PROGRAM core_abort CASE ${case}
     REGEX "cgc: cgc_add_roots: range 0x[0-9a-f]+ \\+ [0-9]+ is not all readable memory")
 endforeach()
+cgc_abort_test(core_abort_add_roots_wrap PROGRAM core_abort CASE add_roots_wrap
+  REGEX "cgc: cgc_add_roots: range 0x[0-9a-f]+ \\+ [0-9]+ wraps around")
+cgc_abort_test(core_abort_add_roots_arena_inner PROGRAM core_abort CASE add_roots_arena_inner
+  REGEX "cgc: cgc_add_roots: range 0x[0-9a-f]+ \\+ 32 holds arena memory")
 cgc_abort_test(core_abort_strdup_null PROGRAM core_abort CASE strdup_null REGEX "^cgc: cgc_strdup: the string is NULL$")
 cgc_abort_test(core_abort_read_stats_null PROGRAM core_abort CASE read_stats_null REGEX "^cgc: cgc_read_stats: out is NULL$")
 cgc_abort_test(core_abort_unregister_unregistered PROGRAM core_abort CASE unregister_unregistered
@@ -321,3 +325,17 @@ if(CGC_TEST_CXX)
 else()
   message(STATUS "tests: no C++ compiler; the headers' C++ checks are skipped")
 endif()
+
+# Fields of the GC trace: the reason suffixes, X->Y MB, objects, "0 MB goal"
+# with pacing off, root-job lines only at gctrace=2.
+cgc_test(core_gctrace_fields SOURCES core_gctrace_fields.c TIMEOUT 60)
+# Statistics: num_forced_gc, mark_total_ns, the goal after the setters, noscan
+# and finalizer-kept bytes in last_live_bytes.
+cgc_test(core_stats_more SOURCES core_stats_more.c TIMEOUT 120)
+# The memory limit: one limit collection per cycle; unswept garbage is swept
+# before collecting for the limit.
+cgc_test(core_limit_paths SOURCES core_limit_paths.c ARGS once TIMEOUT 120)
+cgc_test(core_limit_paths_sweep SOURCES core_limit_paths.c ARGS sweep ENV CGC_DEBUG=bgsweep=0 TIMEOUT 120)
+# cgc_add_roots: registering a start again replaces the range; an unaligned
+# start; the end's partial word is not a root.
+cgc_test(core_roots_more SOURCES core_roots_more.c TIMEOUT 120)

@@ -79,6 +79,18 @@ int main(int argc, char **argv) {
     char *m = mmap(NULL, 16384, PROT_READ, MAP_SHARED, fd, 0);
     CHECK(m != MAP_FAILED);
     cgc_add_roots(m, 16384);
+  } else if (strcmp(c, "add_roots_wrap") == 0) { /* m + size wraps to m - 9 */
+    char *m = (char *)malloc(64);
+    CHECK(m != NULL);
+    cgc_add_roots(m, SIZE_MAX - 8);
+  } else if (strcmp(c, "add_roots_arena_inner") == 0) { /* an arena object after the first: not page-aligned */
+    cgc_arena_t *a = cgc_arena_new();
+    CHECK(a != NULL);
+    CHECK(cgc_arena_alloc(a, 64) != NULL);
+    char *p = (char *)cgc_arena_alloc(a, 64);
+    CHECK(p != NULL);
+    CHECKF(((uintptr_t)p & 4095) != 0, "arena object %p on a page boundary", (void *)p);
+    cgc_add_roots(p, 32);
   } else if (strcmp(c, "strdup_null") == 0) {
     r = (size_t)(uintptr_t)cgc_strdup(NULL);
   } else if (strcmp(c, "read_stats_null") == 0) {

@@ -1,0 +1,141 @@
+/* cgc_read_stats beyond core_basic's consistency checks:
+   - num_forced_gc counts cgc_collect only, not paced collections;
+   - mark_total_ns is a running total: it never goes down, and a collection
+     with a short mark after one with a long mark leaves it above the long one;
+   - cgc_set_gc_percent and cgc_set_memory_limit move heap_goal_bytes at once
+     (docs/pacing.md section 3), not at the next collection;
+   - last_live_bytes counts noscan objects (cgc_alloc_noscan), and objects
+     that a finalizer keeps alive for one more cycle (marked by the specials
+     phase, docs/pacing.md section 8). */
+#include "core_util.h"
+
+static void test_forced_count(void) {
+  cgc_collect();
+  cgc_stats_t s0 = stats_now();
+  for (int i = 0; i < 3; i++) until_paced_collection(64);
+  cgc_stats_t s1 = stats_now();
+  CHECKF(s1.num_gc >= s0.num_gc + 3, "3 paced collections: num_gc %llu -> %llu", (unsigned long long)s0.num_gc,
+         (unsigned long long)s1.num_gc);
+  CHECKF(s1.num_forced_gc == s0.num_forced_gc, "paced collections counted as forced: num_forced_gc %llu -> %llu",
+         (unsigned long long)s0.num_forced_gc, (unsigned long long)s1.num_forced_gc);
+  cgc_collect();
+  CHECK(stats_now().num_forced_gc == s0.num_forced_gc + 1);
+}
+
+/* A chain of n nodes of 64 bytes: marking it is slow (one node at a time). */
+typedef struct node {
+  struct node *next;
+  char pad[56];
+} node_t;
+static node_t *volatile g_chain;
+
+static __attribute__((noinline)) void build_chain(size_t n) {
+  node_t *head = NULL;
+  for (size_t i = 0; i < n; i++) {
+    node_t *x = (node_t *)cgc_alloc(sizeof *x);
+    CHECK(x != NULL);
+    x->next = head;
+    head = x;
+  }
+  g_chain = head;
+}
+
+static void test_mark_total(void) {
+  build_chain(500000);
+  cgc_collect();
+  cgc_collect();
+  cgc_stats_t big = stats_now();
+  CHECK(big.mark_total_ns > 0);
+  g_chain = NULL;
+  clear_stack();
+  cgc_collect(); /* the chain dies here */
+  uint64_t prev = stats_now().mark_total_ns;
+  CHECKF(prev >= big.mark_total_ns, "mark_total_ns went down: %llu -> %llu", (unsigned long long)big.mark_total_ns,
+         (unsigned long long)prev);
+  for (int i = 0; i < 5; i++) {
+    cgc_collect(); /* short marks */
+    cgc_stats_t s = stats_now();
+    CHECKF(s.mark_total_ns >= prev, "mark_total_ns went down: %llu -> %llu", (unsigned long long)prev,
+           (unsigned long long)s.mark_total_ns);
+    CHECKF(s.mark_total_ns <= s.pause_total_ns, "mark_total_ns %llu > pause_total_ns %llu",
+           (unsigned long long)s.mark_total_ns, (unsigned long long)s.pause_total_ns);
+    prev = s.mark_total_ns;
+  }
+}
+
+static void test_goal_setters(void) {
+  cgc_collect();
+  int old = cgc_set_gc_percent(-1);
+  CHECK(old == 100);
+  CHECKF(stats_now().heap_goal_bytes == UINT64_MAX, "pacing off, no limit: heap goal %llu right after the call",
+         (unsigned long long)stats_now().heap_goal_bytes);
+  int64_t lim = 32 * (int64_t)CORE_MIB;
+  CHECK(cgc_set_memory_limit(lim) == INT64_MAX);
+  uint64_t g = stats_now().heap_goal_bytes;
+  CHECKF(g <= (uint64_t)lim, "a 32 MiB limit with pacing off: heap goal %llu right after the call",
+         (unsigned long long)g);
+  CHECK(cgc_set_memory_limit(INT64_MAX) == lim);
+  CHECKF(stats_now().heap_goal_bytes == UINT64_MAX, "limit removed, pacing off: heap goal %llu",
+         (unsigned long long)stats_now().heap_goal_bytes);
+  CHECK(cgc_set_gc_percent(100) == -1);
+  g = stats_now().heap_goal_bytes;
+  CHECKF(g != UINT64_MAX && g >= 4 * CORE_MIB, "pacing back on: heap goal %llu right after the call",
+         (unsigned long long)g);
+}
+
+#define NOSCAN_N 65536 /* 64-byte objects: 4 MiB */
+void **g_noscan; /* not static: its stores must stay */
+
+static void test_noscan_live(void) {
+  g_noscan = (void **)cgc_alloc(NOSCAN_N * sizeof(void *)); /* 512 KiB, scanned */
+  CHECK(g_noscan != NULL);
+  for (int i = 0; i < NOSCAN_N; i++) {
+    g_noscan[i] = cgc_alloc_noscan(64);
+    CHECK(g_noscan[i] != NULL);
+  }
+  uint64_t live = live_after_collect();
+  CHECKF(live >= (uint64_t)NOSCAN_N * 64 + NOSCAN_N * sizeof(void *),
+         "%d noscan objects of 64 bytes reachable: last_live_bytes %llu", NOSCAN_N, (unsigned long long)live);
+  g_noscan = NULL;
+}
+
+static _Atomic int finalized;
+static void fin(void *obj) {
+  (void)obj;
+  atomic_fetch_add(&finalized, 1);
+}
+
+#define FIN_N 1024 /* 4 KiB objects: 4 MiB */
+static __attribute__((noinline)) void make_finalizable(void) {
+  for (int i = 0; i < FIN_N; i++) {
+    void *p = cgc_alloc(4096);
+    CHECK(p != NULL);
+    CHECK(cgc_set_finalizer(p, fin) == 0);
+  }
+}
+
+static void test_finalizer_live(void) {
+  uint64_t base = live_after_collect();
+  make_finalizable();
+  /* The collection that finds them unreachable marks them again (their
+     finalizers get them): they are live for it. */
+  uint64_t live = live_after_collect();
+  CHECKF(live >= base + (uint64_t)FIN_N * 4096,
+         "%d unreachable objects of 4 KiB kept for their finalizers: last_live_bytes %llu (before %llu)", FIN_N,
+         (unsigned long long)live, (unsigned long long)base);
+  cgc_wait_cleanups();
+  CHECKF(atomic_load(&finalized) == FIN_N, "%d of %d finalizers ran", atomic_load(&finalized), FIN_N);
+  live = live_after_collect();
+  CHECKF(live < base + (uint64_t)FIN_N * 4096 / 2, "after their finalizers, last_live_bytes %llu (before %llu)",
+         (unsigned long long)live, (unsigned long long)base);
+}
+
+int main(void) {
+  test_forced_count();
+  test_mark_total();
+  test_goal_setters();
+  test_noscan_live();
+  test_finalizer_live();
+  printf("core_stats_more: ok\n");
+  return 0;
+}
