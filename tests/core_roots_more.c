@@ -6,7 +6,8 @@
      aligned word (the marker aligns the start up), so pointers stored in
      the aligned words inside it are roots;
    - a word only partly inside a range (its end not 8-byte aligned) is not a
-     root. */
+     root;
+   - an empty range inside an arena chunk is accepted (it holds nothing). */
 #include "core_util.h"
 
 enum { NOBJ = 1000, OBJ_SIZE = 1024 };
@@ -78,6 +79,16 @@ int main(void) {
   CHECKF(after < before + (1 << 19), "a word half inside a root range retained %llu bytes",
          (unsigned long long)(after - before));
   cgc_remove_roots(m);
+
+  /* An empty range holds no arena memory, wherever it starts. */
+  cgc_arena_t *ar = cgc_arena_new();
+  CHECK(ar != NULL);
+  CHECK(cgc_arena_alloc(ar, 64) != NULL);
+  char *inner = (char *)cgc_arena_alloc(ar, 64);
+  CHECK(inner != NULL && ((uintptr_t)inner & 4095) != 0);
+  cgc_add_roots(inner, 0);
+  cgc_remove_roots(inner);
+  cgc_arena_free(ar);
   free(buf);
   free(rec);
   printf("core_roots_more: ok\n");
