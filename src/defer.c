@@ -698,9 +698,14 @@ void cgc_panicf(const char *fmt, ...) {
 /* Recover                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* A C++ exception, or a thread exit, unwinding through cgc_protect (never a
-   panic: it stops at the cgc_protect frame before its landing pad would run)
-   restores the thread's state as a normal return does, and goes on. */
+/* A C++ exception, or a thread exit, unwinding through cgc_protect restores
+   the thread's state as a normal return does, and goes on.  A panic that this
+   cgc_protect recovers runs the landing pad too: the panic stops at the
+   caller's frame (the CFA of cgc_protect's frame lies below &pr), after it.
+   So the state is restored here first and again by panic_finish (from the
+   same record, to the same values), which must not rely on seeing it
+   unrestored; defer_hole_protect covers panic_finish alone, the case of an
+   unwind that reaches no landing pad here. */
 struct protect_guard {
   struct protect *pr;
   volatile bool done;
@@ -736,7 +741,7 @@ int cgc_protect(void (*fn)(void *), void *arg, void **panic_value) {
     if (panic_value) *panic_value = NULL;
     return 0;
   }
-  /* Recovered: panic_finish restored the thread's state. */
+  /* Recovered: protect_unwound and panic_finish restored the thread's state. */
   guard.done = true;
   void *v = ts.recovered;
   ts.recovered = NULL;

@@ -339,3 +339,10 @@ cgc_test(core_limit_paths_sweep SOURCES core_limit_paths.c ARGS sweep ENV CGC_DE
 # cgc_add_roots: registering a start again replaces the range; an unaligned
 # start; the end's partial word is not a root.
 cgc_test(core_roots_more SOURCES core_roots_more.c TIMEOUT 120)
+# Thread results: kept alive until joined (pthread_exit's value too), dropped
+# on join and detach, not kept for detached threads.
+cgc_test(core_thread_results SOURCES core_thread_results.c LIBS Threads::Threads TIMEOUT 120)
+# cgc_set_suspend_signal gives the old signal back its default action; a stop
+# signal sent to the collecting thread itself is ignored.
+cgc_test(core_signal_moved SOURCES core_signal_moved.c LIBS Threads::Threads TIMEOUT 60)
+cgc_test(core_signal_collector SOURCES core_signal_collector.c LIBS Threads::Threads TIMEOUT 60)

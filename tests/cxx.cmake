@@ -14,6 +14,8 @@ if(CMAKE_CXX_COMPILER)
     REGEX "panic: nobody recovers this")
   cgc_abort_test(cxx_exceptions_cleanup_throw PROGRAM cxx_exceptions CASE cleanup_throw
     REGEX "^cgc: cgc_free: an exception or a thread exit \\(pthread_exit, cancellation\\) left the cleanup 0x[0-9a-f]+ \\(on 0x0\\), which must return")
+  cgc_abort_test(cxx_exceptions_panic_swallow PROGRAM cxx_exceptions CASE panic_swallow
+    REGEX "^cgc: cgc_panic: a panic was stopped by a foreign handler \\(C\\+\\+ catch \\(\\.\\.\\.\\) must rethrow\\)$")
 else()
   message(STATUS "no C++ compiler: the C++ tests are not built")
 endif()

@@ -9,7 +9,10 @@
                   recovers: the documented report and abort (must-abort test).
      cxx_exceptions cleanup_throw   a cleanup run by cgc_free throws: cgc
                   aborts naming it, as for a panic (the exception used to leave
-                  the thread's defer chain pointing into a dead frame). */
+                  the thread's defer chain pointing into a dead frame).
+     cxx_exceptions panic_swallow   a catch (...) that swallows a panic (does
+                  not rethrow): a fatal error naming the cause, never a
+                  cgc_protect that returns as if nothing happened. */
 #include <cgc.h>
 
 #include <cstdio>
@@ -58,6 +61,13 @@ static void protect_case() {
 
 static void cleanup_throws(void *) { throw std::runtime_error("cleanup"); }
 
+static void swallow(void *) {
+  try {
+    cgc_panicf("swallowed");
+  } catch (...) {
+  }
+}
+
 int main(int argc, char **argv) {
   CHECK(argc == 2);
   const char *c = argv[1];
@@ -74,6 +84,11 @@ int main(int argc, char **argv) {
     } catch (...) {
     }
     std::fprintf(stderr, "cxx_exceptions cleanup_throw: no abort\n");
+    return 1;
+  } else if (std::strcmp(c, "panic_swallow") == 0) {
+    void *v = nullptr;
+    int r = cgc_protect(swallow, nullptr, &v);
+    std::fprintf(stderr, "cxx_exceptions panic_swallow: no abort (cgc_protect returned %d)\n", r);
     return 1;
   } else {
     return 2;

@@ -3,7 +3,7 @@
 # Block and dynamic defers are tested in each mode: unwind mode (-fexceptions),
 # registered mode (no -fexceptions) and unregistered (CGC_DEFER_REGISTER=0).
 
-foreach(t block dyn gc)
+foreach(t block dyn gc spare_panic deep_nested)
   cgc_test(defer_${t} SOURCES defer_${t}.c FLAGS -fexceptions)
   cgc_test(defer_${t}_reg SOURCES defer_${t}.c FLAGS -fno-exceptions)
 endforeach()
@@ -23,6 +23,11 @@ set_source_files_properties(defer_frames_n.c PROPERTIES COMPILE_OPTIONS
 cgc_test(defer_panic SOURCES ${DEFER_PANIC_SOURCES} FLAGS -fexceptions LIBS Threads::Threads)
 cgc_test(defer_panic_static SOURCES ${DEFER_PANIC_SOURCES} FLAGS -fexceptions
   LIBS Threads::Threads STATIC)
+# A recovered panic whose cgc_protect frame the unwinder reaches only through
+# a frame with no unwind information (defer_hole_n.c).
+set_source_files_properties(defer_hole_n.c PROPERTIES COMPILE_OPTIONS
+  "-fno-exceptions;-fno-asynchronous-unwind-tables;-fno-unwind-tables")
+cgc_test(defer_hole_protect SOURCES defer_hole_protect.c defer_hole_n.c FLAGS -fexceptions)
 
 # Uncaught panics and misuse abort with a message.
 add_executable(defer_abort defer_abort.c)
@@ -54,6 +59,23 @@ cgc_abort_test(defer_abort_protect_null PROGRAM defer_abort CASE protect_null
 cgc_abort_test(defer_abort_panicf_null PROGRAM defer_abort CASE panicf_null
   REGEX "^cgc: cgc_panicf: fmt is NULL$")
 cgc_abort_test(defer_abort_dyn_null PROGRAM defer_abort CASE dyn_null
+  REGEX "^cgc: CGC_DEFER_DYN \\(or a registered CGC_DEFER\\): deferred function is NULL$")
+
+# Chains of uncaught panics: the superseded ones listed (the oldest dropped past
+# eight), the backtrace of the last raise, values of either kind, and a NULL
+# dynamic defer reached by a panic.
+add_executable(defer_abort_chain defer_abort_chain.c)
+target_include_directories(defer_abort_chain PRIVATE ${CGC_TEST_DIR})
+target_compile_options(defer_abort_chain PRIVATE ${CGC_WARN} -fexceptions)
+target_compile_definitions(defer_abort_chain PRIVATE _GNU_SOURCE)
+target_link_libraries(defer_abort_chain PRIVATE cgc)
+target_link_options(defer_abort_chain PRIVATE -rdynamic)
+cgc_abort_test(defer_abort_chain_many PROGRAM defer_abort_chain CASE many REGEX "^\tpanic: p7$")
+cgc_abort_test(defer_abort_chain_backtrace PROGRAM defer_abort_chain CASE backtrace
+  REGEX "defer_abort_chain_second_raiser\\+0x")
+cgc_abort_test(defer_abort_chain_value PROGRAM defer_abort_chain CASE value_chain
+  REGEX "^panic: \\(void \\*\\) 0x1234$")
+cgc_abort_test(defer_abort_chain_dyn_null_panic PROGRAM defer_abort_chain CASE dyn_null_panic
   REGEX "^cgc: CGC_DEFER_DYN \\(or a registered CGC_DEFER\\): deferred function is NULL$")
 
 # Misuse that must not compile.
