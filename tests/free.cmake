@@ -117,3 +117,31 @@ foreach(case realloc_inplace realloc_large usable_size)
   cgc_abort_test(free_abort_checkfree_${case} PROGRAM free_abort CASE checkfree_${case} ENV "CGC_DEBUG=checkfree=1"
     REGEX "cgc: cgc_${fn}: ${_hex} is not an allocated object \\(double free: it was freed already and is in the checkfree quarantine")
 endforeach()
+
+# Misuse with the heap in a prepared state: objects the last collection found
+# unreachable (inline paths too), a moved buffer under checkfree, span slack.
+add_executable(free_abort_state free_abort_state.c)
+target_include_directories(free_abort_state PRIVATE ${CGC_TEST_DIR})
+target_compile_options(free_abort_state PRIVATE ${CGC_WARN})
+target_compile_definitions(free_abort_state PRIVATE _GNU_SOURCE)
+target_link_libraries(free_abort_state PRIVATE cgc)
+foreach(fn free realloc)
+  cgc_abort_test(free_abort_${fn}_collected PROGRAM free_abort_state CASE ${fn}_collected
+    REGEX "cgc: cgc_${fn}: ${_hex} is not an allocated object \\(double free\\? it was unreachable at the last collection")
+endforeach()
+cgc_abort_test(free_abort_checkfree_realloc_moved PROGRAM free_abort_state CASE checkfree_realloc_moved
+  ENV "CGC_DEBUG=checkfree=1"
+  REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free: it was freed already and is in the checkfree quarantine")
+foreach(fn free realloc usable_size)
+  cgc_abort_test(free_abort_${fn}_slack PROGRAM free_abort_state CASE ${fn}_slack
+    REGEX "cgc: cgc_${fn}: ${_hex} is not an allocated object \\(freed already\\?\\)")
+endforeach()
+# Frees by an unregistered thread count in total_free_bytes.
+cgc_test(free_stats_unregistered SOURCES free_stats_unregistered.c TIMEOUT 60)
+# checkfree: 16 report lines then the total; unregistered freers reported at
+# once; frees are progress; an emptied big table goes back.
+cgc_test(free_checkfree_reports SOURCES free_checkfree_reports.c TIMEOUT 60 ENV "CGC_DEBUG=checkfree=1")
+# Noscan arena memory in non-current chunks keeps nothing alive.
+cgc_test(arena_noscan_roots SOURCES arena_noscan_roots.c TIMEOUT 60)
+# Freed handles are reused oldest first once the range is full.
+cgc_test(arena_handle_reuse SOURCES arena_handle_reuse.c TIMEOUT 60)
