@@ -38,6 +38,10 @@ static void mode_once(void) {
   seq[30] = 0;
   uint64_t n = cgc_gc_count() - g0;
   fprintf(stderr, "collections per allocation: %s (%llu)\n", seq, (unsigned long long)n);
+  if (CORE_ASAN) { /* its frames keep the last object reachable through a stale word: 80 MiB live each time */
+    fprintf(stderr, "core_limit_paths once: the count is not checked under AddressSanitizer\n");
+    return;
+  }
   CHECKF(n <= 24, "30 allocations of 30 MiB under a 64 MiB limit made %llu collections (%s): a memory-limit "
          "collection in every cycle", (unsigned long long)n, seq);
   CHECKF(strstr(seq, "111") == NULL, "three allocations in a row collected (%s)", seq);
