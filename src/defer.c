@@ -704,8 +704,8 @@ void cgc_panicf(const char *fmt, ...) {
    caller's frame (the CFA of cgc_protect's frame lies below &pr), after it.
    So the state is restored here first and again by panic_finish (from the
    same record, to the same values), which must not rely on seeing it
-   unrestored; defer_hole_protect covers panic_finish alone, the case of an
-   unwind that reaches no landing pad here. */
+   unrestored; defer_panic's protect_through_hole covers panic_finish alone
+   (an unwind that stops short of this landing pad). */
 struct protect_guard {
   struct protect *pr;
   volatile bool done;

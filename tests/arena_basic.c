@@ -213,9 +213,21 @@ static void test_many_arenas(void) {
   memset(objs, 0, sizeof objs);
 }
 
+static cgc_arena_t *g_stale;
+static void alloc_on_stale(void *arg) {
+  (void)arg;
+  /* Silence the expected report in the test log. */
+  if (!freopen("/dev/null", "w", stderr)) _exit(3);
+  consume(cgc_arena_alloc(g_stale, 32));
+}
+
 /* Handles: when every one the handle range holds is in use (about 150000
    arenas without chunks), cgc_arena_new returns NULL with ENOMEM; freed
-   handles come back. */
+   handles come back, the one freed longest ago first (docs/free.md section
+   2), so that a handle freed recently stays freed, and a call through it is
+   caught, for as long as possible: three handles freed in a known order come
+   back in that order, and a call through the one not reused yet still
+   reports the freed arena (child process). */
 static void test_handle_capacity(void) {
   size_t cap = 1 << 20, n = 0;
   cgc_arena_t **as = malloc(cap * sizeof *as);
@@ -231,6 +243,18 @@ static void test_handle_capacity(void) {
     as[n++] = a;
   }
   CHECKF(n >= 100000, "only %zu arenas at once", n);
+  const size_t order[3] = {500, 300, 700};
+  for (int i = 0; i < 3; i++) cgc_arena_free(as[order[i]]);
+  for (int i = 0; i < 3; i++) {
+    cgc_arena_t *a = cgc_arena_new();
+    CHECKF(a == as[order[i]], "new arena %d is %p, not the handle freed longest ago %p (freed %d-th)", i,
+           (void *)a, (void *)as[order[i]], i + 1);
+    CHECK(cgc_arena_alloc(a, 32) != NULL);
+    if (i == 1) { /* as[order[2]] is still freed: using it aborts */
+      g_stale = as[order[2]];
+      CHECKF(in_child(alloc_on_stale, NULL) == SIGABRT, "allocation from a freed arena did not abort");
+    }
+  }
   for (size_t i = 0; i < n; i++) cgc_arena_free(as[i]);
   for (size_t i = 0; i < 1000; i++) {
     as[i] = cgc_arena_new();

@@ -328,7 +328,8 @@ endif()
 
 # Fields of the GC trace: the reason suffixes, X->Y MB, objects, "0 MB goal"
 # with pacing off, root-job lines only at gctrace=2.
-cgc_test(core_gctrace_fields SOURCES core_gctrace_fields.c TIMEOUT 60)
+add_test(NAME core_gctrace_fields COMMAND core_gctrace fields)
+set_tests_properties(core_gctrace_fields PROPERTIES TIMEOUT 60)
 # Statistics: num_forced_gc, mark_total_ns, the goal after the setters, noscan
 # and finalizer-kept bytes in last_live_bytes.
 cgc_test(core_stats_more SOURCES core_stats_more.c TIMEOUT 120)

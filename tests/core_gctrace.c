@@ -6,13 +6,62 @@
    at once still get their lines in collection order, each with its own
    collection's time (they were written after the lock was dropped, and
    came out of order).
-   The test runs itself as a child (`core_gctrace child`) with each setting. */
+   `core_gctrace fields` checks the fields of a line, not only its number and
+   time: the suffix names why the collection ran (" (forced)" for
+   cgc_collect, " (memory limit)" for one the memory limit brought on, none
+   for a paced one), "X->Y MB" is the heap before and the live heap after,
+   "N objects" counts the marked objects, "0 MB goal" when pacing is off and
+   no limit is set, and gctrace=2 also prints the root jobs of 128 KiB or
+   more (a 1 MiB .bss array is one).
+   The test runs itself as a child (`core_gctrace child`, `threads`,
+   `fields_child`) with each setting. */
 #include "core_util.h"
 
 #include <regex.h>
 #include <sys/wait.h>
 
 extern char **environ;
+
+#define KEEP 20
+void *g_keep[KEEP];               /* not static: the stores must stay */
+void *g_big_bss[1 << 17] = {0};   /* 1 MiB of .bss: several root jobs */
+
+static __attribute__((noinline)) void garbage(size_t n) {
+  uint64_t *p = (uint64_t *)cgc_alloc_noscan(n);
+  CHECK(p != NULL);
+  p[0] = 1;
+  consume(p);
+}
+
+static int child_fields(void) {
+  consume(g_big_bss);
+  for (int i = 0; i < KEEP; i++) g_keep[i] = cgc_alloc_noscan(CORE_MIB);
+  cgc_set_memory_limit(64 * (int64_t)CORE_MIB);
+  cgc_collect();
+  unsigned long long forced1 = cgc_gc_count();
+  /* 15 MiB of garbage since that collection (under the 39 MiB goal), then a
+     30 MiB object that would take the heap past the limit: a memory-limit
+     collection. */
+  for (int i = 0; i < 15; i++) garbage(CORE_MIB);
+  unsigned long long before_limit = cgc_gc_count();
+  garbage(30 * CORE_MIB);
+  unsigned long long limit = cgc_gc_count();
+  cgc_set_memory_limit(INT64_MAX);
+  /* Drop the 20 MiB: the next forced collection goes from 20+ to ~0. */
+  for (int i = 0; i < KEEP; i++) g_keep[i] = NULL;
+  clear_stack();
+  cgc_collect();
+  unsigned long long forced2 = cgc_gc_count();
+  until_paced_collection(64);
+  unsigned long long paced = cgc_gc_count();
+  cgc_set_gc_percent(-1);
+  cgc_collect();
+  unsigned long long off = cgc_gc_count();
+  printf("forced1=%llu before_limit=%llu limit=%llu forced2=%llu paced=%llu off=%llu\n", forced1, before_limit,
+         limit, forced2, paced, off);
+  fflush(stdout);
+  return 0;
+}
 
 static int child_main(void) {
   void *keep = NULL;
@@ -81,14 +130,17 @@ static void read_all(int fd, char **buf, size_t *len) {
 
 /* Run this program as a child with CGC_DEBUG set to `debug` (NULL: unset). */
 static result_t run_child_mode(const char *self, const char *mode, const char *debug) {
-  /* The child's environment: ours without CGC_DEBUG, plus the setting. */
+  /* The child's environment: ours without CGC_DEBUG, CGC_PERCENT and
+     CGC_MEMLIMIT, plus the setting. */
   size_t n = 0;
   while (environ[n]) n++;
   char **envp = (char **)calloc(n + 2, sizeof(char *));
   CHECK(envp != NULL);
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "CGC_DEBUG=", 10) != 0) envp[k++] = environ[i];
+    if (strncmp(environ[i], "CGC_DEBUG=", 10) && strncmp(environ[i], "CGC_PERCENT=", 12) &&
+        strncmp(environ[i], "CGC_MEMLIMIT=", 13))
+      envp[k++] = environ[i];
   char setting[256];
   if (debug) {
     snprintf(setting, sizeof setting, "CGC_DEBUG=%s", debug);
@@ -131,9 +183,13 @@ static result_t run_child_mode(const char *self, const char *mode, const char *d
 
 static result_t run_child(const char *self, const char *debug) { return run_child_mode(self, "child", debug); }
 
-static unsigned long long child_collections(const result_t *r, const char *debug) {
+static void child_ok(const result_t *r, const char *debug) {
   CHECKF(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "CGC_DEBUG=%s: child failed (status 0x%x); stderr:\n%s",
          debug ? debug : "(unset)", r->status, r->err);
+}
+
+static unsigned long long child_collections(const result_t *r, const char *debug) {
+  child_ok(r, debug);
   unsigned long long c = 0;
   CHECKF(sscanf(r->out, "collections=%llu", &c) == 1, "child output: %s", r->out);
   return c;
@@ -208,14 +264,82 @@ static void expect_warning(const char *self, const char *debug, const char *unkn
   free(r.err);
 }
 
+typedef struct {
+  unsigned long long before, after, goal, objects;
+  char suffix[64];
+} line_t;
+
+/* The trace line of collection n. */
+static line_t find_line(const result_t *r, unsigned long long n) {
+  char key[64];
+  snprintf(key, sizeof key, "gc %llu @", n);
+  const char *p = r->err;
+  while ((p = strstr(p, key)) != NULL && p != r->err && p[-1] != '\n') p++;
+  CHECKF(p != NULL, "no trace line for collection %llu; stderr:\n%s", n, r->err);
+  const char *end = strchr(p, '\n');
+  CHECK(end != NULL);
+  char line[512];
+  snprintf(line, sizeof line, "%.*s", (int)(end - p), p);
+  line_t l;
+  memset(&l, 0, sizeof l);
+  const char *q = strstr(line, "ms clock, ");
+  CHECKF(q != NULL, "line: %s", line);
+  CHECKF(sscanf(q, "ms clock, %llu->%llu MB, %llu MB goal,", &l.before, &l.after, &l.goal) == 3, "line: %s", line);
+  q = strstr(line, " KB roots, ");
+  CHECKF(q != NULL && sscanf(q, " KB roots, %llu objects,", &l.objects) == 1, "line: %s", line);
+  q = strstr(line, " P");
+  CHECKF(q != NULL, "line: %s", line);
+  snprintf(l.suffix, sizeof l.suffix, "%s", q + 2);
+  fprintf(stderr, "collection %llu: %s\n", n, line);
+  return l;
+}
+
+/* The fields of the lines (the `fields_child` child). */
+static void expect_fields(const char *self) {
+  result_t r = run_child_mode(self, "fields_child", "gctrace=1");
+  child_ok(&r, "gctrace=1");
+  unsigned long long forced1, before_limit, limit, forced2, paced, off;
+  CHECKF(sscanf(r.out, "forced1=%llu before_limit=%llu limit=%llu forced2=%llu paced=%llu off=%llu", &forced1,
+                &before_limit, &limit, &forced2, &paced, &off) == 6,
+         "child output: %s", r.out);
+  line_t l = find_line(&r, forced1);
+  CHECKF(strcmp(l.suffix, " (forced)") == 0, "cgc_collect's line ends with `%s`, not ` (forced)`", l.suffix);
+  CHECKF(l.after >= KEEP, "%d MiB live: the line says ->%llu MB", KEEP, l.after);
+  CHECKF(l.objects >= KEEP, "%d objects live: the line says %llu objects", KEEP, l.objects);
+  CHECKF(limit == before_limit + 1, "no memory-limit collection (%llu -> %llu)", before_limit, limit);
+  l = find_line(&r, limit);
+  CHECKF(strcmp(l.suffix, " (memory limit)") == 0, "the memory-limit collection's line ends with `%s`", l.suffix);
+  l = find_line(&r, forced2);
+  CHECKF(strcmp(l.suffix, " (forced)") == 0, "cgc_collect's line ends with `%s`, not ` (forced)`", l.suffix);
+  CHECKF(l.before >= KEEP && l.after < KEEP / 2, "%d MiB dropped: the line says %llu->%llu MB", KEEP, l.before,
+         l.after);
+  l = find_line(&r, paced);
+  CHECKF(l.suffix[0] == 0, "a paced collection's line ends with `%s`", l.suffix);
+  l = find_line(&r, off);
+  CHECKF(l.goal == 0, "pacing off, no limit: the line says %llu MB goal", l.goal);
+  CHECKF(strstr(r.err, "root job") == NULL, "gctrace=1 printed root jobs:\n%s", r.err);
+  free(r.err);
+
+  r = run_child_mode(self, "fields_child", "gctrace=2");
+  child_ok(&r, "gctrace=2");
+  CHECKF(strstr(r.err, "root job") != NULL, "gctrace=2 printed no root job (a 1 MiB .bss array is scanned)");
+  free(r.err);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "child") == 0) return child_main();
+  if (argc > 1 && strcmp(argv[1], "fields_child") == 0) return child_fields();
   if (argc > 1 && strcmp(argv[1], "threads") == 0) return child_threads();
   test_seed();
   char self[4096];
   ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   CHECK(len > 0);
   self[len] = 0;
+  if (argc > 1 && strcmp(argv[1], "fields") == 0) {
+    expect_fields(self);
+    printf("core_gctrace fields: ok\n");
+    return 0;
+  }
 
   expect_trace(self, "gctrace=1");
   expect_ordered_threads(self);

@@ -23,11 +23,6 @@ set_source_files_properties(defer_frames_n.c PROPERTIES COMPILE_OPTIONS
 cgc_test(defer_panic SOURCES ${DEFER_PANIC_SOURCES} FLAGS -fexceptions LIBS Threads::Threads)
 cgc_test(defer_panic_static SOURCES ${DEFER_PANIC_SOURCES} FLAGS -fexceptions
   LIBS Threads::Threads STATIC)
-# A recovered panic whose cgc_protect frame the unwinder reaches only through
-# a frame with no unwind information (defer_hole_n.c).
-set_source_files_properties(defer_hole_n.c PROPERTIES COMPILE_OPTIONS
-  "-fno-exceptions;-fno-asynchronous-unwind-tables;-fno-unwind-tables")
-cgc_test(defer_hole_protect SOURCES defer_hole_protect.c defer_hole_n.c FLAGS -fexceptions)
 
 # Uncaught panics and misuse abort with a message.
 add_executable(defer_abort defer_abort.c)

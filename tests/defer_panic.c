@@ -396,6 +396,74 @@ static void deep(int n) {
 }
 static void deep_body(void *a) { deep((int)(intptr_t)a); }
 
+/* A panic whose unwinder stops early, at a frame without unwind information
+   (an n frame, when they lack it), leaves the thread's state as any
+   recovered panic does: the cgc_protect that recovers restores the protect
+   stack and the panic in flight, so that
+   - a later panic from deeper in the stack reaches the enclosing
+     cgc_protect, not the one that already returned;
+   - inside a deferred call that a panic runs, cgc_panic_value() still
+     reports that panic after a cgc_protect in the deferred call recovered
+     its own panic through such a frame. */
+static void through_hole(void *v) {
+  n_probe(panic_with, v);
+  __asm__ volatile("" ::: "memory");
+}
+
+/* Uses about 4 KiB of stack per level, then panics with SECOND. */
+static __attribute__((noinline)) void deep_then_panic(int n) {
+  volatile char pad[4096];
+  memset((char *)pad, n, sizeof pad);
+  if (n > 0) deep_then_panic(n - 1);
+  else raise_fn(SECOND);
+  consume((const void *)pad);
+}
+
+static int hole_ran;
+static void hole_mark_ran(void *a) {
+  CHECK(cgc_panic_value() == SECOND);
+  hole_ran += (int)(intptr_t)a;
+}
+static void hole_outer_body(void *a) {
+  (void)a;
+  CGC_DEFER(hole_mark_ran, (void *)(intptr_t)1);
+  void *v = NULL;
+  CHECK(cgc_protect(through_hole, FIRST, &v) == 1 && v == FIRST);
+  deep_then_panic(32); /* to the enclosing cgc_protect */
+  __asm__ volatile("" ::: "memory");
+}
+static void hole_recover_in_defer(void *a) {
+  (void)a;
+  CHECK(cgc_panic_value() == FIRST);
+  void *v = NULL;
+  CHECK(cgc_protect(through_hole, INNER, &v) == 1 && v == INNER);
+  CHECKF(cgc_panic_value() == FIRST, "after the inner recovery cgc_panic_value() is %p, want FIRST",
+         cgc_panic_value());
+  hole_ran += 10;
+  __asm__ volatile("" ::: "memory");
+}
+static void hole_defer_body(void *a) {
+  (void)a;
+  CGC_DEFER(hole_recover_in_defer, NULL);
+  raise_fn(FIRST);
+  __asm__ volatile("" ::: "memory");
+}
+static void protect_through_hole(void) {
+  void *v = NULL;
+  for (int r = 0; r < 3; r++) {
+    hole_ran = 0;
+    CHECK(cgc_protect(hole_outer_body, NULL, &v) == 1);
+    CHECKF(v == SECOND, "recovered %p, want SECOND", v);
+    CHECK(hole_ran == 1);
+    CHECK(cgc_panic_value() == NULL);
+    hole_ran = 0;
+    CHECK(cgc_protect(hole_defer_body, NULL, &v) == 1 && v == FIRST);
+    CHECK(hole_ran == 10);
+    CHECK(cgc__defer_chain == NULL);
+    CHECK(cgc_panic_value() == NULL);
+  }
+}
+
 /* cgc_protect restores the defer chain even when fn longjmps over frames. */
 static jmp_buf jb;
 static void jump_out(void *a) { (void)a; longjmp(jb, 1); }
@@ -446,6 +514,7 @@ int main(void) {
   CHECK(deep_count == 3 * 2001);
 
   longjmp_inside_protect();
+  if (n_is_hole) protect_through_hole();
 
   for (int i = 0; i < 20000; i++) CHECK(cgc_protect(deep_body, (void *)(intptr_t)2, &v) == 1);
 

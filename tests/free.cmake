@@ -143,5 +143,3 @@ cgc_test(free_stats_unregistered SOURCES free_stats_unregistered.c TIMEOUT 60)
 cgc_test(free_checkfree_reports SOURCES free_checkfree_reports.c TIMEOUT 60 ENV "CGC_DEBUG=checkfree=1")
 # Noscan arena memory in non-current chunks keeps nothing alive.
 cgc_test(arena_noscan_roots SOURCES arena_noscan_roots.c TIMEOUT 60)
-# Freed handles are reused oldest first once the range is full.
-cgc_test(arena_handle_reuse SOURCES arena_handle_reuse.c TIMEOUT 60)

@@ -234,28 +234,9 @@ void **volatile g_holder;
 static char *expect; /* shared with the children */
 
 static void run_child(void (*fn)(void), const char *what) {
-  int fd[2];
-  CHECK(pipe(fd) == 0);
   expect[0] = 0;
-  fflush(NULL);
-  pid_t pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    close(fd[0]);
-    dup2(fd[1], 2);
-    fn();
-    fprintf(stderr, "\nno abort\n");
-    _exit(0);
-  }
-  close(fd[1]);
-  static char out[65536];
-  size_t len = 0;
-  ssize_t r;
-  while ((r = read(fd[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)r;
-  out[len] = 0;
-  close(fd[0]);
   int st;
-  CHECK(waitpid(pid, &st, 0) == pid);
+  const char *out = child_stderr(fn, &st);
   CHECKF(expect[0], "%s: the child wrote no expectation; its output:\n%s", what, out);
   CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: the child did not abort (status %d); output:\n%s", what, st,
          out);

@@ -80,49 +80,24 @@ static void fill_table(void *arg) {
   free(objs);
 }
 
-/* Run fn in a child whose stderr is returned; the status in *st. */
-static const char *run_child(void (*fn)(void), int *st) {
-  int fd[2];
-  CHECK(pipe(fd) == 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    close(fd[0]);
-    dup2(fd[1], 2);
-    fn();
-    fprintf(stderr, "\nno abort\n");
-    _exit(0);
-  }
-  close(fd[1]);
-  static char out[1 << 16];
-  size_t len = 0;
-  ssize_t r;
-  while ((r = read(fd[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)r;
-  out[len] = 0;
-  close(fd[0]);
-  CHECK(waitpid(pid, st, 0) == pid);
-  return out;
-}
-
 int main(void) {
   const char *d = getenv("CGC_DEBUG");
   CHECKF(d && strstr(d, "checkfree=1"), "run with CGC_DEBUG=checkfree=1");
   cgc_init();
   int st;
-  const char *out = run_child(child, &st);
+  const char *out = child_stderr(child, &st);
   CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "the child did not abort (status %d); output:\n%s", st, out);
   int lines = 0;
   for (const char *s = out; (s = strstr(s, "cgc: use after free: object ")) != NULL; s++) lines++;
   CHECKF(lines == 16, "%d report lines, 16 expected; output:\n%s", lines, out);
   CHECKF(strstr(out, "cgc: use after free: 20 objects freed with cgc_free are still referenced") != NULL,
          "no total of 20; output:\n%s", out);
-  out = run_child(child_unregistered, &st);
+  out = child_stderr(child_unregistered, &st);
   CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "unregistered freer: the child did not abort (status %d); output:\n%s",
          st, out);
   CHECKF(strstr(out, "cgc: use after free: object ") && strstr(out, "(64 bytes) freed with cgc_free is still referenced from"),
          "unregistered freer: no report; output:\n%s", out);
-  out = run_child(child_progress_by_free, &st);
+  out = child_stderr(child_progress_by_free, &st);
   CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "freer that only frees: the child did not abort (status %d); output:\n%s",
          st, out);
   CHECKF(strstr(out, "(64 bytes) freed with cgc_free is still referenced from"), "freer that only frees: no report; output:\n%s",

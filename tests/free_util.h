@@ -112,6 +112,33 @@ static inline int in_child(void (*fn)(void *), void *arg) {
   return 0;
 }
 
+/* Run fn() in a child process and return what it wrote to stderr (a static
+   buffer, valid until the next call), its wait status in *status.  A child
+   whose fn returns writes "no abort" and exits 0. */
+static __attribute__((unused)) const char *child_stderr(void (*fn)(void), int *status) {
+  int fd[2];
+  CHECK(pipe(fd) == 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    close(fd[0]);
+    dup2(fd[1], 2);
+    fn();
+    fprintf(stderr, "\nno abort\n");
+    _exit(0);
+  }
+  close(fd[1]);
+  static char out[1 << 16];
+  size_t len = 0;
+  ssize_t r;
+  while ((r = read(fd[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)r;
+  out[len] = 0;
+  close(fd[0]);
+  CHECK(waitpid(pid, status, 0) == pid);
+  return out;
+}
+
 /* Run fn(arg) on a new thread and wait for it.  Work whose results must not
    be retained by stale stack words goes there: once the thread has exited,
    its stack is no longer scanned. */

@@ -65,7 +65,7 @@ specials_cases(PROGRAM specials_fork CASES inside ENV "CGC_DEBUG=cleanups=manual
 # CGC_DEBUG=checkfinalizers=1 reports objects reachable from their own cleanup
 # argument or finalizer, naming them; correct uses are not reported.
 specials_program(specials_checkfin)
-specials_cases(PROGRAM specials_checkfin CASES arg chain self cycle clean ENV "CGC_DEBUG=checkfinalizers=1")
+specials_cases(PROGRAM specials_checkfin CASES arg chain self cycle clean older noscan ENV "CGC_DEBUG=checkfinalizers=1")
 
 # Misuse aborts with a `cgc: <call>: ...` message.
 specials_program(specials_misuse)
@@ -175,7 +175,6 @@ cgc_abort_test(specials_panic_exc_thread PROGRAM specials_panic_exc CASE thread
 
 # Edge cases: statistics and order on cgc_free, the static-storage handle table
 # after removals, fork inside a free and beside cgc_wait_cleanups, pacing under
-# cleanup churn, and the checkfinalizers search.
+# cleanup churn.
 specials_program(specials_edges)
 specials_cases(PROGRAM specials_edges CASES free_weak_stats free_fin_first static_holes fork_in_free fork_waiter churn_pacing)
-specials_cases(PROGRAM specials_edges CASES checkfin_older checkfin_noscan ENV "CGC_DEBUG=checkfinalizers=1")

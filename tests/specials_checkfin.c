@@ -8,6 +8,11 @@
  *   self   an object with a finalizer that points to itself
  *   cycle  an object with a finalizer in a 3-object cycle
  *   clean  correct uses: nothing is reported
+ *   older  two cleanups on one object, only the older one's argument reaching
+ *          it: reported (every cleanup of an object is searched)
+ *   noscan a cleanup whose argument is a noscan buffer holding the object's
+ *          address: not a leak (noscan contents keep nothing), nothing is
+ *          reported, and the cleanups run once the objects are dropped
  */
 #include <fcntl.h>
 
@@ -62,6 +67,21 @@ static void expect_report(const char *out, const void *obj) {
     if (strstr(buf, addr)) named = true;
   }
   CHECKF(named, "no report names the object %s", addr);
+}
+
+static _Atomic int noscan_ran;
+static void noscan_cleanup(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&noscan_ran, 1);
+}
+#define NOSCAN_N 16
+static __attribute__((noinline)) void make_noscan_args(void) {
+  for (int i = 0; i < NOSCAN_N; i++) {
+    link_t *x = cgc_alloc(sizeof *x);
+    void **buf = cgc_alloc_noscan(64);
+    buf[0] = x; /* data, not a reference: noscan */
+    cgc_add_cleanup(x, noscan_cleanup, buf);
+  }
 }
 
 int main(int argc, char **argv) {
@@ -133,6 +153,24 @@ int main(int argc, char **argv) {
     cgc_collect();
     const char *out = capture_end();
     CHECKF(strstr(out, "checkfinalizers") == NULL, "a correct use was reported");
+  } else if (strcmp(c, "older") == 0) {
+    link_t *x = cgc_alloc(sizeof *x), *y = cgc_alloc(sizeof *y), *z = cgc_alloc(sizeof *z);
+    y->next = x;                 /* the older cleanup's argument y reaches x */
+    cgc_add_cleanup(x, nop, y);
+    cgc_add_cleanup(x, nop, z);  /* a newer, harmless cleanup on the same object */
+    objs[0] = x;
+    capture_begin();
+    cgc_collect();
+    expect_report(capture_end(), x);
+  } else if (strcmp(c, "noscan") == 0) {
+    make_noscan_args();
+    capture_begin();
+    collect_rounds(2);
+    const char *out = capture_end();
+    CHECKF(strstr(out, "checkfinalizers") == NULL,
+           "reported a leak through a noscan argument (its contents are never scanned)");
+    CHECKF(atomic_load(&noscan_ran) >= NOSCAN_N / 2, "only %d of %d cleanups ran", atomic_load(&noscan_ran),
+           NOSCAN_N);
   } else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;

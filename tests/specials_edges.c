@@ -1,7 +1,7 @@
 /* Edge cases of cleanups, finalizers and weak handles: statistics on
  * cgc_free, order on cgc_free, the static-storage table after removals, fork
- * inside a free and beside a waiter, pacing under cleanup churn, and
- * checkfinalizers' search.  Run as `specials_edges CASE`.
+ * inside a free and beside a waiter, pacing under cleanup churn.  Run as
+ * `specials_edges CASE`.
  *
  *   free_weak_stats  cgc_free of objects with weak handles: num_weak_handles
  *                    drops by the handles cleared at once (exact), and a
@@ -23,14 +23,6 @@
  *   churn_pacing     adding and stopping cleanups (no net records) does not
  *                    count towards the pacer: the next paced collection
  *                    comes after about the garbage the goal allows, not at once
- *   checkfin_older   (CGC_DEBUG=checkfinalizers=1) an object with two cleanups,
- *                    the older one's argument reaching the object: reported
- *                    (every cleanup of an object is searched, not only the
- *                    newest)
- *   checkfin_noscan  (CGC_DEBUG=checkfinalizers=1) a cleanup whose argument is a
- *                    noscan buffer that holds the object's address: not a leak
- *                    (noscan contents keep nothing), so nothing is reported,
- *                    and the cleanup does run once the object is dropped
  * A child that hangs is killed by alarm() and reported.
  */
 #include <signal.h>
@@ -155,16 +147,6 @@ static void test_static_holes(void) {
 }
 
 /* ---- fork_in_free ---------------------------------------------------------------------------- */
-
-static void expect_child_ok(pid_t pid) {
-  int st;
-  CHECK(waitpid(pid, &st, 0) == pid);
-  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
-    fprintf(stderr, "the child hung (killed by SIGALRM after 10 s)\n");
-    abort();
-  }
-  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
-}
 
 static _Atomic int fif_after; /* cleanups run after the forking one */
 static _Atomic int fif_fin;
@@ -326,89 +308,6 @@ static void test_churn_pacing(void) {
          bytes >> 10, (unsigned long long)s.heap_goal_bytes >> 10, (unsigned long long)s.live_bytes >> 10, CH_N);
 }
 
-/* ---- checkfin_older -------------------------------------------------------------------------- */
-
-static char captured[1 << 16];
-static void cf_nop(void *arg) { (void)arg; }
-typedef struct cf_link {
-  struct cf_link *next;
-  char pad[24];
-} cf_link_t;
-static cf_link_t *cf_keep;
-
-static void test_checkfin_older(void) {
-  const char *dbg = getenv("CGC_DEBUG");
-  CHECKF(dbg && strstr(dbg, "checkfinalizers=1"), "run with CGC_DEBUG=checkfinalizers=1");
-  cf_link_t *x = cgc_alloc(sizeof *x), *y = cgc_alloc(sizeof *y), *z = cgc_alloc(sizeof *z);
-  y->next = x;                      /* the older cleanup's argument y reaches x: a leak */
-  cgc_add_cleanup(x, cf_nop, y);
-  cgc_add_cleanup(x, cf_nop, z);    /* a newer, harmless cleanup on the same object */
-  cf_keep = x;
-  fflush(stderr);
-  FILE *f = tmpfile();
-  CHECK(f);
-  int saved = dup(2);
-  CHECK(saved >= 0 && dup2(fileno(f), 2) == 2);
-  cgc_collect();
-  fflush(stderr);
-  CHECK(dup2(saved, 2) == 2);
-  close(saved);
-  rewind(f);
-  size_t n = fread(captured, 1, sizeof captured - 1, f);
-  captured[n] = 0;
-  fclose(f);
-  fprintf(stderr, "---- captured stderr:\n%s----\n", captured);
-  char addr[32];
-  snprintf(addr, sizeof addr, "%p", (void *)x);
-  bool named = false;
-  for (const char *p = captured; (p = strstr(p, "cgc: checkfinalizers")) != NULL; p++) {
-    const char *eol = strchr(p, '\n');
-    size_t len = eol ? (size_t)(eol - p) : strlen(p);
-    if (memmem(p, len, addr, strlen(addr))) named = true;
-  }
-  CHECKF(named, "no checkfinalizers report names %s, reachable from the argument of its older cleanup", addr);
-}
-
-/* ---- checkfin_noscan ------------------------------------------------------------------------- */
-
-static _Atomic int cfn_ran;
-static void cfn_cleanup(void *arg) {
-  (void)arg;
-  atomic_fetch_add(&cfn_ran, 1);
-}
-#define CFN_N 16
-static NOINLINE void cfn_make(void) {
-  for (int i = 0; i < CFN_N; i++) {
-    cf_link_t *x = cgc_alloc(sizeof *x);
-    void **buf = cgc_alloc_noscan(64);
-    buf[0] = x; /* data, not a reference: noscan */
-    cgc_add_cleanup(x, cfn_cleanup, buf);
-  }
-}
-
-static void test_checkfin_noscan(void) {
-  const char *dbg = getenv("CGC_DEBUG");
-  CHECKF(dbg && strstr(dbg, "checkfinalizers=1"), "run with CGC_DEBUG=checkfinalizers=1");
-  cfn_make();
-  fflush(stderr);
-  FILE *f = tmpfile();
-  CHECK(f);
-  int saved = dup(2);
-  CHECK(saved >= 0 && dup2(fileno(f), 2) == 2);
-  collect_rounds(2);
-  fflush(stderr);
-  CHECK(dup2(saved, 2) == 2);
-  close(saved);
-  rewind(f);
-  size_t n = fread(captured, 1, sizeof captured - 1, f);
-  captured[n] = 0;
-  fclose(f);
-  fprintf(stderr, "---- captured stderr:\n%s----\ncleanups run: %d of %d\n", captured, atomic_load(&cfn_ran), CFN_N);
-  CHECKF(strstr(captured, "checkfinalizers") == NULL,
-         "reported a leak through a noscan argument (its contents are never scanned)");
-  CHECKF(atomic_load(&cfn_ran) >= CFN_N / 2, "only %d of %d cleanups ran", atomic_load(&cfn_ran), CFN_N);
-}
-
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CASE\n", argv[0]);
@@ -422,8 +321,6 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "fork_in_free") == 0) test_fork_in_free();
   else if (strcmp(c, "fork_waiter") == 0) test_fork_waiter();
   else if (strcmp(c, "churn_pacing") == 0) test_churn_pacing();
-  else if (strcmp(c, "checkfin_older") == 0) test_checkfin_older();
-  else if (strcmp(c, "checkfin_noscan") == 0) test_checkfin_noscan();
   else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;

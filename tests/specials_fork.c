@@ -49,16 +49,6 @@ static void fork_in_cleanup(void *arg) {
   }
 }
 
-static void expect_child_ok(pid_t pid) {
-  int st;
-  CHECK(waitpid(pid, &st, 0) == pid);
-  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
-    fprintf(stderr, "the child hung (killed by SIGALRM after 10 s)\n");
-    abort();
-  }
-  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
-}
-
 /* ---- onfree ---- */
 
 #define OF_N 200

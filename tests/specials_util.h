@@ -16,12 +16,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +39,17 @@ static UNUSED NOINLINE void collect_wait(void) {
   clear_stack();
   cgc_collect();
   cgc_wait_cleanups();
+}
+
+/* Wait for child pid (which set alarm(10)): it must exit 0, not hang. */
+static UNUSED void expect_child_ok(pid_t pid) {
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
+    fprintf(stderr, "the child hung (killed by SIGALRM after 10 s)\n");
+    abort();
+  }
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
 }
 
 /* Collect `rounds` times (each followed by waiting for the cleanups). */
