@@ -225,10 +225,13 @@ void _cgc_after_sweep(void) {
 
 /* Without a sweeper thread, lazy sweeps alone never sweep the classes a
    program stopped using, nor the large list, so a heap that died would stay
-   mapped until cgc_collect.  After a paced collection (cgc_collect, and the
+   mapped until cgc_collect.  With one, a program that allocates fast enough
+   starts each collection before the sweeper finished the last one's pass,
+   which then ends without a scavenge, and a dead heap stayed mapped for
+   dozens of collections.  So after a paced collection (cgc_collect, and the
    out-of-memory and limit paths, sweep on their own), when more is mapped
    than the scavenger would keep for the new goal, the collecting thread
-   sweeps and scavenges itself. */
+   sweeps and scavenges itself, beside the sweeper if there is one. */
 static void sweep_here_if_shrunk(void) {
   if (!_cgc_g.opt.scavenge) return;
   uint64_t goal = atomic_load(&_cgc_g.heap_goal);
@@ -378,7 +381,8 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
   _cgc_checkfree_after_gc();
   _cgc_arenas_after_gc();
   _cgc_sweeper_start();
-  if (!_cgc_sweeper_wake() && reason == CGC_GC_PACED) sweep_here_if_shrunk();
+  _cgc_sweeper_wake();
+  if (reason == CGC_GC_PACED) sweep_here_if_shrunk();
 }
 
 void cgc_collect(void) {
