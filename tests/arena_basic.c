@@ -4,7 +4,9 @@
    not); arena objects are never collected; after cgc_arena_free the arena no
    longer keeps anything alive; a freed arena's range comes back to the heap
    outside mapped_bytes (fresh pages, nothing resident: it was counted again
-   as mapped, and cgc_release_memory then "released" it). */
+   as mapped, and cgc_release_memory then "released" it); a range
+   registered with cgc_add_roots that ends where an arena's chunk begins does
+   not hold that arena's memory: the arena is freed without complaint. */
 #include <errno.h>
 #include "free_util.h"
 
@@ -352,6 +354,26 @@ static void test_freed_range_unmapped(void) {
   cgc_free(p);
 }
 
+/* A registered range over a large object, and an arena whose chunk starts
+   right at the range's end: next to each other, not overlapping. */
+static void test_roots_next_to_chunk(void) {
+  const size_t n = 256 << 10; /* a whole number of pages */
+  int found = 0;
+  for (int i = 0; i < 64 && !found; i++) {
+    char *big = cgc_alloc(n);
+    CHECK(big != NULL);
+    cgc_add_roots(big, n);
+    cgc_arena_t *a = cgc_arena_new();
+    CHECK(a != NULL);
+    char *p = cgc_arena_alloc_noscan(a, 60 << 10);
+    CHECK(p != NULL);
+    found = p == big + n;
+    cgc_arena_free(a); /* the range does not cover the chunk: no abort */
+    cgc_remove_roots(big);
+  }
+  CHECKF(found, "no arena chunk started right after a large object");
+}
+
 int main(void) {
   test_seed();
   cgc_init();
@@ -365,6 +387,7 @@ int main(void) {
   test_own_chunk_growth();
   test_handle_capacity();
   test_freed_range_unmapped();
+  test_roots_next_to_chunk();
   printf("arena_basic: ok\n");
   return 0;
 }

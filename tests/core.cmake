@@ -158,7 +158,7 @@ set_tests_properties(core_stop_cases_sigpending PROPERTIES ENVIRONMENT "CGC_SIGN
 # that blocks every signal, a thread that exits registered; and a program that
 # replaces the suspend signal's handler gets a message.
 cgc_test(core_signal_cases SOURCES core_signal_cases.c ARGS blocked_cleanup TIMEOUT 60)
-core_cases(core_signal_cases dead_registered main_exits cleanup_mask)
+core_cases(core_signal_cases dead_registered dead_unmapped main_exits cleanup_mask default_alone)
 add_test(NAME core_signal_cases_cleanup_fault COMMAND core_signal_cases cleanup_fault)
 set_tests_properties(core_signal_cases_cleanup_fault PROPERTIES TIMEOUT 60
   PASS_REGULAR_EXPRESSION "cleanup_fault: ok \\(the program's handler ran\\)")
@@ -170,11 +170,17 @@ cgc_abort_test(core_signal_cases_ignored_handler PROGRAM core_signal_cases CASE 
   REGEX "cgc: collection: signal [0-9]+, which stops threads for collections, was set to SIG_IGN")
 # Refused by CGC_SIGNAL (a warning; SIGPWR stays): a fault signal by number,
 # abort, and an offset below SIGRTMIN (the C library's own signals).
-foreach(bad 11 7 6 RTMIN+-1 SIGRTMIN+-2 RTMIN+99999999999999999999 SIGRTMIN+ RTMIN+x)
+# Also the C library's own signals 32 and 33 by number, and past the last
+# signal (65 = NSIG, RTMIN+31 past SIGRTMAX).
+foreach(bad 11 7 6 RTMIN+-1 SIGRTMIN+-2 RTMIN+99999999999999999999 SIGRTMIN+ RTMIN+x 32 33 65 RTMIN+31)
   string(MAKE_C_IDENTIFIER "${bad}" _bad)
   add_test(NAME core_signal_env_refused_${_bad} COMMAND core_signal_api env 30)
   set_tests_properties(core_signal_env_refused_${_bad} PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=${bad}")
 endforeach()
+
+# The last real-time signal is usable.
+add_test(NAME core_signal_env_rtmax COMMAND core_signal_api env 64)
+set_tests_properties(core_signal_env_rtmax PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_SIGNAL=SIGRTMIN+30")
 
 # Large objects made while another thread collects: none freed before
 # cgc_alloc returned it (seeded).
@@ -185,6 +191,13 @@ cgc_test(core_large_race SOURCES core_large_race.c TIMEOUT 300)
 cgc_test(core_altstack SOURCES core_altstack.c ARGS mmap TIMEOUT 60)
 add_test(NAME core_altstack_local COMMAND core_altstack local)
 set_tests_properties(core_altstack_local PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_altstack local: ok")
+add_test(NAME core_altstack_main COMMAND core_altstack main)
+set_tests_properties(core_altstack_main PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_altstack main: ok")
+add_test(NAME core_altstack_coroutine COMMAND core_altstack coroutine)
+set_tests_properties(core_altstack_coroutine PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "core_altstack coroutine: ok")
+# pthread_getattr_np failing (memory pressure): a thread's stack is found from
+# /proc/self/maps, without a warning, and its frames are roots.
+cgc_test(core_stack_fallback SOURCES core_stack_fallback.c LIBS ${CMAKE_DL_LIBS} TIMEOUT 60)
 
 # A zero stored over a stale heap pointer's low half where a collection
 # saves its caller's registers does not pin the heap's first object.
@@ -195,7 +208,7 @@ cgc_test(core_fork SOURCES core_fork.c TIMEOUT 120)
 # exec while another thread collects: the new program is never killed by a
 # stop signal left pending; failed execs and vfork children leave no lock held.
 cgc_test(core_exec SOURCES core_exec.c ARGS race TIMEOUT 120)
-core_cases(core_exec failed vfork)
+core_cases(core_exec failed vfork passed)
 # A fork child whose cgc threads reuse the stacks of the parent's other threads
 # (under AddressSanitizer: their stale poisoning is cleared).
 cgc_test(core_fork_stacks SOURCES core_fork_stacks.c TIMEOUT 120)
@@ -220,9 +233,14 @@ core_pacing_env(limit_512MiB "CGC_MEMLIMIT=512MiB" 100 536870912)
 core_pacing_env(limit_1GiB "CGC_MEMLIMIT=1GiB" 100 1073741824)
 core_pacing_env(limit_bytes "CGC_MEMLIMIT=100000000" 100 100000000)
 core_pacing_env(both "CGC_PERCENT=200;CGC_MEMLIMIT=1024KiB" 200 1048576)
+core_pacing_env(limit_2TiB "CGC_MEMLIMIT=2TiB" 100 2199023255552)
+core_pacing_env(limit_spaced "CGC_MEMLIMIT= 64 MiB" 100 67108864)
+core_pacing_env(limit_off "CGC_MEMLIMIT=off" 100 none)
+# More than any memory (beyond an int64_t of bytes): no limit.
+core_pacing_env(limit_huge "CGC_MEMLIMIT=100000000TiB" 100 none)
 # Not numbers, less than a byte, or out of range: ignored (no limit), with a
 # warning.
-foreach(bad nan inf -nan 0x10 1e-3 1e999 1e-400)
+foreach(bad nan inf -nan 0x10 1e-3 1e999 1e-400 64MiBs 64KiBB)
   string(MAKE_C_IDENTIFIER "${bad}" _bad)
   core_pacing_env(limit_bad_${_bad} "CGC_MEMLIMIT=${bad}" 100 none)
   set_tests_properties(core_pacing_env_limit_bad_${_bad} PROPERTIES
@@ -236,6 +254,15 @@ foreach(bad 1000001 2147483648 99999999999999999999)
     PASS_REGULAR_EXPRESSION "CGC_PERCENT: '${bad}' is above 1000000" FAIL_REGULAR_EXPRESSION "CHECK failed")
 endforeach()
 
+# Not a number: ignored, with a warning.
+foreach(bad 50x 1e2)
+  core_pacing_env(percent_nan_${bad} "CGC_PERCENT=${bad}" 100 none)
+  set_tests_properties(core_pacing_env_percent_nan_${bad} PROPERTIES
+    PASS_REGULAR_EXPRESSION "CGC_PERCENT: '${bad}' is not a number or 'off'" FAIL_REGULAR_EXPRESSION "CHECK failed")
+endforeach()
+
+# Negative: off, like any negative value.
+core_pacing_env(percent_negative "CGC_PERCENT=-5" off none)
 # Negative beyond a long: off, like any negative value.
 core_pacing_env(percent_very_negative "CGC_PERCENT=-99999999999999999999" off none)
 
@@ -247,9 +274,25 @@ set_tests_properties(core_pacing_race_shrink PROPERTIES TIMEOUT 180 PASS_REGULAR
 
 # Memory goes back to the OS.
 cgc_test(core_release SOURCES core_release.c TIMEOUT 120)
+# A dead heap goes back within a few paced collections, with and without the
+# sweeper thread (with it, collections start before its pass is complete).
+add_test(NAME core_release_paced COMMAND core_release paced)
+set_tests_properties(core_release_paced PROPERTIES TIMEOUT 120 PASS_REGULAR_EXPRESSION "core_release paced: ok")
 add_test(NAME core_release_paced_nosweeper COMMAND core_release paced)
 set_tests_properties(core_release_paced_nosweeper PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_DEBUG=bgsweep=0")
-core_cases(core_release window)
+# holes: single free pages go back too; pacing_off: with no goal, collections
+# still give a dead heap's memory back.
+# fork_sweeper: a forked child starts its own sweeper thread.
+core_cases(core_release window holes pacing_off fork_sweeper)
+# CGC_DEBUG=scavenge=0: collections give nothing back; cgc_release_memory does.
+add_test(NAME core_release_noscavenge COMMAND core_release noscavenge)
+set_tests_properties(core_release_noscavenge PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_DEBUG=scavenge=0"
+  PASS_REGULAR_EXPRESSION "core_release noscavenge: ok")
+# cgc_release_memory sweeps first: garbage a paced collection left unswept
+# (no sweeper thread) goes back too.
+add_test(NAME core_release_unswept_nosweeper COMMAND core_release release_unswept)
+set_tests_properties(core_release_unswept_nosweeper PROPERTIES TIMEOUT 120 ENVIRONMENT "CGC_DEBUG=bgsweep=0"
+  PASS_REGULAR_EXPRESSION "core_release release_unswept: ok")
 # CGC_DEBUG: gctrace and unknown names.
 cgc_test(core_gctrace SOURCES core_gctrace.c TIMEOUT 60)
 
@@ -294,7 +337,7 @@ foreach(case remove_roots_unknown remove_roots_twice remove_roots_interior)
 endforeach()
 # A range that is not all readable memory, refused when registered (not
 # found by a fault inside a later collection).
-foreach(case add_roots_unmapped add_roots_prot_none add_roots_past_end add_roots_past_eof add_roots_huge)
+foreach(case add_roots_unmapped add_roots_prot_none add_roots_past_end add_roots_hole add_roots_past_eof add_roots_huge)
   cgc_abort_test(core_abort_${case} PROGRAM core_abort CASE ${case}
     REGEX "cgc: cgc_add_roots: range 0x[0-9a-f]+ \\+ [0-9]+ is not all readable memory")
 endforeach()
@@ -306,6 +349,16 @@ cgc_abort_test(core_abort_strdup_null PROGRAM core_abort CASE strdup_null REGEX 
 cgc_abort_test(core_abort_read_stats_null PROGRAM core_abort CASE read_stats_null REGEX "^cgc: cgc_read_stats: out is NULL$")
 cgc_abort_test(core_abort_unregister_unregistered PROGRAM core_abort CASE unregister_unregistered
   REGEX "cgc: cgc_unregister_thread: ")
+# A write into an object a collection found unreachable corrupts its span's
+# free list: the next sweep reports it (no sweeper thread: the span is swept
+# by cgc_collect, after the write).
+cgc_abort_test(core_abort_sweep_corrupt_list PROGRAM core_abort CASE sweep_corrupt_list ENV "CGC_DEBUG=bgsweep=0"
+  REGEX "cgc: heap corruption: free list of span 0x[0-9a-f]+ links to 0x[0-9a-f]+ \\(use after free\\?\\)")
+# A freed object written over its free-list link: the next collection says so.
+foreach(case free_list_garbage free_list_other_class)
+  cgc_abort_test(core_abort_${case} PROGRAM core_abort CASE ${case}
+    REGEX "cgc: heap corruption: thread [0-9]+'s free list for size 64 links to 0x[0-9a-f]+ \\(written after cgc_free\\?\\)")
+endforeach()
 
 # The public headers compile in every C standard from C99, pedantically, and
 # as C++ (from C++98) when a C++ compiler is installed.
@@ -337,6 +390,10 @@ cgc_test(core_stats_more SOURCES core_stats_more.c TIMEOUT 120)
 # before collecting for the limit.
 cgc_test(core_limit_paths SOURCES core_limit_paths.c ARGS once TIMEOUT 120)
 cgc_test(core_limit_paths_sweep SOURCES core_limit_paths.c ARGS sweep ENV CGC_DEBUG=bgsweep=0 TIMEOUT 120)
+# The allocation that made a memory-limit collection sweeps and scavenges
+# before it maps; after a sweep at most 90% of the limit stays mapped.
+cgc_test(core_limit_paths_after SOURCES core_limit_paths.c ARGS after ENV CGC_DEBUG=bgsweep=0 TIMEOUT 120)
+cgc_test(core_limit_paths_keep SOURCES core_limit_paths.c ARGS keep TIMEOUT 120)
 # cgc_add_roots: registering a start again replaces the range; an unaligned
 # start; the end's partial word is not a root.
 cgc_test(core_roots_more SOURCES core_roots_more.c TIMEOUT 120)
@@ -347,3 +404,9 @@ cgc_test(core_thread_results SOURCES core_thread_results.c LIBS Threads::Threads
 # signal sent to the collecting thread itself is ignored.
 cgc_test(core_signal_moved SOURCES core_signal_moved.c LIBS Threads::Threads TIMEOUT 60)
 cgc_test(core_signal_collector SOURCES core_signal_collector.c LIBS Threads::Threads TIMEOUT 60)
+
+# Where the page heap puts large objects: the best-fitting free run (lower
+# address on ties); the heap's last object grown by cgc_realloc moves into a
+# free run that holds it rather than mapping more.
+cgc_test(core_pagefit SOURCES core_pagefit.c ARGS fit TIMEOUT 60)
+core_cases(core_pagefit realloc_end)

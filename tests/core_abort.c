@@ -7,11 +7,48 @@
 
 static int g_static_word = 7;
 
+/* sweep_corrupt_list: objects of 1536 bytes made by a thread that exits, so
+   that their span is the central lists' (swept by cgc_collect), not a
+   thread's.  The first stays reachable from g_kept, the second only through
+   g_dead_hidden. */
+void *g_kept; /* not static: the store must stay */
+static uintptr_t g_dead_hidden;
+
+static void *worker_make_span(void *arg) {
+  (void)arg;
+  g_kept = cgc_alloc(1536);
+  void *dead = cgc_alloc(1536);
+  CHECK(g_kept != NULL && dead != NULL);
+  g_dead_hidden = hide_ptr(dead);
+  return NULL;
+}
+
 static void *worker_unregister_twice(void *arg) {
   (void)arg;
   cgc_unregister_thread();
   cgc_unregister_thread(); /* not registered any more */
   return NULL;
+}
+
+/* A program that writes into an object after cgc_free: the word it writes is
+   where the freed slot keeps its link on the thread's free list.  The next
+   collection, which marks the slots on that list, finds the link leading out
+   of the list's size class and aborts with a message.  `garbage` writes a
+   value that leads outside the heap; `other_class` copies the link of a freed
+   128-byte object into a freed 64-byte one. */
+static __attribute__((noinline)) void free_list_written(int other_class) {
+  uintptr_t *small = (uintptr_t *)cgc_alloc(64);
+  CHECK(small != NULL);
+  cgc_free(small);
+  if (other_class) {
+    uintptr_t *big = (uintptr_t *)cgc_alloc(128);
+    CHECK(big != NULL);
+    cgc_free(big);
+    ((volatile uintptr_t *)small)[0] = ((volatile uintptr_t *)big)[0];
+  } else {
+    ((volatile uintptr_t *)small)[0] = (uintptr_t)0x5a5a5a5a5a5a5a5aull;
+  }
+  cgc_collect(); /* aborts */
 }
 
 int main(int argc, char **argv) {
@@ -66,6 +103,12 @@ int main(int argc, char **argv) {
     CHECK(m != MAP_FAILED);
     CHECK(munmap(m + 4096, 4096) == 0);
     cgc_add_roots(m, 8192);
+  } else if (strcmp(c, "add_roots_hole") == 0) { /* readable at both ends, an unmapped page between */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    CHECK(munmap(m + page, page) == 0);
+    cgc_add_roots(m, 3 * page);
   } else if (strcmp(c, "add_roots_huge") == 0) {
     void **m = (void **)calloc(16, sizeof(void *));
     CHECK(m != NULL);
@@ -95,10 +138,27 @@ int main(int argc, char **argv) {
     r = (size_t)(uintptr_t)cgc_strdup(NULL);
   } else if (strcmp(c, "read_stats_null") == 0) {
     cgc_read_stats(NULL);
+  } else if (strcmp(c, "free_list_garbage") == 0) {
+    free_list_written(0);
+  } else if (strcmp(c, "free_list_other_class") == 0) {
+    free_list_written(1);
   } else if (strcmp(c, "unregister_unregistered") == 0) {
     pthread_t t;
     CHECK(pthread_create(&t, NULL, worker_unregister_twice, NULL) == 0);
     pthread_join(t, NULL);
+  } else if (strcmp(c, "sweep_corrupt_list") == 0) {
+    /* A write into an object after a collection found it unreachable (a
+       use after free): its first word is now the link of its span's free
+       list, and the next sweep of the span reports the bad link instead of
+       following it. */
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, worker_make_span, NULL) == 0);
+    pthread_join(t, NULL);
+    clear_stack();
+    cgc_collect(); /* the second object dies; the span is swept, its free slots listed */
+    CHECK(cgc_base(g_kept) == g_kept);
+    *(volatile uint64_t *)reveal_ptr(g_dead_hidden) = 0x4141414141414141ull;
+    cgc_collect(); /* sweeps the span again: the corrupted link is found */
   } else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;

@@ -294,6 +294,25 @@ static __attribute__((noinline)) void test_reuse_zeroed(void) {
   }
 }
 
+/* A huge object (64 MiB and more) made in the pages of a freed one comes
+   back zeroed too: dirty runs that long are cleared by giving them back to
+   the OS, not by writing (docs/heap.md, "Zeroing"). */
+static __attribute__((noinline)) void test_reuse_zeroed_huge(void) {
+  const size_t n = 80 * CORE_MIB;
+  unsigned char *p = (unsigned char *)cgc_alloc_noscan(n);
+  CHECK(p != NULL);
+  memset(p, 0xa5, n);
+  uintptr_t old = hide_ptr(p);
+  cgc_free(p);
+  p = (unsigned char *)cgc_alloc_noscan(n);
+  CHECK(p != NULL);
+  CHECKF(hide_ptr(p) == old, "a huge object was not made in the pages of the one just freed: %p, %p", (void *)p,
+         reveal_ptr(old));
+  for (size_t i = 0; i < n; i += 4096)
+    CHECKF(p[i] == 0 && p[i + 4095] == 0, "a huge object in reused pages is not zeroed at offset %zu", i);
+  cgc_free(p);
+}
+
 static void test_release_memory(void) {
   fill_garbage(1000, 20000, 0);
   clear_stack();
@@ -338,6 +357,35 @@ static void test_collect_sweeps_every_class(void) {
          (unsigned long long)(after >> 20), (unsigned long long)(base >> 20), (unsigned long long)(full >> 20));
 }
 
+/* The same for the smallest class alone, with enough garbage to see: 16 MiB
+   of 8-byte objects (scanned and noscan), made by a thread that exits, so
+   that no allocation of the main thread sweeps their spans lazily. */
+static void *garbage_of_smallest_class(void *arg) {
+  (void)arg;
+  for (int noscan = 0; noscan < 2; noscan++)
+    for (size_t i = 0; i < (size_t)(8 * CORE_MIB) / 8; i++) CHECK((noscan ? cgc_alloc_noscan(8) : cgc_alloc(8)) != NULL);
+  return NULL;
+}
+
+static void test_collect_sweeps_smallest_class(void) {
+  cgc_collect();
+  cgc_release_memory();
+  uint64_t base = stats_now().mapped_bytes;
+  int pct = cgc_set_gc_percent(-1);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, garbage_of_smallest_class, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  uint64_t full = stats_now().mapped_bytes;
+  cgc_set_gc_percent(pct);
+  CHECKF(full >= base + 16 * CORE_MIB, "the garbage mapped only %llu MiB", (unsigned long long)((full - base) >> 20));
+  cgc_collect();
+  cgc_release_memory();
+  uint64_t after = stats_now().mapped_bytes;
+  CHECKF(after <= base + 4 * CORE_MIB, "after cgc_collect and cgc_release_memory %llu MiB stay mapped (%llu before 16 "
+         "MiB of 8-byte garbage, %llu with it)",
+         (unsigned long long)(after >> 20), (unsigned long long)(base >> 20), (unsigned long long)(full >> 20));
+}
+
 int main(void) {
   test_seed();
   test_init_idempotent();
@@ -351,8 +399,10 @@ int main(void) {
   test_knobs();
   test_base_of_dead();
   test_reuse_zeroed();
+  test_reuse_zeroed_huge();
   test_release_memory();
   test_collect_sweeps_every_class();
+  test_collect_sweeps_smallest_class();
   printf("core_basic: ok\n");
   return 0;
 }

@@ -12,7 +12,11 @@
                   (the lock held across the call is released).
      core_exec vfork   vfork children exec /bin/true while a thread collects:
                   the child shares the parent's memory and must not leave the
-                  collection lock held there. */
+                  collection lock held there.
+     core_exec passed  each of the nine exec calls hands the new program its
+                  arguments, and the environment it was given (execve, execvpe,
+                  execle, fexecve, execveat) or else the program's own: /bin/sh
+                  checks both. */
 #include "core_util.h"
 
 #include <fcntl.h>
@@ -60,6 +64,52 @@ static void exec_with(int k, const char *path, char *const *argv) {
     break;
   }
   case 8: execveat(AT_FDCWD, path, argv, true_env, 0); break;
+  }
+}
+
+/* Exec /bin/sh through call k with the four arguments of argv; the calls that
+   take an environment get env.  Returns only on failure. */
+static void exec_sh(int k, char *const *argv, char *const *env) {
+  static const char path[] = "/bin/sh";
+  switch (k) {
+  case 0: execve(path, argv, env); break;
+  case 1: execv(path, argv); break;
+  case 2: execvp("sh", argv); break;
+  case 3: execvpe("sh", argv, env); break;
+  case 4: execl(path, argv[0], argv[1], argv[2], argv[3], (char *)NULL); break;
+  case 5: execle(path, argv[0], argv[1], argv[2], argv[3], (char *)NULL, env); break;
+  case 6: execlp("sh", argv[0], argv[1], argv[2], argv[3], (char *)NULL); break;
+  case 7: {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) fexecve(fd, argv, env);
+    break;
+  }
+  case 8: execveat(AT_FDCWD, path, argv, env, 0); break;
+  }
+}
+
+static bool takes_env(int k) { return k == 0 || k == 3 || k == 5 || k == 7 || k == 8; }
+
+static void passed(void) {
+  CHECK(setenv("CORE_EXEC_ENV", "inherited", 1) == 0);
+  const char *path_var = getenv("PATH");
+  char path_entry[4096];
+  snprintf(path_entry, sizeof path_entry, "PATH=%s", path_var ? path_var : "/usr/bin:/bin");
+  char *const env[] = {"CORE_EXEC_ENV=given", path_entry, NULL};
+  for (int k = 0; k < NCALLS; k++) {
+    /* sh -c SCRIPT NAME: the script sees NAME as $0. */
+    char *argv[] = {"sh", "-c", "test \"$CORE_EXEC_ENV\" = \"$0\"", takes_env(k) ? "given" : "inherited", NULL};
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      exec_sh(k, argv, env);
+      _exit(127);
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+           "%s: /bin/sh did not see its arguments and CORE_EXEC_ENV=%s (status %#x)", call_name[k], argv[3], st);
   }
 }
 
@@ -136,12 +186,13 @@ static void vforked(void) {
 }
 
 int main(int argc, char **argv) {
-  CHECKF(argc == 2, "usage: core_exec race|failed|vfork");
+  CHECKF(argc == 2, "usage: core_exec race|failed|vfork|passed");
   test_seed();
   cgc_init();
   if (strcmp(argv[1], "race") == 0) race();
   else if (strcmp(argv[1], "failed") == 0) failed();
   else if (strcmp(argv[1], "vfork") == 0) vforked();
+  else if (strcmp(argv[1], "passed") == 0) passed();
   else CHECKF(0, "unknown case %s", argv[1]);
   printf("core_exec %s: ok\n", argv[1]);
   return 0;

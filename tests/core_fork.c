@@ -1,7 +1,9 @@
 /* fork from a multi-threaded program: while other threads allocate and
    collect, the parent forks (from the main thread and from another thread);
-   each child has exactly one registered thread, finds the data made before the
-   fork intact, allocates a lot, collects, creates threads of its own, and
+   each child has exactly one registered thread, counts at least the
+   allocations the parent had counted, finds the data made before the fork
+   intact, allocates a lot, collects, creates threads of its own (two,
+   then more at once than the parent had) and collects while they run, and
    exits 0. */
 #include "core_util.h"
 
@@ -81,12 +83,38 @@ static void *child_thread(void *arg) {
 
 static int g_parent_threads; /* other threads were running when the parent forked */
 
+/* The parent's statistics just before it forked: the child's cumulative
+   counts start from at least these (the other threads' counts stay in the
+   totals when their records are dropped). */
+static cgc_stats_t g_before_fork;
+static pid_t counted_fork(void) {
+  g_before_fork = stats_now();
+  return fork();
+}
+
+/* Threads of the child alive at the same time, as many as the parent had or
+   more: the registry records of the parent's other threads are reused. */
+enum { NWIDE = 8 };
+static atomic_int wide_started, wide_release;
+static void *wide_thread(void *arg) {
+  (void)arg;
+  consume(cgc_alloc(64));
+  atomic_fetch_add(&wide_started, 1);
+  while (!atomic_load(&wide_release)) sched_yield();
+  return NULL;
+}
+
 /* What a child does; returns only on success. */
 static __attribute__((noinline)) void child_work(void) {
   alarm(60); /* a deadlock fails the child instead of hanging the test */
   cgc_stats_t s = stats_now();
   CHECKF(s.num_threads == 1, "the child of a fork has %llu registered threads, expected 1",
          (unsigned long long)s.num_threads);
+  CHECKF(s.total_alloc_objects >= g_before_fork.total_alloc_objects &&
+             s.total_alloc_bytes >= g_before_fork.total_alloc_bytes,
+         "the child's cumulative allocations (%llu objects, %llu bytes) are below the parent's before the fork "
+         "(%llu, %llu)", (unsigned long long)s.total_alloc_objects, (unsigned long long)s.total_alloc_bytes,
+         (unsigned long long)g_before_fork.total_alloc_objects, (unsigned long long)g_before_fork.total_alloc_bytes);
   check_list(g_before, 42, 5000);
   verify_obj(g_obj, "object made before fork, in the child");
   uint64_t gc0 = cgc_gc_count();
@@ -117,6 +145,23 @@ static __attribute__((noinline)) void child_work(void) {
   for (int i = 0; i < 2; i++) CHECK(pthread_join(t[i], NULL) == 0);
   cgc_collect();
   check_list(mine, 7, 20000);
+
+  /* Many threads at once, and a collection that stops each of them once. */
+  pthread_t wide[NWIDE];
+  atomic_store(&wide_started, 0);
+  atomic_store(&wide_release, 0);
+  for (int i = 0; i < NWIDE; i++) CHECK(pthread_create(&wide[i], NULL, wide_thread, NULL) == 0);
+  while (atomic_load(&wide_started) < NWIDE) sched_yield();
+  s = stats_now();
+  CHECKF(s.num_threads == 1 + NWIDE, "the child has %llu registered threads, expected %d",
+         (unsigned long long)s.num_threads, 1 + NWIDE);
+  gc0 = cgc_gc_count();
+  cgc_collect();
+  CHECK(cgc_gc_count() > gc0);
+  atomic_store(&wide_release, 1);
+  for (int i = 0; i < NWIDE; i++) CHECK(pthread_join(wide[i], NULL) == 0);
+  cgc_collect();
+  check_list(mine, 7, 20000);
 }
 
 static void wait_child(pid_t pid, const char *who) {
@@ -132,7 +177,7 @@ static void wait_child(pid_t pid, const char *who) {
 static void *forking_thread(void *arg) {
   (void)arg;
   for (int i = 0; i < 3; i++) {
-    pid_t pid = fork();
+    pid_t pid = counted_fork();
     CHECK(pid >= 0);
     if (pid == 0) {
       child_work();
@@ -150,7 +195,7 @@ int main(void) {
   g_obj = make_obj(&g_obj_slot, 3000, 99);
 
   /* Single-threaded fork first. */
-  pid_t pid = fork();
+  pid_t pid = counted_fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     child_work();
@@ -164,7 +209,7 @@ int main(void) {
   for (int i = 0; i < 3; i++) CHECK(pthread_create(&w[i], NULL, allocator, (void *)(uintptr_t)(i + 1)) == 0);
   CHECK(pthread_create(&col, NULL, collector, NULL) == 0);
   for (int i = 0; i < 8; i++) {
-    pid = fork();
+    pid = counted_fork();
     CHECK(pid >= 0);
     if (pid == 0) {
       child_work();

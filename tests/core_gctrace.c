@@ -2,10 +2,15 @@
    of Go's gctrace ("gc N @T.TTTs ..."), numbered 1, 2, 3, ... with times that
    do not go backwards; without it nothing is printed; unknown names are
    warned about (a line on stderr naming them) without stopping the program,
-   and the known names around them still take effect.  Threads that collect
-   at once still get their lines in collection order, each with its own
-   collection's time (they were written after the lock was dropped, and
-   came out of order).
+   and the known names around them still take effect.  A name alone means
+   name=1 and empty entries are skipped; a bad value (out of range, trailing
+   characters) is warned about and ignored, as is a name that only starts
+   like a known one.  Threads that collect at once still get their lines in
+   collection order, each with its own collection's time (they were written
+   after the lock was dropped, and came out of order).  A line's time is the
+   monotonic time since cgc started.  markworkers=0 marks with one thread per
+   CPU of the process's affinity mask.  A warning quoting a very long value
+   is cut to one printable line.
    `core_gctrace fields` checks the fields of a line, not only its number and
    time: the suffix names why the collection ran (" (forced)" for
    cgc_collect, " (memory limit)" for one the memory limit brought on, none
@@ -86,6 +91,30 @@ static int child_main(void) {
   return 0;
 }
 
+/* A collection, then allocation and explicit frees (pacing off: no
+   collection meanwhile) for 1.2 s of the monotonic clock, then another. */
+static int child_clock(void) {
+  cgc_collect();
+  cgc_set_gc_percent(-1);
+  uint64_t t0 = now_ns();
+  while (now_ns() - t0 < 1200000000u) cgc_free(cgc_alloc_noscan(64 << 10));
+  cgc_collect();
+  printf("collections=%llu elapsed_ms=%llu\n", (unsigned long long)cgc_gc_count(),
+         (unsigned long long)((now_ns() - t0) / 1000000u));
+  fflush(stdout);
+  return 0;
+}
+
+/* The number of threads that mark, and the CPUs this process may use. */
+static int child_workers(void) {
+  cgc_collect();
+  cgc_stats_t s = stats_now();
+  printf("collections=%llu workers=%llu cpus=%d\n", (unsigned long long)cgc_gc_count(),
+         (unsigned long long)s.mark_workers, cpus_available());
+  fflush(stdout);
+  return 0;
+}
+
 /* Three threads collecting in turn as fast as they can. */
 static void *collect_loop(void *arg) {
   (void)arg;
@@ -128,13 +157,14 @@ static void read_all(int fd, char **buf, size_t *len) {
   (*buf)[*len] = 0;
 }
 
-/* Run this program as a child with CGC_DEBUG set to `debug` (NULL: unset). */
-static result_t run_child_mode(const char *self, const char *mode, const char *debug) {
+/* Run this program as a child with CGC_DEBUG set to `debug` (NULL: unset),
+   and `extra` ("NAME=value", NULL: none) in its environment too. */
+static result_t run_child_env(const char *self, const char *mode, const char *debug, const char *extra) {
   /* The child's environment: ours without CGC_DEBUG, CGC_PERCENT and
      CGC_MEMLIMIT, plus the setting. */
   size_t n = 0;
   while (environ[n]) n++;
-  char **envp = (char **)calloc(n + 2, sizeof(char *));
+  char **envp = (char **)calloc(n + 3, sizeof(char *));
   CHECK(envp != NULL);
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
@@ -146,6 +176,7 @@ static result_t run_child_mode(const char *self, const char *mode, const char *d
     snprintf(setting, sizeof setting, "CGC_DEBUG=%s", debug);
     envp[k++] = setting;
   }
+  if (extra) envp[k++] = (char *)extra;
   envp[k] = NULL;
 
   int out[2], err[2];
@@ -179,6 +210,10 @@ static result_t run_child_mode(const char *self, const char *mode, const char *d
   CHECK(waitpid(pid, &r.status, 0) == pid);
   free(envp);
   return r;
+}
+
+static result_t run_child_mode(const char *self, const char *mode, const char *debug) {
+  return run_child_env(self, mode, debug, NULL);
 }
 
 static result_t run_child(const char *self, const char *debug) { return run_child_mode(self, "child", debug); }
@@ -264,6 +299,78 @@ static void expect_warning(const char *self, const char *debug, const char *unkn
   free(r.err);
 }
 
+/* A line's time is the monotonic time since cgc started: the last
+   collection of a child that allocated for 1.2 s after main began is at
+   least 1.2 s in, and not far past the child's whole run. */
+static void expect_clock(const char *self) {
+  result_t r = run_child_mode(self, "clock_child", "gctrace=1");
+  unsigned long long c = child_collections(&r, "gctrace=1"), ms = 0;
+  const char *q = strstr(r.out, "elapsed_ms=");
+  CHECKF(q && sscanf(q, "elapsed_ms=%llu", &ms) == 1, "child output: %s", r.out);
+  CHECKF(trace_lines(&r, "gctrace=1 (1.2 s of allocation)") == c, "%llu collections", c);
+  char key[64];
+  snprintf(key, sizeof key, "gc %llu @", c);
+  const char *line = strstr(r.err, key);
+  CHECKF(line != NULL, "no line for collection %llu; stderr:\n%s", c, r.err);
+  double t = strtod(line + strlen(key), NULL);
+  CHECKF(t >= 1.2 && t <= (double)ms / 1000 + 10, "the last collection is at @%.3fs, after %llu ms of allocation: %.120s",
+         t, ms, line);
+  free(r.err);
+}
+
+/* cgc's messages are cut to one line of at most 1024 bytes: a warning that
+   quotes a very long CGC_MEMLIMIT is a single text line, and the program
+   runs on. */
+static void expect_long_warning(const char *self) {
+  static char extra[8192];
+  int len = snprintf(extra, sizeof extra, "CGC_MEMLIMIT=");
+  memset(extra + len, '7', 6000);
+  memcpy(extra + len + 6000, "qMiB", 5);
+  result_t r = run_child_env(self, "child", NULL, extra);
+  child_collections(&r, "(unset; a 6004-byte CGC_MEMLIMIT)");
+  CHECKF(strlen(r.err) == r.err_len, "stderr holds a NUL byte (%zu of %zu bytes before it):\n%s", strlen(r.err),
+         r.err_len, r.err);
+  const char *w = strstr(r.err, "cgc: CGC_MEMLIMIT: cannot read '7777");
+  CHECKF(w != NULL && (w == r.err || w[-1] == '\n'), "no warning line for the long CGC_MEMLIMIT; stderr:\n%.2000s", r.err);
+  const char *nl = strchr(w, '\n');
+  CHECKF(nl != NULL && nl - w < 1024, "the warning line is %zd bytes long", nl ? (ssize_t)(nl - w) : (ssize_t)-1);
+  for (const char *c = w; c < nl; c++)
+    CHECKF(*c >= ' ' && *c <= '~', "byte 0x%02x at %zd of the warning line", (unsigned char)*c, (ssize_t)(c - w));
+  CHECKF(trace_lines(&r, "(unset)") == 0, "gctrace lines printed");
+  free(r.err);
+}
+
+/* markworkers=0 (the default) marks with one thread per CPU the process may
+   use (its affinity mask, not the CPUs online); markworkers=N with N. */
+static unsigned long long child_workers_of(const char *self, const char *debug) {
+  result_t r = run_child_mode(self, "workers_child", debug);
+  child_collections(&r, debug);
+  unsigned long long w = 0;
+  int cpus = 0;
+  const char *q = strstr(r.out, "workers=");
+  CHECKF(q && sscanf(q, "workers=%llu cpus=%d", &w, &cpus) == 2, "child output: %s", r.out);
+  free(r.err);
+  return w;
+}
+
+static void expect_workers(const char *self) {
+  cpu_set_t all, one;
+  CHECK(sched_getaffinity(0, sizeof all, &all) == 0);
+  CPU_ZERO(&one);
+  for (int i = 0; i < CPU_SETSIZE; i++)
+    if (CPU_ISSET(i, &all)) {
+      CPU_SET(i, &one);
+      break;
+    }
+  /* The child inherits the mask: one CPU. */
+  CHECK(sched_setaffinity(0, sizeof one, &one) == 0);
+  unsigned long long w_default = child_workers_of(self, NULL);
+  unsigned long long w_three = child_workers_of(self, "markworkers=3");
+  CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+  CHECKF(w_default == 1, "markworkers unset, affinity of one CPU (of %d online): %llu mark workers", (int)sysconf(_SC_NPROCESSORS_ONLN), w_default);
+  CHECKF(w_three == 3, "markworkers=3: %llu mark workers", w_three);
+}
+
 typedef struct {
   unsigned long long before, after, goal, objects;
   char suffix[64];
@@ -330,6 +437,8 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "child") == 0) return child_main();
   if (argc > 1 && strcmp(argv[1], "fields_child") == 0) return child_fields();
   if (argc > 1 && strcmp(argv[1], "threads") == 0) return child_threads();
+  if (argc > 1 && strcmp(argv[1], "workers_child") == 0) return child_workers();
+  if (argc > 1 && strcmp(argv[1], "clock_child") == 0) return child_clock();
   test_seed();
   char self[4096];
   ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -348,6 +457,19 @@ int main(int argc, char **argv) {
   expect_warning(self, "bogusknob=1", "bogusknob", 0);
   expect_warning(self, "gctrace=1,frobnicate=3", "frobnicate", 1);
   expect_warning(self, "zzunknown=2,gctrace=1", "zzunknown", 1);
+  /* A name alone means name=1, and empty entries are skipped. */
+  expect_trace(self, "gctrace");
+  expect_trace(self, ",gctrace=1,,");
+  /* A value out of the option's range or with characters after the number,
+     and a name that is only the start of an option's, are reported and
+     ignored; so is a cleanups mode that only starts with "manual". */
+  expect_warning(self, "gctrace=3", "bad value for gctrace", 0);
+  expect_warning(self, "gctrace=1x", "bad value for gctrace", 0);
+  expect_warning(self, "gc=1", "unknown option 'gc'", 0);
+  expect_warning(self, "gctrace=1,cleanups=manually", "cleanups takes", 1);
+  expect_workers(self);
+  expect_long_warning(self);
+  expect_clock(self);
   printf("core_gctrace: ok\n");
   return 0;
 }

@@ -8,7 +8,15 @@
    `sweep` (run with CGC_DEBUG=bgsweep=0): garbage the last collection found
    dead, not swept yet, is swept and given back before the limit collects:
    allocating less than that garbage in another size class needs no further
-   collection. */
+   collection.
+   `after` (run with CGC_DEBUG=bgsweep=0): the allocation that made a
+   memory-limit collection sweeps and scavenges on its own thread before it
+   maps (section 4, step 6): the small garbage that collection found dead
+   makes room for it, and the heap stays at the limit (there is no sweeper
+   thread to sweep it, and a large allocation sweeps only large objects).
+   `keep`: after a sweep the scavenger keeps at most 90% of the limit mapped
+   (section 4, "Scavenging after a sweep"), even when the heap's recent peak
+   (which it otherwise keeps, plus half) was higher. */
 #include "core_util.h"
 
 void *g_keep[20]; /* not static: the stores must stay */
@@ -70,12 +78,64 @@ static void mode_sweep(void) {
          (unsigned long long)(s.mapped_bytes >> 20));
 }
 
+static void *small_garbage(void *arg) {
+  (void)arg;
+  for (int i = 0; i < (34 << 20) / 1024; i++) alloc_drop(1024, 0);
+  return NULL;
+}
+
+static void mode_after(void) {
+  for (int i = 0; i < 20; i++) g_keep[i] = cgc_alloc_noscan(CORE_MIB);
+  cgc_set_gc_percent(-1);
+  cgc_set_memory_limit(64 * (int64_t)CORE_MIB);
+  cgc_collect();
+  /* 34 MiB of small garbage (from a thread that exits: nothing sweeps its
+     spans lazily), then a 24 MiB object: over the limit, and only a
+     collection can free the garbage. */
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, small_garbage, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  uint64_t g = cgc_gc_count();
+  cgc_stats_t s0 = stats_now();
+  alloc_drop(24 * CORE_MIB, 0);
+  cgc_stats_t s = stats_now();
+  fprintf(stderr, "collections %llu, mapped %llu -> %llu MiB\n", (unsigned long long)(cgc_gc_count() - g),
+          (unsigned long long)(s0.mapped_bytes >> 20), (unsigned long long)(s.mapped_bytes >> 20));
+  CHECKF(cgc_gc_count() == g + 1, "%llu collections for a 24 MiB object over the limit",
+         (unsigned long long)(cgc_gc_count() - g));
+  CHECKF(s.mapped_bytes <= 64 * CORE_MIB + 4 * CORE_MIB,
+         "mapped %llu MiB after a memory-limit collection found 34 MiB of garbage (64 MiB limit, 20 MiB live)",
+         (unsigned long long)(s.mapped_bytes >> 20));
+}
+
+static void mode_keep(void) {
+  cgc_set_memory_limit(128 * (int64_t)CORE_MIB);
+  for (int i = 0; i < 20; i++) g_keep[i] = cgc_alloc_noscan(6 * CORE_MIB); /* 120 MiB */
+  cgc_collect();
+  cgc_stats_t s0 = stats_now();
+  for (int i = 0; i < 20; i++) g_keep[i] = NULL;
+  clear_stack();
+  cgc_collect();
+  cgc_stats_t s = stats_now();
+  fprintf(stderr, "mapped %llu MiB with 120 MiB live, %llu MiB after it died\n",
+          (unsigned long long)(s0.mapped_bytes >> 20), (unsigned long long)(s.mapped_bytes >> 20));
+  CHECKF(s0.mapped_bytes > 128 * CORE_MIB / 10 * 9, "only %llu MiB mapped with 120 MiB live",
+         (unsigned long long)(s0.mapped_bytes >> 20));
+  CHECKF(s.mapped_bytes <= 128 * CORE_MIB / 10 * 9,
+         "mapped %llu MiB after cgc_collect of a dead heap under a 128 MiB limit: more than 90%% of it",
+         (unsigned long long)(s.mapped_bytes >> 20));
+}
+
 int main(int argc, char **argv) {
-  CHECKF(argc >= 2, "usage: core_limit_paths once|sweep");
+  CHECKF(argc >= 2, "usage: core_limit_paths once|sweep|after|keep");
   if (strcmp(argv[1], "once") == 0)
     mode_once();
   else if (strcmp(argv[1], "sweep") == 0)
     mode_sweep();
+  else if (strcmp(argv[1], "after") == 0)
+    mode_after();
+  else if (strcmp(argv[1], "keep") == 0)
+    mode_keep();
   else
     CHECKF(0, "unknown mode %s", argv[1]);
   printf("core_limit_paths %s: ok\n", argv[1]);

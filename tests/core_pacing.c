@@ -124,7 +124,7 @@ static void mode_off(void) {
 static void mode_env(const char *percent, const char *limit) {
   int p = cgc_set_gc_percent(100);
   if (strcmp(percent, "off") == 0)
-    CHECKF(p < 0, "CGC_PERCENT=%s: percent %d", getenv("CGC_PERCENT"), p);
+    CHECKF(p == -1, "CGC_PERCENT=%s: percent %d, expected -1 (off)", getenv("CGC_PERCENT"), p);
   else
     CHECKF(p == atoi(percent), "CGC_PERCENT=%s: percent %d, expected %s", getenv("CGC_PERCENT"), p, percent);
   int64_t l = cgc_set_memory_limit(-1);

@@ -6,6 +6,9 @@
    memory is part of the resident set; the mapped_bytes checks are not.) */
 #include "core_util.h"
 
+#include <dirent.h>
+#include <sys/wait.h>
+
 #define SMALL_N 65536   /* 2 KiB objects: 128 MiB */
 #define SMALL_SZ 2048
 #define LARGE_N 64      /* 2 MiB objects: 128 MiB */
@@ -99,12 +102,186 @@ static void window(void) {
          (unsigned long long)((s.released_bytes - s0.released_bytes) >> 20));
 }
 
+/* cgc_release_memory gives back every free page, single free pages too:
+   the one-page spans of dead 256-byte objects, each between two live large
+   objects (so no free neighbour to merge with), go back to the OS. */
+#define HOLES_N 2000
+#define HOLES_LARGE (5 * 8192) /* 5 pages */
+static void **g_holes_large;
+
+static __attribute__((noinline)) void holes_build(void) {
+  g_holes_large = (void **)cgc_alloc(HOLES_N * sizeof(void *));
+  CHECK(g_holes_large != NULL);
+  for (int i = 0; i < HOLES_N; i++) {
+    for (int k = 0; k < 32; k++) CHECK(cgc_alloc_noscan(256) != NULL); /* a page of them, dead at once */
+    g_holes_large[i] = cgc_alloc_noscan(HOLES_LARGE);
+    CHECK(g_holes_large[i] != NULL);
+  }
+}
+
+static void holes(void) {
+  cgc_set_gc_percent(-1); /* the small objects are swept only by the collection below */
+  holes_build();
+  clear_stack();
+  cgc_collect();
+  cgc_release_memory();
+  cgc_stats_t s = stats_now();
+  uint64_t large = (uint64_t)HOLES_N * HOLES_LARGE;
+  report("one-page holes released", s);
+  CHECKF(s.mapped_bytes <= large + 8 * CORE_MIB,
+         "mapped_bytes %llu KiB after cgc_release_memory, with %llu KiB of live large objects and %d free "
+         "single pages between them",
+         (unsigned long long)(s.mapped_bytes >> 10), (unsigned long long)(large >> 10), HOLES_N);
+  for (int i = 0; i < HOLES_N; i++) CHECK(cgc_base(g_holes_large[i]) == g_holes_large[i]);
+  g_holes_large = NULL;
+}
+
+/* Pacing off (no goal): collections still give a dead heap's memory back,
+   keeping what the live heap needs (plus half) instead of a goal's worth. */
+static void pacing_off(void) {
+  cgc_set_gc_percent(-1);
+  build();
+  cgc_collect();
+  cgc_stats_t peak = stats_now();
+  drop();
+  cgc_stats_t s = peak;
+  for (int n = 1; n <= 10 && s.mapped_bytes > peak.mapped_bytes / 4; n++) {
+    clear_stack();
+    cgc_collect();
+    s = stats_now();
+    report("pacing off, after dropping", s);
+  }
+  CHECKF(s.mapped_bytes <= peak.mapped_bytes / 4,
+         "pacing off: mapped_bytes %llu MiB after 10 collections of a dead %llu MiB heap (peak %llu MiB)",
+         (unsigned long long)(s.mapped_bytes >> 20), (unsigned long long)(HEAP_BYTES >> 20),
+         (unsigned long long)(peak.mapped_bytes >> 20));
+}
+
+/* Run with CGC_DEBUG=scavenge=0: collections give nothing back, however
+   much of the heap died; cgc_release_memory still does, when asked. */
+static void no_scavenge(void) {
+  build();
+  cgc_collect();
+  cgc_stats_t peak = stats_now();
+  drop();
+  for (int n = 0; n < 10; n++) {
+    clear_stack();
+    cgc_collect();
+  }
+  cgc_stats_t s = stats_now();
+  report("scavenge=0, after 10 collections", s);
+  CHECKF(s.released_bytes == peak.released_bytes && s.mapped_bytes >= peak.mapped_bytes,
+         "scavenge=0: collections of a dead heap released %llu MiB (mapped %llu -> %llu MiB)",
+         (unsigned long long)((s.released_bytes - peak.released_bytes) >> 20),
+         (unsigned long long)(peak.mapped_bytes >> 20), (unsigned long long)(s.mapped_bytes >> 20));
+  cgc_release_memory();
+  s = stats_now();
+  CHECKF(s.mapped_bytes <= peak.mapped_bytes / 4, "scavenge=0: mapped_bytes %llu MiB after cgc_release_memory",
+         (unsigned long long)(s.mapped_bytes >> 20));
+}
+
+/* Run with CGC_DEBUG=bgsweep=0: cgc_release_memory sweeps before it gives
+   pages back, so the garbage a paced collection found (left unswept: no
+   sweeper thread, and the heap is within what the scavenger keeps for the
+   goal) goes back too.  The live heap is 96 MiB of large objects. */
+static void *garbage_until_paced(void *arg) {
+  (void)arg;
+  uint64_t n0 = cgc_gc_count();
+  for (long i = 0; cgc_gc_count() == n0; i++) {
+    CHECKF(i < 100000000L, "no paced collection after 100M allocations");
+    CHECK(cgc_alloc_noscan(1024) != NULL);
+  }
+  return NULL;
+}
+
+static void release_unswept(void) {
+  g_large = (void **)cgc_alloc(LARGE_N * sizeof(void *));
+  CHECK(g_large != NULL);
+  for (size_t i = 0; i < 48; i++) CHECK((g_large[i] = cgc_alloc_noscan(LARGE_SZ)) != NULL);
+  cgc_collect();
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, garbage_until_paced, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  cgc_stats_t s0 = stats_now();
+  cgc_release_memory();
+  cgc_stats_t s = stats_now();
+  report("paced, then cgc_release_memory", s);
+  CHECKF(s.mapped_bytes <= 96 * CORE_MIB + 16 * CORE_MIB,
+         "mapped_bytes %llu MiB after cgc_release_memory (%llu MiB before), with 96 MiB live",
+         (unsigned long long)(s.mapped_bytes >> 20), (unsigned long long)(s0.mapped_bytes >> 20));
+  g_large = NULL;
+}
+
+/* Whether a thread of this process is named cgc-sweeper. */
+static bool sweeper_running(void) {
+  for (uint64_t t0 = now_ns(); now_ns() - t0 < 10000000000u;) { /* it names itself once it runs: 10 s */
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d)) != NULL;) {
+      char path[300], name[32];
+      if (e->d_name[0] == '.') continue;
+      snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+      FILE *f = fopen(path, "r");
+      if (!f) continue;
+      if (fgets(name, sizeof name, f) && strncmp(name, "cgc-sweeper", 11) == 0) found = true;
+      fclose(f);
+    }
+    closedir(d);
+    if (found) return true;
+    sched_yield();
+  }
+  return false;
+}
+
+/* A child forked after the parent's sweeper thread started has none (fork
+   copies only the calling thread): its first collection starts its own. */
+static void fork_sweeper(void) {
+  cgc_collect(); /* the parent's sweeper runs */
+  CHECK(sweeper_running());
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    cgc_collect();
+    CHECKF(sweeper_running(), "no cgc-sweeper thread in a forked child after a collection");
+    _exit(0);
+  }
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the forked child failed (status 0x%x)", status);
+}
+
 int main(int argc, char **argv) {
   test_seed();
   cgc_init();
   if (argc > 1 && strcmp(argv[1], "paced") == 0) {
     paced_only();
     fprintf(stderr, "core_release paced: ok\n");
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "fork_sweeper") == 0) {
+    fork_sweeper();
+    printf("core_release fork_sweeper: ok\n");
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "pacing_off") == 0) {
+    pacing_off();
+    printf("core_release pacing_off: ok\n");
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "release_unswept") == 0) {
+    release_unswept();
+    printf("core_release release_unswept: ok\n");
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "noscavenge") == 0) {
+    no_scavenge();
+    printf("core_release noscavenge: ok\n");
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "holes") == 0) {
+    holes();
+    printf("core_release holes: ok\n");
     return 0;
   }
   if (argc > 1 && strcmp(argv[1], "window") == 0) {

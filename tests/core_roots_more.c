@@ -7,7 +7,9 @@
      the aligned words inside it are roots;
    - a word only partly inside a range (its end not 8-byte aligned) is not a
      root;
-   - an empty range inside an arena chunk is accepted (it holds nothing). */
+   - an empty range inside an arena chunk is accepted (it holds nothing);
+   - many ranges at once (more than the first table holds): every one of
+     them stays a root as the table grows. */
 #include "core_util.h"
 
 enum { NOBJ = 1000, OBJ_SIZE = 1024 };
@@ -80,6 +82,23 @@ int main(void) {
   CHECKF(CORE_ASAN || after < before + (1 << 19), "a word half inside a root range retained %llu bytes",
          (unsigned long long)(after - before));
   cgc_remove_roots(m);
+
+  /* NOBJ ranges of one word each, registered one after the other. */
+  void ***one = (void ***)malloc(NOBJ * sizeof *one);
+  CHECK(one != NULL);
+  for (int i = 0; i < NOBJ; i++) {
+    one[i] = (void **)calloc(1, sizeof(void *));
+    CHECK(one[i] != NULL);
+    cgc_add_roots(one[i], sizeof(void *));
+    rec[i] = make_obj(one[i], OBJ_SIZE, 600 + (uint64_t)i);
+  }
+  churn(OBJ_SIZE, 8);
+  for (int i = 0; i < NOBJ; i++) verify_obj(rec[i], "object referenced from one of many cgc_add_roots ranges");
+  for (int i = 0; i < NOBJ; i++) {
+    cgc_remove_roots(one[i]);
+    free(one[i]);
+  }
+  free(one);
 
   /* An empty range holds no arena memory, wherever it starts. */
   cgc_arena_t *ar = cgc_arena_new();

@@ -6,13 +6,17 @@
      core_signal_cases dead_registered  a thread-specific-data destructor that
                   allocates after cgc's own destructor ran leaves the thread
                   registered when it exits: collections skip it
+     core_signal_cases dead_unmapped    the same after a collection stopped it
+                  in that destructor, on a stack of its own unmapped after the
+                  join: collections read nothing of it
      core_signal_cases cleanup_fault    a cleanup faults: the program's handler
                   runs (the cleanup thread leaves fault signals unblocked)
      core_signal_cases cleanup_mask     cleanups run with the program's
                   signals blocked: one sent while a cleanup runs reaches the
                   program's sigwait
      core_signal_cases main_exits       the main thread exits registered and
-                  stays a zombie: collections count it as gone
+                  stays a zombie: collections count it as gone, and what only
+                  its stack referenced is collected
      core_signal_cases own_handler      the program replaces the suspend
                   signal's handler: the next collection with another thread
                   aborts with a message (must-abort test) instead of waiting
@@ -22,6 +26,7 @@
 #include "core_util.h"
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static atomic_int ran;
@@ -104,6 +109,52 @@ static void *set_key(void *a) {
   CHECK(pthread_setspecific(key, (void *)1) == 0);
   return NULL;
 }
+/* dead_unmapped: a thread that exits registered after a collection stopped it
+   (in its last thread-specific-data destructor, which allocates after cgc's
+   own destructor ran), on a stack of the program's own that is unmapped once
+   the thread is joined.  The next collection cannot signal it (it is gone):
+   nothing of it is scanned, neither the stack it was stopped on nor its TLS. */
+static pthread_key_t last_key;
+static atomic_int last_registered, last_go;
+static void last_destructor(void *v) {
+  if ((uintptr_t)v < 4) { /* cgc's destructor unregisters the thread in the 4th round */
+    CHECK(pthread_setspecific(last_key, (void *)((uintptr_t)v + 1)) == 0);
+    return;
+  }
+  consume(cgc_alloc(32)); /* registers the exiting thread again */
+  atomic_store(&last_registered, 1);
+  while (!atomic_load(&last_go)) sched_yield(); /* a collection stops this thread here */
+}
+static void *set_last_key(void *a) {
+  (void)a;
+  CHECK(pthread_setspecific(last_key, (void *)1) == 0);
+  return NULL;
+}
+static void dead_unmapped(void) {
+  CHECK(pthread_key_create(&last_key, last_destructor) == 0);
+  for (int i = 0; i < 3; i++) {
+    size_t size = 1 << 20;
+    void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(stack != MAP_FAILED);
+    pthread_attr_t attr;
+    CHECK(pthread_attr_init(&attr) == 0);
+    CHECK(pthread_attr_setstack(&attr, stack, size) == 0);
+    atomic_store(&last_registered, 0);
+    atomic_store(&last_go, 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, &attr, set_last_key, NULL) == 0);
+    CHECK(pthread_attr_destroy(&attr) == 0);
+    while (!atomic_load(&last_registered)) sched_yield();
+    cgc_collect(); /* stops the thread in its destructor */
+    atomic_store(&last_go, 1);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(munmap(stack, size) == 0);
+    uint64_t gc0 = cgc_gc_count();
+    cgc_collect();
+    CHECK(cgc_gc_count() > gc0);
+  }
+}
+
 static void dead_registered(void) {
   CHECK(pthread_key_create(&key, rearming_destructor) == 0);
   for (int i = 0; i < 3; i++) {
@@ -137,6 +188,19 @@ static void replaced_handler(void (*disposition)(int)) {
   cgc_collect(); /* aborts */
   event_set(&ev_go);
   CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* The suspend signal set to its default action in a program with no other
+   registered thread: collections have no thread to stop, so they signal
+   nothing and go on (the diagnosis is for the first collection that would
+   stop a thread), and what the stack holds stays alive. */
+static void default_alone(void) {
+  signal(cgc_suspend_signal(), SIG_DFL);
+  void *volatile kept = NULL;
+  hidden_obj_t h = make_obj((void **)&kept, 64, 7);
+  for (int i = 0; i < 3; i++) churn(64, 1);
+  verify_obj(h, "an object on the stack of a program whose suspend signal has its default action");
+  CHECK(kept != NULL);
 }
 
 /* A cleanup that faults: the program's SIGSEGV handler runs (the cleanup
@@ -173,11 +237,23 @@ static void cleanup_fault(void) {
 /* The main thread exits (pthread_exit) registered, allocating in a
    thread-specific-data destructor after cgc's: it stays a zombie, which
    signals still reach, while a worker collects.  The collection counts it
-   as gone. */
+   as gone, and scans nothing of it: an object that only main's
+   thread-local variable references is collected, although a collection
+   stopped main in that last destructor (main's thread-local storage stays
+   allocated in the zombie). */
 static pthread_key_t main_key;
+static atomic_int main_last, main_stopped;
+static cgc_weak_t main_weak;
+static __thread void *volatile main_tls_ref;
 static void main_rearming(void *v) {
   consume(cgc_alloc(32));
-  if ((uintptr_t)v < 4) CHECK(pthread_setspecific(main_key, (void *)((uintptr_t)v + 1)) == 0);
+  if ((uintptr_t)v < 4) {
+    CHECK(pthread_setspecific(main_key, (void *)((uintptr_t)v + 1)) == 0);
+    return;
+  }
+  /* Registered again after cgc's destructor: wait here for a collection. */
+  atomic_store(&main_last, 1);
+  while (!atomic_load(&main_stopped)) sched_yield();
 }
 static bool main_is_zombie(void) {
   char path[64], buf[512];
@@ -192,8 +268,13 @@ static bool main_is_zombie(void) {
 }
 static void *after_main(void *arg) {
   (void)arg;
+  while (!atomic_load(&main_last)) sched_yield();
+  cgc_collect(); /* stops main in its last destructor */
+  atomic_store(&main_stopped, 1);
   while (!main_is_zombie()) sched_yield(); /* main has exited */
   for (int i = 0; i < 3; i++) cgc_collect();
+  CHECKF(cgc_weak_value(main_weak) == NULL,
+         "an object referenced only from the exited main thread's thread-local variable is still alive");
   printf("core_signal_cases main_exits: ok\n");
   fflush(stdout);
   exit(0); /* cgc's own threads never exit: returning would leave the process running */
@@ -201,6 +282,10 @@ static void *after_main(void *arg) {
 static void main_exits(void) {
   CHECK(pthread_key_create(&main_key, main_rearming) == 0);
   CHECK(pthread_setspecific(main_key, (void *)1) == 0);
+  main_tls_ref = cgc_alloc(64);
+  CHECK(main_tls_ref != NULL);
+  main_weak = cgc_weak_make(main_tls_ref);
+  CHECK(main_weak != NULL);
   pthread_t t;
   CHECK(pthread_create(&t, NULL, after_main, NULL) == 0);
   pthread_exit(NULL);
@@ -212,12 +297,14 @@ int main(int argc, char **argv) {
   cgc_init();
   if (strcmp(argv[1], "blocked_cleanup") == 0) blocked_cleanup();
   else if (strcmp(argv[1], "dead_registered") == 0) dead_registered();
+  else if (strcmp(argv[1], "dead_unmapped") == 0) dead_unmapped();
   else if (strcmp(argv[1], "own_handler") == 0) replaced_handler(other_handler);
   else if (strcmp(argv[1], "default_handler") == 0) replaced_handler(SIG_DFL);
   else if (strcmp(argv[1], "ignored_handler") == 0) replaced_handler(SIG_IGN);
   else if (strcmp(argv[1], "cleanup_fault") == 0) cleanup_fault();
   else if (strcmp(argv[1], "main_exits") == 0) main_exits();
   else if (strcmp(argv[1], "cleanup_mask") == 0) cleanup_mask();
+  else if (strcmp(argv[1], "default_alone") == 0) default_alone();
   else CHECKF(0, "unknown case %s", argv[1]);
   printf("core_signal_cases %s: ok\n", argv[1]);
   return 0;

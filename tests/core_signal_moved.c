@@ -1,7 +1,8 @@
 /* Moving the suspend signal (cgc_set_suspend_signal, before the first
    collection) gives the old signal its default disposition back
    (docs/threads.md, section 4: "After a move the old signal has its default
-   disposition again"), and collections with other threads use the new one. */
+   disposition again"), and collections with other threads use the new one.
+   Asking for the signal already in use changes nothing: its handler stays. */
 #include "core_util.h"
 
 static atomic_int stop;
@@ -12,10 +13,15 @@ int main(void) {
   int old = cgc_suspend_signal();
   int sig = SIGRTMIN + 3;
   CHECK(old != sig);
+  struct sigaction sa;
+  CHECK(cgc_set_suspend_signal(old) == 0);
+  CHECK(cgc_suspend_signal() == old);
+  CHECK(sigaction(old, NULL, &sa) == 0);
+  CHECKF(sa.sa_flags & SA_SIGINFO, "signal %d lost cgc's handler when it was asked for again", old);
+
   CHECK(cgc_set_suspend_signal(sig) == 0);
   CHECK(cgc_suspend_signal() == sig);
 
-  struct sigaction sa;
   CHECK(sigaction(old, NULL, &sa) == 0);
   CHECKF(!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL,
          "signal %d still has a handler after the move to %d", old, sig);

@@ -3,7 +3,9 @@
    - mark_total_ns is a running total: it never goes down, and a collection
      with a short mark after one with a long mark leaves it above the long one;
    - cgc_set_gc_percent and cgc_set_memory_limit move heap_goal_bytes at once
-     (docs/pacing.md section 3), not at the next collection;
+     (docs/pacing.md section 3), not at the next collection; the goal's
+     formula at gc_percent 0 and with a limit (its room); cleanup records
+     count in heap_live from the end of a collection (pacing);
    - last_live_bytes counts noscan objects (cgc_alloc_noscan), and objects
      that a finalizer keeps alive for one more cycle (marked by the specials
      phase, docs/pacing.md section 8). */
@@ -83,6 +85,27 @@ static void test_goal_setters(void) {
          (unsigned long long)g);
 }
 
+/* The goal's formula (docs/pacing.md section 3) at its edges:
+   - gc_percent 0 is pacing on (collect when the heap reaches its live size,
+     or 4 MiB), not off;
+   - the memory limit's room is 95% of the limit minus cgc's metadata (at
+     least the first 1 MiB chunk of it). */
+static void test_goal_formula(void) {
+  cgc_collect();
+  int old = cgc_set_gc_percent(0);
+  uint64_t g = stats_now().heap_goal_bytes;
+  CHECKF(g != UINT64_MAX && g >= 4 * CORE_MIB, "gc_percent 0: heap goal %llu (pacing off?)", (unsigned long long)g);
+  cgc_set_gc_percent(-1);
+  int64_t lim = 32 * (int64_t)CORE_MIB;
+  cgc_set_memory_limit(lim);
+  g = stats_now().heap_goal_bytes;
+  CHECKF(g <= (uint64_t)(lim / 20 * 19) - CORE_MIB,
+         "a 32 MiB limit with pacing off: heap goal %llu KiB, not below 95%% of the limit minus the metadata",
+         (unsigned long long)(g >> 10));
+  cgc_set_memory_limit(INT64_MAX);
+  cgc_set_gc_percent(old);
+}
+
 #define NOSCAN_N 65536 /* 64-byte objects: 4 MiB */
 void **g_noscan; /* not static: its stores must stay */
 
@@ -131,12 +154,46 @@ static void test_finalizer_live(void) {
          (unsigned long long)live, (unsigned long long)base);
 }
 
+/* The cleanup records of live objects count in heap_live from the end of
+   the collection on (docs/pacing.md sections 2-3), as in the goal: 100000
+   objects of 16 bytes with a cleanup each (48-byte records) start the cycle
+   at half the goal, so the next paced collection comes after about half the
+   goal of allocation, not half the goal plus the records. */
+#define REC_N 100000
+void **g_rec_objs; /* not static: the stores must stay */
+static void rec_nop(void *arg) { (void)arg; }
+
+static void test_records_pace(void) {
+  g_rec_objs = (void **)cgc_alloc(REC_N * sizeof(void *));
+  CHECK(g_rec_objs != NULL);
+  for (int i = 0; i < REC_N; i++) {
+    g_rec_objs[i] = cgc_alloc(16);
+    CHECK(g_rec_objs[i] != NULL);
+    cgc_add_cleanup(g_rec_objs[i], rec_nop, NULL);
+  }
+  cgc_collect();
+  cgc_stats_t s = stats_now();
+  uint64_t n0 = cgc_gc_count();
+  for (long i = 0; cgc_gc_count() == n0; i++) {
+    CHECKF(i < 100000000L, "no paced collection after 100M allocations");
+    CHECK(cgc_alloc_noscan(1024) != NULL);
+  }
+  uint64_t allocated = stats_now().total_alloc_bytes - s.total_alloc_bytes;
+  CHECKF(allocated <= s.heap_goal_bytes / 8 * 5,
+         "%llu KiB allocated before the paced collection, for a goal of %llu KiB (%llu KiB of objects live, with "
+         "%d cleanup records)", (unsigned long long)(allocated >> 10), (unsigned long long)(s.heap_goal_bytes >> 10),
+         (unsigned long long)(s.last_live_bytes >> 10), REC_N);
+  g_rec_objs = NULL;
+}
+
 int main(void) {
   test_forced_count();
   test_mark_total();
   test_goal_setters();
+  test_goal_formula();
   test_noscan_live();
   test_finalizer_live();
+  test_records_pace();
   printf("core_stats_more: ok\n");
   return 0;
 }

@@ -129,6 +129,10 @@ foreach(fn free realloc)
   cgc_abort_test(free_abort_${fn}_collected PROGRAM free_abort_state CASE ${fn}_collected
     REGEX "cgc: cgc_${fn}: ${_hex} is not an allocated object \\(double free\\? it was unreachable at the last collection")
 endforeach()
+# The same after the span was swept for a cgc_realloc moving a noscan buffer
+# (a sweep that leaves freed slots' bytes as they were).
+cgc_abort_test(free_abort_free_swept_for_move PROGRAM free_abort_state CASE free_swept_for_move
+  ENV "CGC_DEBUG=bgsweep=0" REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free\\?\\)")
 cgc_abort_test(free_abort_checkfree_realloc_moved PROGRAM free_abort_state CASE checkfree_realloc_moved
   ENV "CGC_DEBUG=checkfree=1"
   REGEX "cgc: cgc_free: ${_hex} is not an allocated object \\(double free: it was freed already and is in the checkfree quarantine")

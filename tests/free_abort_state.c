@@ -8,7 +8,14 @@
    paths do: a slot the sweep frees as well would be handed out twice.
    Every other object of the class is freed first, so that the span is in
    cgc_free's span cache for every page (cgc_realloc's inline path needs
-   that). */
+   that).
+
+   free_swept_for_move: cgc_free of an object the last collection found
+   unreachable, after its span was swept for a cgc_realloc that moved a
+   noscan buffer into the class (a sweep that leaves the freed slots' bytes
+   as they were, for the move to overwrite): the slots it freed must still
+   be recognised as free (run with CGC_DEBUG=bgsweep=0, so that no sweeper
+   thread sweeps the span first). */
 #include "free_util.h"
 
 #define NH 16
@@ -31,6 +38,22 @@ static __attribute__((noinline)) void hidden_objects(uintptr_t *h, size_t n, int
 
 void *volatile g_keep;
 
+/* free_swept_for_move: a full span of 2000-byte noscan objects (16 to a
+   span) made by a thread that exits, so that it goes to the central lists;
+   the first object stays reachable, the others are known only hidden. */
+static uintptr_t g_moved_h[16];
+static void *make_span_for_move(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 16; i++) {
+    unsigned char *p = cgc_alloc_noscan(2000);
+    CHECK(p != NULL);
+    fill(p, 2000, 1); /* no zero word: nothing looks like a free slot */
+    if (i == 0) g_keep = p;
+    else g_moved_h[i] = hide_ptr(p);
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: free_abort_state CASE");
   const char *c = argv[1];
@@ -46,6 +69,20 @@ int main(int argc, char **argv) {
       if (realloc_case) g_keep = cgc_realloc(p, 150); /* would stay in place */
       else cgc_free(p);
     }
+    printf("free_abort_state: %s: no abort\n", c);
+    return 0;
+  }
+  if (strcmp(c, "free_swept_for_move") == 0) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, make_span_for_move, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    clear_stack();
+    until_paced_collection(1000); /* another class: the span is left unswept */
+    unsigned char *b = cgc_alloc_noscan(40);
+    CHECK(b != NULL);
+    b = cgc_realloc(b, 2000); /* sweeps the span for the move, takes its first free slot */
+    CHECK(b != NULL);
+    for (int i = 2; i < 16; i++) cgc_free(reveal_ptr(g_moved_h[i])); /* aborts at the first one found dead */
     printf("free_abort_state: %s: no abort\n", c);
     return 0;
   }

@@ -3,7 +3,9 @@
    releases them; references from stacks are not reported (stale copies are
    normal there) and keep the object quarantined; a reference from a global,
    a heap object, an arena or a registered root aborts with a message giving
-   the object's address and size and the reference's address and place.
+   the object's address and size and the reference's address and place;
+   words that are not references are not reported either: the data of a
+   noscan object, or of an object no longer reachable.
    Programs that use free correctly run clean, with collections, threads,
    realloc and arenas. */
 #include <semaphore.h>
@@ -84,6 +86,43 @@ static __attribute__((noinline)) void stack_ref(void) {
 }
 static void test_stack_ref(void) {
   stack_ref();
+  clear_stack();
+  cgc_collect();
+}
+
+/* A freed object that a stack reference keeps quarantined (so the
+   collection looks for references to it), whose address is also in the
+   data of a reachable noscan object and of an unreachable scanned object
+   (made by a thread of its own next to a reachable one, in the same span):
+   neither is a reference, nothing is reported. */
+static void *volatile g_noscan_holder, *volatile g_live_neighbour;
+static void dead_holder(void *arg) {
+  void *target = reveal_ptr((uintptr_t)arg);
+  for (int i = 0; i < 16; i++) {
+    void **live = cgc_alloc(64), **dead = cgc_alloc(64);
+    live[0] = (void *)g_live_neighbour; /* a list of the live ones, from a global */
+    g_live_neighbour = live;
+    dead[0] = target;
+  }
+}
+static __attribute__((noinline)) void not_references(void) {
+  void *volatile keep = cgc_alloc(150000);
+  size_t n = cgc_usable_size(keep);
+  uintptr_t *ns = cgc_alloc_noscan(64);
+  ns[0] = (uintptr_t)keep;
+  g_noscan_holder = ns;
+  in_thread(dead_holder, (void *)hide_ptr(keep));
+  cgc_free(keep);
+  cgc_collect(); /* this thread freed and then collected: a reference would be reported now */
+  cgc_collect();
+  CHECK(cgc_is_heap_ptr(keep));
+  CHECK(poisoned(keep, n));
+  keep = NULL;
+}
+static void test_not_references(void) {
+  not_references();
+  g_noscan_holder = NULL;
+  g_live_neighbour = NULL;
   clear_stack();
   cgc_collect();
 }
@@ -390,6 +429,7 @@ int main(void) {
   test_stats_and_shrink();
   test_release();
   test_stack_ref();
+  test_not_references();
   test_rehash();
   test_clean();
   test_race_clean();

@@ -38,7 +38,7 @@ specials_cases(PROGRAM specials_cleanup CASES manual unregistered wait_order ENV
 # Finalizers: once, with the object; resurrection; A-reaches-B ordering; with
 # cleanups; cycles never finalized; return values; nothing at exit.
 specials_program(specials_finalizer)
-specials_cases(PROGRAM specials_finalizer CASES basic resurrect order both cycle api exit chain)
+specials_cases(PROGRAM specials_finalizer CASES basic resurrect order both cycle api exit chain noscan)
 
 # Weak handles: identity, clearing (before and inside callbacks, for ever),
 # handles collected, static storage, use during concurrent collections.

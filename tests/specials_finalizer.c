@@ -12,6 +12,9 @@
  *              the cleanups only after the object died again
  *   cycle      a cycle containing a finalizer is never finalized (nor are the
  *              cleanups of its members run)
+ *   noscan     a noscan object with a finalizer is not scanned while it is
+ *              finalized either: an object whose address only its data holds
+ *              is finalized at the same collection
  *   api        return values: 0, EEXIST for a different function, NULL removes,
  *              static storage is a no-op
  *   exit       nothing runs at exit
@@ -428,6 +431,49 @@ static void test_api(void) {
   CHECK(atomic_load(&fin1_ran[4]) == 0 && atomic_load(&fin2_ran[4]) == 0);
 }
 
+/* ---- noscan ------------------------------------------------------------------------------ */
+
+/* Pair i: A (2i), noscan, whose data holds B's address; B (2i + 1), a
+   scanned object only A's data refers to.  Both have finalizers.  What a
+   finalizable object reaches is kept while it is finalized, but A's data is
+   not scanned at all: both are finalized at the first collection. */
+static _Atomic int *ns_round;
+static void fin_ns(void *p) {
+  obj_t *o = p;
+  check_obj(o);
+  if (atomic_exchange(&ns_round[o->i], atomic_load(&round_no)) != 0) error("noscan: %zu ran twice", o->i);
+}
+static NOINLINE void make_ns(size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    obj_t *a = cgc_alloc_noscan(sizeof *a), *b = cgc_alloc(sizeof *b);
+    a->next = b;
+    a->i = 2 * i;
+    b->i = 2 * i + 1;
+    a->magic = b->magic = MAGIC;
+    CHECK(cgc_set_finalizer(a, fin_ns) == 0);
+    CHECK(cgc_set_finalizer(b, fin_ns) == 0);
+  }
+}
+
+static void test_noscan(void) {
+  const size_t n = N / 2;
+  ns_round = calloc(2 * n, sizeof *ns_round);
+  CHECK(ns_round);
+  cgc_set_gc_percent(-1); /* only our collections: one round each */
+  make_ns(n);
+  for (int r = 1; r <= 3; r++) {
+    atomic_store(&round_no, r);
+    collect_wait();
+  }
+  size_t b_first = 0;
+  for (size_t i = 0; i < n; i++)
+    if (atomic_load(&ns_round[2 * i + 1]) == 1) b_first++;
+  check_death_fraction(b_first, n, "noscan: B in the first round");
+  CHECKF(atomic_load(&errors) == 0, "%d errors", atomic_load(&errors));
+  cgc_set_gc_percent(100);
+  retire(ns_round);
+}
+
 /* ---- exit -------------------------------------------------------------------------------- */
 
 static int exit_pipe = -1;
@@ -518,6 +564,7 @@ int main(int argc, char **argv) {
   cgc_init();
   if (strcmp(c, "basic") == 0) test_basic();
   else if (strcmp(c, "resurrect") == 0) test_resurrect();
+  else if (strcmp(c, "noscan") == 0) test_noscan();
   else if (strcmp(c, "order") == 0) test_order();
   else if (strcmp(c, "both") == 0) test_both();
   else if (strcmp(c, "cycle") == 0) test_cycle();
