@@ -510,7 +510,7 @@ void _cgc_span_put_swept(cgc_span_t *s) CGC_HIDDEN;
 /* Sweep until no unswept span remains.  Returns true if everything is swept. */
 bool _cgc_sweep_all(void) CGC_HIDDEN;
 void _cgc_sweep_large_locked(void) CGC_HIDDEN;
-void _cgc_sweeper_wake(void) CGC_HIDDEN; /* no-op without a sweeper thread (bgsweep=0, or it could not start) */
+bool _cgc_sweeper_wake(void) CGC_HIDDEN; /* false: no sweeper thread (bgsweep=0, or it could not start) */
 void _cgc_sweeper_start(void) CGC_HIDDEN;
 /* Called while the world is stopped at the end of marking. */
 void _cgc_sweep_prepare_stw(void) CGC_HIDDEN;

@@ -229,10 +229,11 @@ void _cgc_sweeper_start(void) {
   if (_cgc_os_thread_create(sweeper_main, NULL) != 0) atomic_store(&sweeper_started, 0);
 }
 
-void _cgc_sweeper_wake(void) {
-  if (!atomic_load(&sweeper_started)) return;
+bool _cgc_sweeper_wake(void) {
+  if (!atomic_load(&sweeper_started)) return false;
   atomic_fetch_add(&sweeper_kick, 1);
   _cgc_os_wake_all(&sweeper_kick);
+  return true;
 }
 
 /* In a forked child the sweeper thread is gone. */
