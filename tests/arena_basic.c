@@ -330,6 +330,45 @@ static void test_own_chunk_growth(void) {
   cgc_arena_free(a);
 }
 
+/* A chunk is used to its last byte: 16-byte objects that exactly fill the
+   first chunk (64 KiB) all lie in it, one after the other, and the arena
+   has taken that one chunk; the next object starts the second. */
+static void test_chunk_filled_exactly(void) {
+  cgc_arena_t *a = cgc_arena_new();
+  uint64_t before = stats().arena_bytes;
+  enum { N = (64 << 10) / 16 };
+  char *first = cgc_arena_alloc(a, 16);
+  CHECK(first != NULL);
+  for (int i = 1; i < N; i++) {
+    char *p = cgc_arena_alloc(a, 16);
+    CHECKF(p == first + 16 * i, "object %d of %d at %p, not %p", i, N, (void *)p, (void *)(first + 16 * i));
+  }
+  uint64_t grew = stats().arena_bytes - before;
+  CHECKF(grew == (64u << 10), "64 KiB of objects grew arena_bytes by %llu bytes", (unsigned long long)grew);
+  CHECK(cgc_arena_alloc(a, 16) != NULL);
+  CHECK(stats().arena_bytes - before == (64u << 10) + (128u << 10)); /* chunks double */
+  cgc_arena_free(a);
+}
+
+/* Regular chunks double up to 4 MiB and no further: 48 MiB of small
+   objects take chunks of 64 KiB, 128 KiB, ..., 4 MiB, then 4 MiB each, so
+   the arena holds less than one 4 MiB chunk beyond what it used (a chunk of
+   8 MiB, 16 MiB, 32 MiB would leave up to half of the arena unused). */
+static void test_chunk_size_cap(void) {
+  cgc_arena_t *a = cgc_arena_new();
+  uint64_t before = stats().arena_bytes;
+  size_t used = 0;
+  while (used < 48 * MIB) {
+    char *p = cgc_arena_alloc_noscan(a, 32);
+    CHECK(p != NULL);
+    used += 32;
+  }
+  uint64_t grew = stats().arena_bytes - before;
+  CHECKF(grew >= used && grew < used + 4 * MIB, "%zu MiB of objects grew arena_bytes by %llu KiB", used >> 20,
+         (unsigned long long)grew >> 10);
+  cgc_arena_free(a);
+}
+
 static void test_freed_range_unmapped(void) {
   cgc_collect();
   cgc_release_memory();
@@ -385,6 +424,8 @@ int main(void) {
   test_mid_requests();
   test_own_chunk_size();
   test_own_chunk_growth();
+  test_chunk_filled_exactly();
+  test_chunk_size_cap();
   test_handle_capacity();
   test_freed_range_unmapped();
   test_roots_next_to_chunk();

@@ -137,6 +137,16 @@ static void test_strdup(void) {
   CHECK(cgc_usable_size(s) >= strlen(src) + 1);
   char *e = cgc_strdup("");
   CHECK(e != NULL && e[0] == 0 && cgc_base(e) == e);
+  /* Every length up to 300, size classes included (a 16-character string
+     needs 17 bytes): the copy always holds its terminator. */
+  char str[301];
+  for (size_t len = 0; len < sizeof str; len++) {
+    memset(str, 'a' + (int)(len % 26), len);
+    str[len] = 0;
+    char *d = cgc_strdup(str);
+    CHECKF(d != NULL && cgc_usable_size(d) > len && d[len] == 0 && strcmp(d, str) == 0,
+           "cgc_strdup of %zu characters: %zu bytes", len, d ? cgc_usable_size(d) : 0);
+  }
   char big[50000];
   memset(big, 'x', sizeof big - 1);
   big[sizeof big - 1] = 0;

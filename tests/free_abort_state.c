@@ -96,22 +96,30 @@ int main(int argc, char **argv) {
     printf("free_abort_state: %s: no abort\n", c);
     return 0;
   }
-  if (strncmp(c, "free_slack", 10) == 0 || strcmp(c, "realloc_slack") == 0 || strcmp(c, "usable_size_slack") == 0) {
+  if (strncmp(c, "free_slack", 10) == 0 || strncmp(c, "realloc_slack", 13) == 0 ||
+      strcmp(c, "usable_size_slack") == 0) {
     /* A slot whose end is not a heap pointer but lies on the slot's own
-       page: the span's slack. */
+       page: the span's slack.  *_slack_hinted: that last slot is freed
+       first, so that the thread's span cache holds the span for the page
+       of the slack too; the slack must still be refused. */
+    int hinted = strstr(c, "_hinted") != NULL;
     static const size_t ssz[] = {48, 80, 96, 112, 144, 176, 208, 240, 272, 320, 352, 416, 448, 480, 576, 640, 704, 768, 896};
-    unsigned char *slack = NULL;
+    unsigned char *slack = NULL, *last = NULL;
     for (size_t k = 0; k < sizeof ssz / sizeof ssz[0] && !slack; k++) {
       for (int i = 0; i < 4000 && !slack; i++) {
         unsigned char *p = cgc_alloc(ssz[k]);
         CHECK(p != NULL);
         size_t n = cgc_usable_size(p);
         unsigned char *q = p + n;
-        if (((uintptr_t)q & 8191) != 0 && ((uintptr_t)q >> 13) == ((uintptr_t)p >> 13) && !cgc_is_heap_ptr(q)) slack = q;
+        if (((uintptr_t)q & 8191) != 0 && ((uintptr_t)q >> 13) == ((uintptr_t)p >> 13) && !cgc_is_heap_ptr(q)) {
+          slack = q;
+          last = p;
+        }
       }
     }
     CHECKF(slack != NULL, "no small span with slack found");
     CHECK(cgc_base(slack) == NULL);
+    if (hinted) cgc_free(last);
     if (c[0] == 'f') cgc_free(slack);
     else if (c[0] == 'r') g_keep = cgc_realloc(slack, 10);
     else consume((void *)cgc_usable_size(slack));

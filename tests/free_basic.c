@@ -43,6 +43,7 @@ static void test_lifo(void) {
   CHECK(ns != s);
   CHECK(cgc_alloc(48) == s);
   cgc_free(NULL); /* a no-op */
+  CHECK(cgc_usable_size(NULL) == 0); /* as documented in cgc.h */
 }
 
 /* Statistics count explicit frees; large objects go straight back. */
@@ -61,6 +62,10 @@ static void test_stats_large(void) {
   fill(big, 4096, 9);
   cgc_stats_t mid = stats();
   CHECK(mid.live_bytes >= before.live_bytes + 3 * MIB);
+  /* A large object counts as one allocated object, of all its bytes. */
+  CHECKF(mid.total_alloc_objects == before.total_alloc_objects + 1, "a large allocation counted %llu objects",
+         (unsigned long long)(mid.total_alloc_objects - before.total_alloc_objects));
+  CHECK(mid.total_alloc_bytes >= before.total_alloc_bytes + 3 * MIB);
   cgc_free(big);
   after = stats();
   CHECK(after.live_bytes + 3 * MIB <= mid.live_bytes);
@@ -307,6 +312,16 @@ static void test_realloc_large(void) {
   fill(q, 300000, 5);
   unsigned char *r = cgc_realloc(q, 200000); /* shrink within 2x: in place */
   CHECK(r == q && intact(r, 200000, 5) && zeroed(r + 200000, cgc_usable_size(r) - 200000));
+  /* Shrink within the same pages (200000 and 199000 bytes both take them
+     all): in place, and the bytes past the size are cleared all the same,
+     so that growing again reads zeros. */
+  size_t pages = cgc_usable_size(r);
+  unsigned char *r2 = cgc_realloc(r, 199000);
+  CHECK(r2 == r && cgc_usable_size(r2) == pages);
+  CHECKF(intact(r2, 199000, 5) && zeroed(r2 + 199000, pages - 199000),
+         "a same-pages shrink of a scanned large object left bytes past the size");
+  r = cgc_realloc(r2, 200000);
+  CHECK(r == r2 && intact(r, 199000, 5) && zeroed(r + 199000, pages - 199000));
   unsigned char *s = cgc_realloc(r, 1000); /* large -> small */
   CHECK(s != r && cgc_usable_size(s) < 2000 && intact(s, 1000, 5));
   unsigned char *t = cgc_realloc(s, 50000); /* small -> large */
@@ -537,6 +552,70 @@ static void test_realloc_noscan_reuse(void) {
   cgc_free(plain);
 }
 
+/* A noscan buffer of 16 bytes or less that moves leaves a clean slot (its
+   link and word 1 are all of it): it goes on the free list, where the next
+   allocation of its class, inline, takes it at once, whether the move went
+   through the general path (no span cached for the buffer's page yet: the
+   first call of a new thread) or the inline one.  Run on a new thread, whose
+   lists and span cache start empty. */
+static void left_small_slots(void *arg) {
+  (void)arg;
+  for (size_t n = 8; n <= 16; n += 8) {
+    unsigned char *p = cgc_alloc_noscan(n);
+    CHECK(p != NULL);
+    fill(p, n, 60 + n);
+    unsigned char *q = cgc_realloc(p, 100);
+    CHECK(q != NULL && q != p && intact(q, n, 60 + n));
+    unsigned char *r = cgc_alloc_noscan(n);
+    CHECKF(r == p, "%zu bytes: the slot a move left is not the next allocation of its class (%p, not %p)", n,
+           (void *)r, (void *)p);
+    CHECK(zeroed(r, n));
+    fill(r, n, 70 + n);
+    unsigned char *q2 = cgc_realloc(r, 100); /* r's span is cached now: the inline path */
+    CHECK(q2 != NULL && q2 != r && intact(q2, n, 70 + n));
+    unsigned char *r2 = cgc_alloc_noscan(n);
+    CHECKF(r2 == r, "%zu bytes: the slot an inline move left is not the next allocation of its class (%p, not %p)",
+           n, (void *)r2, (void *)r);
+    CHECK(zeroed(r2, n));
+  }
+}
+
+/* A noscan buffer shrunk to 8 bytes moves into an 8-byte slot and writes
+   those 8 bytes only: the object right after that slot keeps its bytes.
+   The buffer's span is cached first (a call that stays in place), so the
+   move takes cgc_realloc's inline path. */
+static void shrink_to_word(void *arg) {
+  (void)arg;
+  enum { NO = 64 };
+  unsigned char *o[NO];
+  for (int i = 0; i < NO; i++) {
+    o[i] = cgc_alloc_noscan(8);
+    CHECK(o[i] != NULL);
+    fill(o[i], 8, 200 + (uint64_t)i);
+  }
+  int k = -1;
+  for (int i = 0; i + 1 < NO && k < 0; i++)
+    if (o[i] + 8 == o[i + 1]) k = i;
+  CHECKF(k >= 0, "no two adjacent 8-byte objects among %d", NO);
+  unsigned char *p = cgc_alloc_noscan(16);
+  CHECK(p != NULL);
+  fill(p, 16, 300);
+  cgc_free(o[k]);                 /* the next 8-byte slot: o[k + 1] follows it */
+  CHECK(cgc_realloc(p, 12) == p); /* stays: caches p's span for its page */
+  unsigned char *q = cgc_realloc(p, 8);
+  CHECKF(q == o[k], "a move into the 8-byte class got %p, not the slot freed last %p", (void *)q, (void *)o[k]);
+  CHECK(intact(q, 8, 300));
+  for (int i = 0; i < NO; i++)
+    if (i != k)
+      CHECKF(intact(o[i], 8, 200 + (uint64_t)i), "a move of 8 bytes into %p overwrote the object at %p", (void *)q,
+             (void *)o[i]);
+}
+
+static void test_realloc_small_slots(void) {
+  in_thread(left_small_slots, NULL);
+  in_thread(shrink_to_word, NULL);
+}
+
 /* Slots left by moves stay on the thread's list through collections (the
    collection marks them, I4; a list keeps up to 64 KiB of slots, 315 of
    this class) and are handed out once: never also by the sweep of their
@@ -731,6 +810,7 @@ int main(void) {
   test_realloc_large();
   test_realloc_doubling();
   test_realloc_noscan_reuse();
+  test_realloc_small_slots();
   /* None of this needed a collection. */
   CHECKF(cgc_gc_count() == gc0, "%llu collections", (unsigned long long)(cgc_gc_count() - gc0));
   test_realloc_noscan_collect();
