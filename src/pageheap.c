@@ -471,9 +471,16 @@ size_t _cgc_used_peak_take(void) {
   uint32_t cycle = atomic_load(&_cgc_g.gc_cycle);
   size_t peak = 0;
   if (cycle != _cgc_g.used_peaks_cycle) {
+    /* A period is a collection, whether or not a complete sweep followed
+       it: the window moves by the collections since the last take, and the
+       peak since then counts in the oldest of them (a heap that shrank
+       while the sweeper fell behind returns its memory as many collections
+       later as when every collection was swept). */
+    size_t k = CGC_MIN((size_t)(cycle - _cgc_g.used_peaks_cycle), n);
     _cgc_g.used_peaks_cycle = cycle;
-    memmove(w + 1, w, (n - 1) * sizeof *w);
-    w[0] = _cgc_g.used_pages_peak;
+    memmove(w + k, w, (n - k) * sizeof *w);
+    w[k - 1] = _cgc_g.used_pages_peak;
+    for (size_t i = 0; i + 1 < k; i++) w[i] = _cgc_g.used_pages;
     _cgc_g.used_pages_peak = _cgc_g.used_pages;
   } else {
     peak = _cgc_g.used_pages_peak; /* the period is still open */
