@@ -211,12 +211,7 @@ void _cgc_before_grow(size_t bytes) {
 /* The scavenger keeps at least this much mapped for a goal (or live heap). */
 static uint64_t scavenge_keep(uint64_t base) { return base + base / 2 + ((uint64_t)4 << 20); }
 
-/* gc_cycle when _cgc_after_sweep last ran: the collection whose sweep it
-   completed. */
-static CGC_STATE _Atomic uint32_t after_sweep_cycle;
-
 void _cgc_after_sweep(void) {
-  atomic_store(&after_sweep_cycle, atomic_load(&_cgc_g.gc_cycle));
   if (!_cgc_g.opt.scavenge) return;
   uint64_t goal = atomic_load(&_cgc_g.heap_goal);
   int64_t live = atomic_load(&_cgc_g.heap_live);
@@ -235,9 +230,10 @@ void _cgc_after_sweep(void) {
    which then ends without a scavenge, and a dead heap stayed mapped for
    dozens of collections.  So after a paced collection (cgc_collect, and the
    out-of-memory and limit paths, sweep on their own), when there is no
-   sweeper or it did not complete the previous collection's pass, and more
-   is mapped than the scavenger would keep for the new goal, the collecting
-   thread sweeps and scavenges itself (beside the sweeper, if there is one).
+   sweeper or no scavenge followed the previous collection's sweep
+   (_cgc_used_peak_cycle), and more is mapped than the scavenger would keep
+   for the new goal, the collecting thread sweeps and scavenges itself
+   (beside the sweeper, if there is one).
    A sweeper that keeps up is left to do it: a heap that stays above that
    mark (pages pinned by a few live objects) does not cost every paced
    collection a full sweep on the allocating thread. */
@@ -392,7 +388,7 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
   _cgc_sweeper_start();
   bool sweeper = _cgc_sweeper_wake();
   if (reason == CGC_GC_PACED &&
-      (!sweeper || atomic_load(&after_sweep_cycle) + 1 < atomic_load(&_cgc_g.gc_cycle)))
+      (!sweeper || _cgc_used_peak_cycle() + 1 < atomic_load(&_cgc_g.gc_cycle)))
     sweep_here_if_shrunk();
 }
 

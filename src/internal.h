@@ -411,6 +411,9 @@ bool _cgc_page_trim_locked(cgc_span_t *s, size_t npages) CGC_HIDDEN;
 size_t _cgc_used_peak_take(void) CGC_HIDDEN;
 /* Forget those peaks (cgc_release_memory).  Takes heap_lock. */
 void _cgc_used_peaks_reset(void) CGC_HIDDEN;
+/* gc_cycle at the last _cgc_used_peak_take: the collection whose complete
+   sweep was last followed by a scavenge.  Takes heap_lock. */
+uint32_t _cgc_used_peak_cycle(void) CGC_HIDDEN;
 /* Give the pages of span s back to the page heap (zeroed: they are known to
    be zero).  heap_lock must be held. */
 void _cgc_page_free_locked(cgc_span_t *s, bool zeroed) CGC_HIDDEN;

@@ -490,6 +490,13 @@ size_t _cgc_used_peak_take(void) {
   return peak * CGC_PAGE_SIZE;
 }
 
+uint32_t _cgc_used_peak_cycle(void) {
+  _cgc_heap_lock();
+  uint32_t c = _cgc_g.used_peaks_cycle;
+  _cgc_heap_unlock();
+  return c;
+}
+
 void _cgc_used_peaks_reset(void) {
   _cgc_heap_lock();
   for (size_t i = 0; i < sizeof _cgc_g.used_peaks / sizeof *_cgc_g.used_peaks; i++) _cgc_g.used_peaks[i] = 0;

@@ -348,23 +348,30 @@ static void *garbage_of_every_class(void *arg) {
   return NULL;
 }
 
-static void test_collect_sweeps_every_class(void) {
+/* Garbage made by `make` on a thread that exits, with collections off:
+   at least min_mib MiB more mapped, and all of it given back by
+   cgc_collect and cgc_release_memory (spans left unswept would stay). */
+static void expect_garbage_released(void *(*make)(void *), uint64_t min_mib, const char *what) {
   cgc_collect();
   cgc_release_memory();
   uint64_t base = stats_now().mapped_bytes;
   int pct = cgc_set_gc_percent(-1);
   pthread_t t;
-  CHECK(pthread_create(&t, NULL, garbage_of_every_class, NULL) == 0);
+  CHECK(pthread_create(&t, NULL, make, NULL) == 0);
   CHECK(pthread_join(t, NULL) == 0);
   uint64_t full = stats_now().mapped_bytes;
   cgc_set_gc_percent(pct);
-  CHECKF(full >= base + 32 * CORE_MIB, "the garbage mapped only %llu MiB", (unsigned long long)((full - base) >> 20));
+  CHECKF(full >= base + min_mib * CORE_MIB, "%s mapped only %llu MiB", what, (unsigned long long)((full - base) >> 20));
   cgc_collect();
   cgc_release_memory();
   uint64_t after = stats_now().mapped_bytes;
-  CHECKF(after <= base + 4 * CORE_MIB, "after cgc_collect and cgc_release_memory %llu MiB stay mapped (%llu before the "
-         "garbage, %llu with it): spans left unswept",
-         (unsigned long long)(after >> 20), (unsigned long long)(base >> 20), (unsigned long long)(full >> 20));
+  CHECKF(after <= base + 4 * CORE_MIB, "after cgc_collect and cgc_release_memory %llu MiB stay mapped (%llu before %s, "
+         "%llu with it): spans left unswept",
+         (unsigned long long)(after >> 20), (unsigned long long)(base >> 20), what, (unsigned long long)(full >> 20));
+}
+
+static void test_collect_sweeps_every_class(void) {
+  expect_garbage_released(garbage_of_every_class, 32, "garbage of every class");
 }
 
 /* The same for the smallest class alone, with enough garbage to see: 16 MiB
@@ -378,22 +385,7 @@ static void *garbage_of_smallest_class(void *arg) {
 }
 
 static void test_collect_sweeps_smallest_class(void) {
-  cgc_collect();
-  cgc_release_memory();
-  uint64_t base = stats_now().mapped_bytes;
-  int pct = cgc_set_gc_percent(-1);
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, garbage_of_smallest_class, NULL) == 0);
-  CHECK(pthread_join(t, NULL) == 0);
-  uint64_t full = stats_now().mapped_bytes;
-  cgc_set_gc_percent(pct);
-  CHECKF(full >= base + 16 * CORE_MIB, "the garbage mapped only %llu MiB", (unsigned long long)((full - base) >> 20));
-  cgc_collect();
-  cgc_release_memory();
-  uint64_t after = stats_now().mapped_bytes;
-  CHECKF(after <= base + 4 * CORE_MIB, "after cgc_collect and cgc_release_memory %llu MiB stay mapped (%llu before 16 "
-         "MiB of 8-byte garbage, %llu with it)",
-         (unsigned long long)(after >> 20), (unsigned long long)(base >> 20), (unsigned long long)(full >> 20));
+  expect_garbage_released(garbage_of_smallest_class, 16, "16 MiB of 8-byte garbage");
 }
 
 int main(void) {

@@ -57,25 +57,29 @@ static __attribute__((noinline)) void garbage_until_gc(void) {
   }
 }
 
-/* Only paced collections (run with CGC_DEBUG=bgsweep=0 too, where no
-   sweeper thread sweeps the classes the program stopped using). */
-static void paced_only(void) {
+/* Build the heap, drop it, then run `collection` up to `rounds` times: by
+   then at most a quarter of the peak may stay mapped. */
+static void dead_heap_returns(const char *what, int rounds, void (*collection)(void)) {
   build();
   cgc_collect();
   cgc_stats_t peak = stats_now();
   report("built", peak);
   drop();
   cgc_stats_t s = peak;
-  for (int n = 1; n <= 12 && s.mapped_bytes > peak.mapped_bytes / 4; n++) {
-    garbage_until_gc();
+  for (int n = 1; n <= rounds && s.mapped_bytes > peak.mapped_bytes / 4; n++) {
+    collection();
     s = stats_now();
-    report("after dropping, paced collection", s);
+    report(what, s);
   }
   CHECKF(s.mapped_bytes <= peak.mapped_bytes / 4,
-         "mapped_bytes %llu MiB after 12 paced collections of a dead %llu MiB heap (peak %llu MiB)",
-         (unsigned long long)(s.mapped_bytes >> 20), (unsigned long long)(HEAP_BYTES >> 20),
+         "%s: mapped_bytes %llu MiB after %d collections of a dead %llu MiB heap (peak %llu MiB)", what,
+         (unsigned long long)(s.mapped_bytes >> 20), rounds, (unsigned long long)(HEAP_BYTES >> 20),
          (unsigned long long)(peak.mapped_bytes >> 20));
 }
+
+/* Only paced collections (run with CGC_DEBUG=bgsweep=0 too, where no
+   sweeper thread sweeps the classes the program stopped using). */
+static void paced_only(void) { dead_heap_returns("after dropping, paced collection", 12, garbage_until_gc); }
 
 /* A 32 MiB buffer needed once every seven forced collections stays mapped:
    the scavenger keeps the peak of the last eight collections.  (Each
@@ -138,23 +142,14 @@ static void holes(void) {
 
 /* Pacing off (no goal): collections still give a dead heap's memory back,
    keeping what the live heap needs (plus half) instead of a goal's worth. */
+static void forced_collection(void) {
+  clear_stack();
+  cgc_collect();
+}
+
 static void pacing_off(void) {
   cgc_set_gc_percent(-1);
-  build();
-  cgc_collect();
-  cgc_stats_t peak = stats_now();
-  drop();
-  cgc_stats_t s = peak;
-  for (int n = 1; n <= 10 && s.mapped_bytes > peak.mapped_bytes / 4; n++) {
-    clear_stack();
-    cgc_collect();
-    s = stats_now();
-    report("pacing off, after dropping", s);
-  }
-  CHECKF(s.mapped_bytes <= peak.mapped_bytes / 4,
-         "pacing off: mapped_bytes %llu MiB after 10 collections of a dead %llu MiB heap (peak %llu MiB)",
-         (unsigned long long)(s.mapped_bytes >> 20), (unsigned long long)(HEAP_BYTES >> 20),
-         (unsigned long long)(peak.mapped_bytes >> 20));
+  dead_heap_returns("pacing off, after dropping", 10, forced_collection);
 }
 
 /* Run with CGC_DEBUG=scavenge=0: collections give nothing back, however
@@ -164,10 +159,7 @@ static void no_scavenge(void) {
   cgc_collect();
   cgc_stats_t peak = stats_now();
   drop();
-  for (int n = 0; n < 10; n++) {
-    clear_stack();
-    cgc_collect();
-  }
+  for (int n = 0; n < 10; n++) forced_collection();
   cgc_stats_t s = stats_now();
   report("scavenge=0, after 10 collections", s);
   CHECKF(s.released_bytes == peak.released_bytes && s.mapped_bytes >= peak.mapped_bytes,
@@ -254,41 +246,18 @@ static void fork_sweeper(void) {
 int main(int argc, char **argv) {
   test_seed();
   cgc_init();
-  if (argc > 1 && strcmp(argv[1], "paced") == 0) {
-    paced_only();
-    fprintf(stderr, "core_release paced: ok\n");
-    return 0;
-  }
-  if (argc > 1 && strcmp(argv[1], "fork_sweeper") == 0) {
-    fork_sweeper();
-    printf("core_release fork_sweeper: ok\n");
-    return 0;
-  }
-  if (argc > 1 && strcmp(argv[1], "pacing_off") == 0) {
-    pacing_off();
-    printf("core_release pacing_off: ok\n");
-    return 0;
-  }
-  if (argc > 1 && strcmp(argv[1], "release_unswept") == 0) {
-    release_unswept();
-    printf("core_release release_unswept: ok\n");
-    return 0;
-  }
-  if (argc > 1 && strcmp(argv[1], "noscavenge") == 0) {
-    no_scavenge();
-    printf("core_release noscavenge: ok\n");
-    return 0;
-  }
-  if (argc > 1 && strcmp(argv[1], "holes") == 0) {
-    holes();
-    printf("core_release holes: ok\n");
-    return 0;
-  }
-  if (argc > 1 && strcmp(argv[1], "window") == 0) {
-    window();
-    printf("core_release window: ok\n");
-    return 0;
-  }
+  static const struct {
+    const char *name;
+    void (*run)(void);
+  } modes[] = {{"paced", paced_only},     {"fork_sweeper", fork_sweeper}, {"pacing_off", pacing_off},
+               {"release_unswept", release_unswept}, {"noscavenge", no_scavenge}, {"holes", holes},
+               {"window", window}};
+  for (size_t i = 0; argc > 1 && i < sizeof modes / sizeof modes[0]; i++)
+    if (strcmp(argv[1], modes[i].name) == 0) {
+      modes[i].run();
+      printf("core_release %s: ok\n", modes[i].name);
+      return 0;
+    }
   cgc_collect();
   uint64_t rss_base = rss_bytes();
 

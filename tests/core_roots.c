@@ -125,18 +125,6 @@ static void test_register(void) {
    collection found reachable (measured as the growth of last_live_bytes). */
 enum { NOBJ = 1000, OBJ_SIZE = 1024 };
 
-static __attribute__((noinline)) void fill_slots(void **slots, hidden_obj_t *rec, uint64_t seed0) {
-  for (int i = 0; i < NOBJ; i++) rec[i] = make_obj(&slots[i], OBJ_SIZE, seed0 + (uint64_t)i);
-}
-
-static __attribute__((noinline)) uint64_t reachable_from(void **slots, hidden_obj_t *rec, uint64_t seed0) {
-  memset(slots, 0, NOBJ * sizeof(void *));
-  uint64_t before = live_after_collect();
-  fill_slots(slots, rec, seed0);
-  uint64_t after = live_after_collect();
-  return after > before ? after - before : 0;
-}
-
 static void test_malloc_and_mmap(void) {
   const uint64_t all = (uint64_t)NOBJ * OBJ_SIZE;
   hidden_obj_t *rec = (hidden_obj_t *)malloc(NOBJ * sizeof *rec);
@@ -145,13 +133,13 @@ static void test_malloc_and_mmap(void) {
   /* malloc'd memory is not scanned. */
   void **m = (void **)malloc(NOBJ * sizeof(void *));
   CHECK(m != NULL);
-  uint64_t got = reachable_from(m, rec, 1000);
+  uint64_t got = reachable_from(m, rec, NOBJ, OBJ_SIZE, 1000);
   CHECKF(got < all / 4, "objects referenced only from malloc memory survived: %llu of %llu bytes",
          (unsigned long long)got, (unsigned long long)all);
 
   /* Registered, it is. */
   cgc_add_roots(m, NOBJ * sizeof(void *));
-  got = reachable_from(m, rec, 2000);
+  got = reachable_from(m, rec, NOBJ, OBJ_SIZE, 2000);
   CHECKF(got >= all - all / 16, "objects referenced from an add_roots range: only %llu of %llu bytes reachable",
          (unsigned long long)got, (unsigned long long)all);
   for (int r = 0; r < 2; r++) churn(OBJ_SIZE, 16);
@@ -165,7 +153,7 @@ static void test_malloc_and_mmap(void) {
   cgc_remove_roots(m);
   cgc_add_roots(NULL, 64);
   cgc_remove_roots(NULL);
-  got = reachable_from(m, rec, 3000);
+  got = reachable_from(m, rec, NOBJ, OBJ_SIZE, 3000);
   CHECKF(got < all / 4, "objects referenced only from a removed root range survived: %llu of %llu bytes",
          (unsigned long long)got, (unsigned long long)all);
   free(m);
@@ -174,16 +162,16 @@ static void test_malloc_and_mmap(void) {
   size_t len = 2 * NOBJ * sizeof(void *) + 8192;
   void **mm = (void **)mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   CHECK(mm != MAP_FAILED);
-  got = reachable_from(mm, rec, 4000);
+  got = reachable_from(mm, rec, NOBJ, OBJ_SIZE, 4000);
   CHECKF(got < all / 4, "objects referenced only from mmap memory survived: %llu of %llu bytes",
          (unsigned long long)got, (unsigned long long)all);
 
   void **hi = mm + NOBJ + 16; /* the registered half */
   cgc_add_roots(hi, NOBJ * sizeof(void *));
-  got = reachable_from(mm, rec, 5000); /* the unregistered half */
+  got = reachable_from(mm, rec, NOBJ, OBJ_SIZE, 5000); /* the unregistered half */
   CHECKF(got < all / 4, "objects referenced from outside a registered range survived: %llu of %llu bytes",
          (unsigned long long)got, (unsigned long long)all);
-  got = reachable_from(hi, rec, 6000);
+  got = reachable_from(hi, rec, NOBJ, OBJ_SIZE, 6000);
   CHECKF(got >= all - all / 16, "objects referenced from a registered mmap range: only %llu of %llu bytes reachable",
          (unsigned long long)got, (unsigned long long)all);
   for (int r = 0; r < 2; r++) churn(OBJ_SIZE, 16);
@@ -194,10 +182,10 @@ static void test_malloc_and_mmap(void) {
   CHECK(m2 != NULL);
   cgc_add_roots(m2, NOBJ * sizeof(void *));
   cgc_remove_roots(hi);
-  got = reachable_from(hi, rec, 7000);
+  got = reachable_from(hi, rec, NOBJ, OBJ_SIZE, 7000);
   CHECKF(got < all / 4, "objects referenced from a removed mmap range survived: %llu of %llu bytes",
          (unsigned long long)got, (unsigned long long)all);
-  got = reachable_from(m2, rec, 8000);
+  got = reachable_from(m2, rec, NOBJ, OBJ_SIZE, 8000);
   CHECKF(got >= all - all / 16, "objects referenced from the remaining range: only %llu of %llu bytes reachable",
          (unsigned long long)got, (unsigned long long)all);
   churn(OBJ_SIZE, 16);
@@ -217,7 +205,7 @@ static void test_malloc_and_mmap(void) {
   void **fm = (void **)mmap(NULL, flen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   CHECK(fm != MAP_FAILED);
   cgc_add_roots(fm, flen);
-  got = reachable_from(fm, rec, 9000);
+  got = reachable_from(fm, rec, NOBJ, OBJ_SIZE, 9000);
   CHECKF(got >= all - all / 16, "objects referenced from a registered file mapping: only %llu of %llu bytes reachable",
          (unsigned long long)got, (unsigned long long)all);
   cgc_remove_roots(fm);

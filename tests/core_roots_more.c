@@ -16,20 +16,6 @@ enum { NOBJ = 1000, OBJ_SIZE = 1024 };
 
 static __attribute__((noinline)) void fill_big(void **slot) { *slot = cgc_alloc(1 << 20); }
 
-static __attribute__((noinline)) void fill_slots(void **slots, hidden_obj_t *rec, uint64_t seed0) {
-  for (int i = 0; i < NOBJ; i++) rec[i] = make_obj(&slots[i], OBJ_SIZE, seed0 + (uint64_t)i);
-}
-
-/* Bytes of NOBJ fresh objects referenced only from slots[0..NOBJ) that a
-   collection finds reachable. */
-static __attribute__((noinline)) uint64_t reachable_from(void **slots, hidden_obj_t *rec, uint64_t seed0) {
-  memset(slots, 0, NOBJ * sizeof(void *));
-  uint64_t before = live_after_collect();
-  fill_slots(slots, rec, seed0);
-  uint64_t after = live_after_collect();
-  return after > before ? after - before : 0;
-}
-
 int main(void) {
   test_seed();
   const uint64_t all = (uint64_t)NOBJ * OBJ_SIZE;
@@ -43,18 +29,18 @@ int main(void) {
   /* Registered twice, removed once: no longer a root. */
   cgc_add_roots(m, NOBJ * sizeof(void *));
   cgc_add_roots(m, NOBJ * sizeof(void *));
-  uint64_t got = reachable_from(m, rec, 100);
+  uint64_t got = reachable_from(m, rec, NOBJ, OBJ_SIZE, 100);
   CHECKF(got >= all - all / 16, "registered range: only %llu of %llu bytes reachable", (unsigned long long)got,
          (unsigned long long)all);
   cgc_remove_roots(m);
-  got = reachable_from(m, rec, 200);
+  got = reachable_from(m, rec, NOBJ, OBJ_SIZE, 200);
   CHECKF(got < all / 4, "a range registered twice and removed once still retains %llu of %llu bytes",
          (unsigned long long)got, (unsigned long long)all);
 
   /* Re-registered smaller: only the first 8 words are scanned. */
   cgc_add_roots(m, NOBJ * sizeof(void *));
   cgc_add_roots(m, 8 * sizeof(void *));
-  got = reachable_from(m, rec, 300);
+  got = reachable_from(m, rec, NOBJ, OBJ_SIZE, 300);
   CHECKF(got < all / 4, "re-registered with 8 words, the range still retains %llu of %llu bytes",
          (unsigned long long)got, (unsigned long long)all);
   cgc_remove_roots(m);
@@ -62,13 +48,13 @@ int main(void) {
   /* An unaligned start: the aligned words after it are scanned. */
   char *odd = (char *)buf + 4; /* covers m[0 .. NOBJ-1) and half of m[NOBJ-1] */
   cgc_add_roots(odd, NOBJ * sizeof(void *));
-  got = reachable_from(m, rec, 400);
+  got = reachable_from(m, rec, NOBJ, OBJ_SIZE, 400);
   CHECKF(got >= all - all / 16, "range starting at %p (unaligned): only %llu of %llu bytes reachable", (void *)odd,
          (unsigned long long)got, (unsigned long long)all);
   churn(OBJ_SIZE, 8);
   for (int i = 0; i < NOBJ - 1; i++) verify_obj(rec[i], "object referenced from an unaligned cgc_add_roots range");
   cgc_remove_roots(odd);
-  got = reachable_from(m, rec, 500);
+  got = reachable_from(m, rec, NOBJ, OBJ_SIZE, 500);
   CHECKF(got < all / 4, "removed: %llu of %llu bytes still reachable", (unsigned long long)got,
          (unsigned long long)all);
 

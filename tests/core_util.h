@@ -196,6 +196,25 @@ static inline __attribute__((always_inline)) uint64_t live_after_collect(void) {
   return stats_now().last_live_bytes;
 }
 
+/* n fresh objects of `size` bytes, each referenced only from its slot in
+   slots[0..n); rec gets their records (seeds from seed0 on). */
+static __attribute__((noinline, unused)) void fill_slots(void **slots, hidden_obj_t *rec, int n, size_t size,
+                                                         uint64_t seed0) {
+  for (int i = 0; i < n; i++) rec[i] = make_obj(&slots[i], size, seed0 + (uint64_t)i);
+}
+
+/* Bytes of n fresh objects of `size` bytes, referenced only from
+   slots[0..n), that a collection finds reachable: about n * size when
+   slots is scanned as a root, 0 when it is not. */
+static __attribute__((noinline, unused)) uint64_t reachable_from(void **slots, hidden_obj_t *rec, int n, size_t size,
+                                                                 uint64_t seed0) {
+  memset(slots, 0, (size_t)n * sizeof(void *));
+  uint64_t before = live_after_collect();
+  fill_slots(slots, rec, n, size, seed0);
+  uint64_t after = live_after_collect();
+  return after > before ? after - before : 0;
+}
+
 /* Resident set size in bytes (/proc/self/statm). */
 static inline uint64_t rss_bytes(void) {
   FILE *f = fopen("/proc/self/statm", "r");
