@@ -178,10 +178,12 @@ static void chunk_release(cgc__frame_t *f, struct cgc__chunk *c) {
   f->chunk = c->prev;
   f->top = f->limit = c->prev_limit;
   unsigned level = chunk_level(c->cap);
-  if (!spare[level])
+  if (!spare[level]) {
+    c->prev = NULL; /* a spare must not keep the frame's older chunks alive */
     spare[level] = c;
-  else
+  } else {
     cgc_free(c);
+  }
 }
 
 static CGC_COLD _Noreturn void null_defer(void) {

@@ -180,10 +180,14 @@ static void kept_insert(kept_t **head, kept_t *k) {
   pthread_mutex_unlock(&pending_lock);
 }
 
+/* The unlinked record's own links are cleared: a stale reference to it (a
+   dead frame's slot, say) must keep only it alive, not, through links to
+   neighbours unlinked after it, every record that was on the list. */
 static void kept_remove_locked(kept_t **head, kept_t *k) {
   if (k->prev) k->prev->next = k->next;
   else *head = k->next;
   if (k->next) k->next->prev = k->prev;
+  k->next = k->prev = NULL;
 }
 
 typedef struct start_info {
@@ -199,6 +203,7 @@ static void pending_remove(start_info_t *si) {
   pthread_mutex_lock(&pending_lock);
   kept_remove_locked(&pending_starts, &si->link);
   pthread_mutex_unlock(&pending_lock);
+  si->arg = NULL; /* the new thread holds it now; a stale reference to si must not */
 }
 
 /* A joinable thread's result stays visible to the collector until the
@@ -239,7 +244,10 @@ static void result_forget(pthread_t t) {
   kept_t *oldest = NULL;
   for (kept_t *k = results; k; k = k->next)
     if (((result_rec_t *)k)->thread == (uintptr_t)t) oldest = k;
-  if (oldest) kept_remove_locked(&results, oldest);
+  if (oldest) {
+    kept_remove_locked(&results, oldest);
+    ((result_rec_t *)oldest)->value = NULL; /* nor the value, the same way */
+  }
   pthread_mutex_unlock(&pending_lock);
 }
 

@@ -2,7 +2,10 @@
    - a value handed to pthread_exit stays alive until the thread is joined,
      like a returned one (core_thread_retval);
    - once the thread is joined, or detached (at creation or after it ended),
-     cgc drops its record and the value can be collected. */
+     cgc drops its record and the value can be collected;
+   - a stale reference to a dropped record (a dead frame's slot, found by a
+     conservative scan) keeps neither its value nor the records dropped
+     after it. */
 #include "core_util.h"
 
 #include <sys/stat.h>
@@ -12,6 +15,8 @@ enum { NT = 8 };
 
 static atomic_int tids[NT];
 static uintptr_t hidden[NT];
+static uintptr_t probes[NT]; /* hidden: a 32-byte object each worker allocated last */
+static void *stale[NT];      /* scanned: references to dropped records */
 
 static bool task_gone(int tid) {
   char path[64];
@@ -36,6 +41,8 @@ static void *big_worker(void *arg) {
   void *slot = NULL;
   hidden_obj_t h = make_obj_at(&slot, BIG, 0, 5000 + (uint64_t)i, 1);
   hidden[i] = h.hbase;
+  /* In the same heap mapping as the record of the result, most likely. */
+  probes[i] = hide_ptr(cgc_alloc(32));
   atomic_store(&tids[i], (int)core_gettid());
   clear_stack();
   if (use_exit) pthread_exit(slot);
@@ -71,6 +78,24 @@ static void expect_released(uint64_t base, const char *how) {
          how, (unsigned long long)live, (unsigned long long)base);
 }
 
+/* The record cgc keeps for thread i's result: a live 32-byte object holding
+   the thread's id and the value, in the heap mapping that holds the probe
+   (only live objects are read). */
+static void *find_record(int i, pthread_t th) {
+  uintptr_t probe = (uintptr_t)reveal_ptr(probes[i]), lo = 0, hi = 0;
+  FILE *f = fopen("/proc/self/maps", "r");
+  CHECK(f != NULL);
+  char line[512];
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= probe && probe < hi) break;
+  fclose(f);
+  CHECKF(lo <= probe && probe < hi, "no mapping holds %p", (void *)probe);
+  for (uintptr_t *r = (uintptr_t *)lo; r < (uintptr_t *)hi; r += 4)
+    if (cgc_base(r) == r && r[3] == ~hidden[i] && r[2] == (uintptr_t)th) return r;
+  CHECKF(0, "no record of thread %d's result in %lx-%lx", i, (unsigned long)lo, (unsigned long)hi);
+  return NULL;
+}
+
 int main(void) {
   test_seed();
   cgc_init();
@@ -92,6 +117,14 @@ int main(void) {
   start_all(t, NULL, 0);
   for (int i = 0; i < NT; i++) CHECK(pthread_detach(t[i]) == 0);
   expect_released(base, "detached after the end");
+
+  /* Stale references to every dropped record: the records stay, the values
+     do not. */
+  start_all(t, NULL, 0);
+  for (int i = 0; i < NT; i++) stale[i] = find_record(i, t[i]);
+  for (int i = 0; i < NT; i++) CHECK(pthread_detach(t[i]) == 0);
+  expect_released(base, "detached, the records referenced");
+  memset(stale, 0, sizeof stale);
 
   /* Detached from the start. */
   pthread_attr_t attr;
