@@ -179,7 +179,11 @@ static void chunk_release(cgc__frame_t *f, struct cgc__chunk *c) {
   f->top = f->limit = c->prev_limit;
   unsigned level = chunk_level(c->cap);
   if (!spare[level]) {
-    c->prev = NULL; /* a spare must not keep the frame's older chunks alive */
+    /* A spare must keep nothing alive: not the frame's older chunk, nor
+       (through prev_limit, the end of that chunk's records) whatever is
+       allocated where that chunk was once it is freed. */
+    c->prev = NULL;
+    c->prev_limit = NULL;
     spare[level] = c;
   } else {
     cgc_free(c);

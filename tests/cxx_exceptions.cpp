@@ -4,7 +4,9 @@
                   caught outside it leaves the thread as a normal return does:
                   a later panic is recovered by the next cgc_protect, and a
                   panic nested in an outer cgc_protect reaches that one (the
-                  stale record it left made a later panic crash).
+                  stale record it left made a later panic crash); the same
+                  through C frames without -fexceptions (cxx_frames.c) leaves
+                  no link of theirs in the thread's defer chain.
      cxx_exceptions protect_then_unrecovered   the same, then a panic nothing
                   recovers: the documented report and abort (must-abort test).
      cxx_exceptions cleanup_throw   a cleanup run by cgc_free throws: cgc
@@ -40,16 +42,32 @@ static bool throws_through_protect() {
   return false;
 }
 
+extern "C" void cxx_c_frames(void (*fn)(void *), void *arg);
+static void thrower_in_c_frames(void *) { cxx_c_frames(thrower, nullptr); }
+
+/* Through C frames whose defers are linked into the thread's chain: the
+   exception leaves them linked, cgc_protect unlinks them. */
+static bool throws_through_c_frames() {
+  try {
+    cgc_protect(thrower_in_c_frames, nullptr, nullptr);
+  } catch (const std::runtime_error &e) {
+    return std::strcmp(e.what(), "boom") == 0 && cgc__defer_chain == nullptr;
+  }
+  return false;
+}
+
 /* Inside an outer cgc_protect: an exception through an inner one, then a
    panic, which the outer one must recover. */
 static void inner_then_panic(void *) {
   CHECK(throws_through_protect());
+  CHECK(throws_through_c_frames());
   cgc_panicf("outer");
 }
 
 static void protect_case() {
   for (int i = 0; i < 3; i++) {
     CHECK(throws_through_protect());
+    CHECK(throws_through_c_frames());
     void *v = nullptr;
     CHECK(cgc_protect(panicker, nullptr, &v) == 1);
     CHECK(v && std::strcmp(static_cast<const char *>(v), "later") == 0);

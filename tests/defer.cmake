@@ -4,13 +4,13 @@
 # registered mode (no -fexceptions) and unregistered (CGC_DEFER_REGISTER=0).
 
 foreach(t block dyn gc spare_panic deep_nested)
-  cgc_test(defer_${t} SOURCES defer_${t}.c FLAGS -fexceptions)
-  cgc_test(defer_${t}_reg SOURCES defer_${t}.c FLAGS -fno-exceptions)
+  cgc_test(defer_${t} SOURCES defer_${t}.c FLAGS -fexceptions LIBS Threads::Threads)
+  cgc_test(defer_${t}_reg SOURCES defer_${t}.c FLAGS -fno-exceptions LIBS Threads::Threads)
 endforeach()
 cgc_test(defer_block_bare SOURCES defer_block.c FLAGS -fno-exceptions -DCGC_DEFER_REGISTER=0)
 # Registered block defers in an -fexceptions unit (landing pads run them).
 cgc_test(defer_block_reg_exc SOURCES defer_block.c FLAGS -fexceptions -DCGC_DEFER_REGISTER=1)
-cgc_test(defer_dyn_static SOURCES defer_dyn.c FLAGS -fexceptions STATIC)
+cgc_test(defer_dyn_static SOURCES defer_dyn.c FLAGS -fexceptions LIBS Threads::Threads STATIC)
 
 # Panics through frames of every mode.  defer_panic.c is built with
 # -fexceptions; each defer_frames_<m>.c is the same frames in one mode.
@@ -66,12 +66,19 @@ target_compile_definitions(defer_abort_chain PRIVATE _GNU_SOURCE)
 target_link_libraries(defer_abort_chain PRIVATE cgc)
 target_link_options(defer_abort_chain PRIVATE -rdynamic)
 cgc_abort_test(defer_abort_chain_many PROGRAM defer_abort_chain CASE many REGEX "^\tpanic: p7$")
+cgc_abort_test(defer_abort_chain_oldest_first PROGRAM defer_abort_chain CASE many REGEX "^panic: p1$")
 cgc_abort_test(defer_abort_chain_backtrace PROGRAM defer_abort_chain CASE backtrace
   REGEX "defer_abort_chain_second_raiser\\+0x")
 cgc_abort_test(defer_abort_chain_value PROGRAM defer_abort_chain CASE value_chain
   REGEX "^panic: \\(void \\*\\) 0x1234$")
 cgc_abort_test(defer_abort_chain_dyn_null_panic PROGRAM defer_abort_chain CASE dyn_null_panic
   REGEX "^cgc: CGC_DEFER_DYN \\(or a registered CGC_DEFER\\): deferred function is NULL$")
+cgc_abort_test(defer_abort_chain_collect_first PROGRAM defer_abort_chain CASE collect REGEX "^panic: first 01$")
+cgc_abort_test(defer_abort_chain_collect_second PROGRAM defer_abort_chain CASE collect
+  REGEX "^\tpanic: second 2$")
+add_test(NAME defer_abort_chain_backtrace_top COMMAND defer_abort_chain backtrace_top)
+set_tests_properties(defer_abort_chain_backtrace_top PROPERTIES TIMEOUT 120
+  PASS_REGULAR_EXPRESSION "defer_abort_chain backtrace_top: ok")
 
 # Misuse that must not compile.
 foreach(case 1 2 3)

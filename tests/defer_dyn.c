@@ -1,5 +1,7 @@
 /* Dynamic defers (CGC_FRAME, CGC_DEFER_DYN): accumulation in loops, LIFO
    order, spilling to heap chunks, order against block defers, nesting. */
+#include <pthread.h>
+
 #include "cgc.h"
 #include "testutil.h"
 
@@ -119,6 +121,36 @@ static void panic_on_exit_inner(void *arg) {
   rec(L(5000)); /* never reached */
 }
 
+/* Each thread keeps its own spare chunks: a new thread's first frame that
+   spills allocates its chunks (though the main thread keeps spares of every
+   size), its next one allocates nothing. */
+static void nothing(void *a) { (void)a; }
+static __attribute__((noinline)) void spill_41(void) {
+  CGC_FRAME();
+  for (int i = 0; i < 8 + 32 + 1; i++) CGC_DEFER_DYN(nothing, NULL); /* chunks of 32 and 64 */
+}
+static uint64_t allocations_by(void (*fn)(void)) {
+  cgc_stats_t a, b;
+  cgc_read_stats(&a);
+  fn();
+  cgc_read_stats(&b);
+  return b.total_alloc_objects - a.total_alloc_objects;
+}
+static void *spill_in_thread(void *a) {
+  (void)a;
+  uint64_t first = allocations_by(spill_41), second = allocations_by(spill_41);
+  CHECKF(first == 2 && second == 0, "a new thread's spills allocated %llu, then %llu chunks",
+         (unsigned long long)first, (unsigned long long)second);
+  return NULL;
+}
+static void spares_per_thread(void) {
+  for (int i = 0; i < 3; i++) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, spill_in_thread, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+  }
+}
+
 int main(void) {
   clear_stack();
 
@@ -168,6 +200,8 @@ int main(void) {
   cgc_read_stats(&after);
   CHECKF(after.total_alloc_objects == before.total_alloc_objects, "%llu allocations",
          (unsigned long long)(after.total_alloc_objects - before.total_alloc_objects));
+
+  spares_per_thread();
 
   CHECK(cgc__defer_chain == NULL);
   printf("defer_dyn: ok\n");

@@ -2,6 +2,8 @@
    collections off; a pointer held only by a pending defer (block, dynamic
    inline or spilled, registered) or by a panic in flight keeps its object
    alive across collections.  Built with and without -fexceptions. */
+#include <pthread.h>
+
 #include "cgc.h"
 #include "testutil.h"
 
@@ -174,8 +176,64 @@ static void panic_value_alive(void) {
   CHECK(strcmp(v, "message 99 kept alive") == 0);
 }
 
+/* ------------------------------------------------------------------------ */
+
+/* The spill chunks a thread keeps for its next frame hold nothing alive,
+   not even a reference into the frame's older chunks: here the frame's
+   first chunk is freed when the frame ends (the thread already keeps one of
+   its size, from an inner frame), and the object allocated next in its
+   place is garbage as soon as it is dropped. */
+#define CHUNK0_BYTES (3 * sizeof(void *) + 32 * 2 * sizeof(void *)) /* a chunk of 32 records */
+
+static void nothing(void *a) { (void)a; }
+static uintptr_t first_chunk; /* hidden */
+
+static __attribute__((noinline)) void spill_one_chunk(void) {
+  CGC_FRAME();
+  for (int i = 0; i < 9; i++) CGC_DEFER_DYN(nothing, NULL); /* a chunk of 32 */
+}
+
+static __attribute__((noinline)) void spill_two_chunks(void) {
+  CGC_FRAME();
+  for (int i = 0; i < 9; i++) CGC_DEFER_DYN(nothing, NULL);
+  first_chunk = hide_ptr(cgc_base(cgc__defer_chain->top)); /* the record just made */
+  CHECK(first_chunk != hide_ptr(NULL) && cgc_usable_size(reveal_ptr(first_chunk)) >= CHUNK0_BYTES);
+  for (int i = 9; i < 8 + 32 + 1; i++) CGC_DEFER_DYN(nothing, NULL); /* and a chunk of 64 */
+  spill_one_chunk();
+}
+
+/* A weak handle to the object allocated where the first chunk was (freed
+   memory is reused by the next allocation of its class on its thread). */
+static __attribute__((noinline)) cgc_weak_t alloc_in_first_chunk(void) {
+  for (int i = 0; i < 64; i++) {
+    void *o = cgc_alloc(CHUNK0_BYTES);
+    CHECK(o);
+    if (hide_ptr(o) == first_chunk) return cgc_weak_make(o);
+  }
+  return NULL;
+}
+
+static void *spares_hold_nothing(void *a) {
+  (void)a;
+  spill_two_chunks();
+  cgc_weak_t w = alloc_in_first_chunk();
+  CHECKF(w != NULL, "a frame's freed chunk was not reused by the next allocations of its size");
+  clear_stack();
+  cgc_collect();
+  CHECKF(cgc_weak_value(w) == NULL,
+         "an object allocated where a frame's freed chunk was survived a collection");
+  return NULL;
+}
+
+static void spares_keep_nothing(void) {
+  pthread_t t; /* a new thread: no spare chunks yet */
+  CHECK(pthread_create(&t, NULL, spares_hold_nothing, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
 int main(void) {
   cgc_init();
+  spares_keep_nothing(); /* first: no stale word of the main thread's refers to a chunk */
   scope_bound_free();
   pending_defer_keeps_alive();
   panic_value_alive();

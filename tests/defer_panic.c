@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <unwind.h>
+#include <wchar.h>
 
 #include "cgc.h"
 #include "testutil.h"
@@ -352,6 +353,30 @@ static void panicf_long(void *a) {
 static void panicf_short(void *a) { cgc_panicf("code %d: %s", 42, (const char *)a); }
 static void panic_null(void *a) { (void)a; cgc_panic(NULL); }
 
+/* cgc_panicf's value is the whole formatted string at every length, the
+   lengths around its 256-byte stack buffer included (255 characters fit
+   with their terminator, 256 do not). */
+static char xs[600];
+static void panicf_len(void *a) { cgc_panicf("%.*s|", (int)(intptr_t)a - 1, xs); }
+static void panicf_lengths(void) {
+  memset(xs, 'x', sizeof xs - 1);
+  static const int lens[] = {1, 254, 255, 256, 257, 258, 511, 512, 513};
+  for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+    int n = lens[i];
+    void *v = NULL;
+    CHECK(cgc_protect(panicf_len, (void *)(intptr_t)n, &v) == 1 && v);
+    const char *s = v;
+    CHECKF(strlen(s) == (size_t)n, "cgc_panicf of %d characters gave %zu", n, strlen(s));
+    CHECKF(strspn(s, "x") == (size_t)n - 1 && s[n - 1] == '|', "cgc_panicf of %d characters: \"%.20s...\"",
+           n, s);
+  }
+}
+
+/* A format that fails (a wide character the C locale cannot encode: the
+   program never called setlocale) panics with an empty string. */
+static const wchar_t unencodable[] = {0xe9, 0};
+static void panicf_bad_format(void *a) { (void)a; cgc_panicf("%ls", unencodable); }
+
 static void values(void) {
   void *v = (void *)1;
   int obj;
@@ -364,6 +389,10 @@ static void values(void) {
   CHECK(strlen(v) == 1004 && memcmp(v, "<xxxx", 5) == 0 && strcmp((char *)v + 1001, "|7>") == 0);
   CHECK(cgc_protect(panic_null, NULL, &v) == 1);
   CHECK(v && strcmp(v, "cgc_panic called with NULL") == 0);
+  panicf_lengths();
+  v = NULL;
+  CHECK(cgc_protect(panicf_bad_format, NULL, &v) == 1);
+  CHECKF(v && strcmp(v, "") == 0, "a failed format gave %s", v ? "a non-empty string" : "NULL");
 }
 
 static void inner_protected(void *a) {
@@ -481,6 +510,78 @@ static void longjmp_inside_protect(void) {
   CHECK(cgc__defer_chain == NULL);
 }
 
+/* A panic raised right after a longjmp out of deeper frames, with no
+   cgc_protect returning in between, drops their links and exits: the
+   records those frames left pending never run (longjmp runs no defers), and
+   the panic runs the live frames' records and reaches its cgc_protect.
+   (The frames jumped over lie below a padding frame: cgc_panic's own frame
+   does not reuse their stack before the panic drops them.) */
+static jmp_buf jb_deep;
+static void jump_deep(void *a) { (void)a; longjmp(jb_deep, 1); }
+static __attribute__((noinline)) void stale_frames(int n) {
+  CGC_FRAME();
+  CGC_DEFER_DYN(logrec, ID_G); /* left pending by the jump */
+  if (n > 0) {
+    stale_frames(n - 1);
+  } else {
+    CGC_DEFER_DYN(logrec, ID_B);    /* also left pending */
+    CGC_DEFER_DYN(jump_deep, NULL); /* jumps out of the frame's normal exit */
+  }
+  __asm__ volatile("" ::: "memory");
+}
+static __attribute__((noinline)) void padded_stale_frames(void) {
+  volatile char pad[4096];
+  memset((char *)pad, 0, sizeof pad);
+  stale_frames(8);
+  consume((const void *)pad);
+}
+static void stale_then_panic(void *a) {
+  (void)a;
+  CGC_FRAME();
+  CGC_DEFER_DYN(logrec, ID_O); /* runs for the panic */
+  if (setjmp(jb_deep) == 0) padded_stale_frames();
+  cgc_panic(FIRST);
+}
+static void panic_after_longjmp(void) {
+  for (int r = 0; r < 3; r++) {
+    void *v = NULL;
+    nlog = 0;
+    CHECK(cgc_protect(stale_then_panic, NULL, &v) == 1 && v == FIRST);
+    expect_entry(0, 1, FIRST, __LINE__);
+    expect_count(1, __LINE__);
+    CHECK(cgc__defer_chain == NULL);
+    CHECK(cgc_panic_value() == NULL);
+  }
+}
+
+/* A chain of panics, each raised by a deferred call that the previous one
+   runs (so each supersedes the previous): the deferred calls see the panic
+   that runs them, and cgc_protect returns the last one.  Repeated, so that
+   later chains reuse what earlier ones left. */
+#define CHAIN_LEN 12
+#define CHAIN_VAL(k) ((void *)(intptr_t)(0x200 + (k)))
+static void chain_link(void *kp) {
+  intptr_t k = (intptr_t)kp;
+  CHECKF(cgc_panic_value() == (k ? CHAIN_VAL(k - 1) : NULL), "link %d: panic value %p", (int)k,
+         cgc_panic_value());
+  CGC_FRAME();
+  if (k + 1 < CHAIN_LEN) CGC_DEFER_DYN(chain_link, (void *)(k + 1));
+  CGC_DEFER(logrec, (void *)k);
+  cgc_panic(CHAIN_VAL(k));
+}
+static void panic_chains(void) {
+  for (int r = 0; r < 4; r++) {
+    void *v = NULL;
+    nlog = 0;
+    CHECK(cgc_protect(chain_link, (void *)(intptr_t)0, &v) == 1);
+    CHECKF(v == CHAIN_VAL(CHAIN_LEN - 1), "recovered %p", v);
+    for (int k = 0; k < CHAIN_LEN; k++) expect_entry(k, k, CHAIN_VAL(k), __LINE__);
+    expect_count(CHAIN_LEN, __LINE__);
+    CHECK(cgc__defer_chain == NULL);
+    CHECK(cgc_panic_value() == NULL);
+  }
+}
+
 static void *thread_main(void *arg) {
   plan_rng = (uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ULL + 1;
   random_plans(150, n_is_hole ? "ucbn" : "ucb", 20);
@@ -505,6 +606,7 @@ int main(void) {
   random_plans(50, "n", 3);
   nested_rules();
   deep_nesting();
+  panic_chains();
   panic_in_normal_exit();
   value_scope();
 
@@ -514,6 +616,7 @@ int main(void) {
   CHECK(deep_count == 3 * 2001);
 
   longjmp_inside_protect();
+  panic_after_longjmp();
   if (n_is_hole) protect_through_hole();
 
   for (int i = 0; i < 20000; i++) CHECK(cgc_protect(deep_body, (void *)(intptr_t)2, &v) == 1);
