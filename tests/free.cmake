@@ -74,6 +74,11 @@ cgc_abort_test(free_abort_checkfree_realloc_double PROGRAM free_abort CASE check
   ENV "CGC_DEBUG=checkfree=1" REGEX "cgc: cgc_realloc: ${_hex} is not an allocated object \\(double free")
 cgc_abort_test(free_abort_checkfree_global PROGRAM free_abort CASE checkfree_global ENV "CGC_DEBUG=checkfree=1"
   REGEX "cgc: use after free: object ${_hex} \\(64 bytes\\) freed with cgc_free is still referenced from ${_hex} \\(in a global")
+# The argument of a cleanup in the queue (CGC_DEBUG=cleanups=manual keeps it
+# there), freed: the report names the queue.
+cgc_abort_test(free_abort_checkfree_queued_arg PROGRAM free_abort CASE checkfree_queued_arg
+  ENV "CGC_DEBUG=checkfree=1,cleanups=manual"
+  REGEX "cgc: use after free: object ${_hex} \\(48 bytes\\) freed with cgc_free is still referenced from ${_hex} \\(in a cleanup or finalizer queued to run\\)")
 
 # checkfree: poison, quarantine, release, stack references, clean runs, and
 # the exact report for references from globals, heap objects, arenas and roots.

@@ -58,6 +58,31 @@ static __attribute__((noinline)) void checkfree_rehash(void) {
   (void)e4;
 }
 
+/* The argument of a cleanup that a collection queued (its object was found
+   unreachable; CGC_DEBUG=cleanups=manual keeps it in the queue), freed:
+   checkfree reports the reference and names the queue as its place. */
+#define QA_N 64
+static void qa_nop(void *arg) { (void)arg; }
+static cgc_cleanup_t qa_handles[QA_N];
+static __attribute__((noinline)) void qa_owners(void *arg) {
+  for (int i = 0; i < QA_N; i++) qa_handles[i] = cgc_add_cleanup(cgc_alloc(32), qa_nop, arg);
+}
+static __attribute__((noinline)) void checkfree_queued_arg(void) {
+  void *arg = cgc_alloc(48);
+  qa_owners(arg);
+  clear_stack();
+  cgc_collect();
+  /* An owner a stale word kept still holds its cleanup, registered: stop
+     those, so that only the queue refers to the argument (stopping a queued
+     cleanup changes nothing). */
+  for (int i = 0; i < QA_N; i++) cgc_cleanup_stop(qa_handles[i]);
+  cgc_stats_t s;
+  cgc_read_stats(&s);
+  CHECKF(s.cleanups_queued > 0, "no owner was found unreachable");
+  cgc_free(arg);
+  cgc_collect(); /* aborts */
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: free_abort CASE");
   const char *c = argv[1];
@@ -258,6 +283,8 @@ int main(int argc, char **argv) {
   } else if (strcmp(c, "checkfree_realloc_double") == 0) {
     cgc_free(small);
     g_keep = cgc_realloc(small, 1000);
+  } else if (strcmp(c, "checkfree_queued_arg") == 0) {
+    checkfree_queued_arg();
   } else if (strcmp(c, "checkfree_global") == 0) {
     g_keep = small;
     cgc_free(small);

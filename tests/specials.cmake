@@ -32,8 +32,8 @@ endfunction()
 # kept alive, static storage, stop (also from inside), the cleanup thread,
 # never for a live object; manual mode.
 specials_program(specials_cleanup)
-specials_cases(PROGRAM specials_cleanup CASES basic cycle arg static stop stop_inside thread live pacing nothread)
-specials_cases(PROGRAM specials_cleanup CASES manual unregistered wait_order ENV "CGC_DEBUG=cleanups=manual")
+specials_cases(PROGRAM specials_cleanup CASES basic cycle arg static stop stop_inside thread live pacing nothread running)
+specials_cases(PROGRAM specials_cleanup CASES manual unregistered wait_order wait_later ENV "CGC_DEBUG=cleanups=manual")
 
 # Finalizers: once, with the object; resurrection; A-reaches-B ordering; with
 # cleanups; cycles never finalized; return values; nothing at exit.
@@ -49,7 +49,7 @@ specials_cases(PROGRAM specials_weak CASES before ENV "CGC_DEBUG=cleanups=manual
 # cgc_free of objects with specials: weak handles NULL, then everything runs on
 # the calling thread before cgc_free returns, and nothing later.
 specials_program(specials_free)
-specials_cases(PROGRAM specials_free CASES run stop reuse threads rearm nested unregistered)
+specials_cases(PROGRAM specials_free CASES run stop reuse threads rearm late_arg others nested unregistered)
 
 # Concurrent registration and stop from several threads while collecting.
 specials_program(specials_threads)
@@ -95,7 +95,7 @@ foreach(case weak_malloc weak_stack)
 endforeach()
 # A weak handle passed to cgc_free or cgc_realloc, or something else passed to
 # cgc_weak_value (the object itself, a forged or static address).
-foreach(spec free_weak:cgc_free realloc_weak:cgc_realloc)
+foreach(spec free_weak:cgc_free realloc_weak:cgc_realloc free_weak_cleared:cgc_free realloc_weak_collected:cgc_realloc)
   string(REPLACE ":" ";" pair ${spec})
   list(GET pair 0 case)
   list(GET pair 1 fn)

@@ -27,6 +27,14 @@
  *   wait_order   (manual mode) cgc_wait_cleanups waits for the cleanups queued
  *                before it by position: a batch another thread holds keeps it
  *                waiting even when more cleanups queued after it finish first
+ *   wait_later   (manual mode) cgc_wait_cleanups does not wait for cleanups
+ *                queued after it began, even when another thread took them
+ *                while the wait slept: a waiter whose earlier cleanups finished
+ *                returns although such a later batch (which waits for it) is
+ *                still running
+ *   running      while a cleanup or finalizer runs on the cleanup thread, its
+ *                argument (or object), held by nothing else, stays alive
+ *                through collections made by another thread
  *   pacing       cleanup records count like heap objects: stopping many
  *                cleanups after a collection does not push the next paced
  *                collection past the goal the statistics report
@@ -816,6 +824,155 @@ static void test_wait_order(void) {
   CHECK((uint64_t)(uintptr_t)ran == nx);
 }
 
+/* ---- wait_later: a wait ignores batches queued after it began ------------------------ */
+
+/* Manual mode.  Runner 1 takes the X cleanups (one batch): the first blocks.
+   A waiter thread calls cgc_wait_cleanups and sleeps.  Then the Z cleanups
+   are queued (after the wait began) and runner 2 takes them: the first Z
+   waits until the waiter has returned (for at most 30 s).  X is let go: the
+   waiter must return now; had it waited for the Z batch too, the two would
+   wait for each other. */
+#define WL_X 8
+#define WL_Z 4
+static _Atomic int wl_x_blocked, wl_x_go, wl_z_blocked, wl_z_gave_up, wl_returned;
+static _Atomic pid_t wl_waiter_tid;
+
+static void wl_x(void *a) {
+  (void)a;
+  if (atomic_exchange(&wl_x_blocked, 1) == 0)
+    while (!atomic_load(&wl_x_go)) sched_yield();
+}
+static void wl_z(void *a) {
+  (void)a;
+  if (atomic_exchange(&wl_z_blocked, 1)) return;
+  uint64_t t0 = now_ns();
+  while (!atomic_load(&wl_returned))
+    if (now_ns() - t0 > 30000000000ull) {
+      atomic_store(&wl_z_gave_up, 1);
+      return;
+    } else {
+      sched_yield();
+    }
+}
+static void *wl_runner(void *arg) {
+  (void)arg;
+  return (void *)cgc_run_cleanups();
+}
+static void *wl_waiter(void *arg) {
+  (void)arg;
+  atomic_store(&wl_waiter_tid, (pid_t)syscall(SYS_gettid));
+  cgc_wait_cleanups();
+  atomic_store(&wl_returned, 1);
+  return NULL;
+}
+/* Is thread tid asleep in a futex (its wait's condition variable)? */
+static bool wl_sleeping(pid_t tid) {
+  char path[64], buf[64] = {0};
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  bool r = fgets(buf, sizeof buf, f) && atol(buf) == SYS_futex && buf[0] != '-';
+  fclose(f);
+  return r;
+}
+
+static void test_wait_later(void) {
+  const char *dbg = getenv("CGC_DEBUG");
+  CHECKF(dbg && strstr(dbg, "cleanups=manual"), "run with CGC_DEBUG=cleanups=manual");
+  wo_make(WL_X, wl_x);
+  clear_stack();
+  cgc_collect();
+  cgc_collect();
+  uint64_t nx = stats().cleanups_queued;
+  CHECKF(nx >= 1 && nx <= 64, "%llu X cleanups queued", (unsigned long long)nx);
+  pthread_t r1, r2, w;
+  CHECK(pthread_create(&r1, NULL, wl_runner, NULL) == 0);
+  while (!atomic_load(&wl_x_blocked)) sched_yield(); /* runner 1 holds the X batch */
+  CHECK(pthread_create(&w, NULL, wl_waiter, NULL) == 0);
+  while (!atomic_load(&wl_waiter_tid) || !wl_sleeping(atomic_load(&wl_waiter_tid))) sched_yield();
+  for (int round = 0; stats().cleanups_queued == nx; round++) { /* queue the Zs */
+    CHECKF(round < 20, "no Z cleanup got queued");
+    wo_make(WL_Z, wl_z);
+    clear_stack();
+    cgc_collect();
+  }
+  CHECK(pthread_create(&r2, NULL, wl_runner, NULL) == 0);
+  while (!atomic_load(&wl_z_blocked)) sched_yield(); /* runner 2 holds the Z batch */
+  atomic_store(&wl_x_go, 1);
+  CHECK(pthread_join(r1, NULL) == 0 && pthread_join(r2, NULL) == 0 && pthread_join(w, NULL) == 0);
+  CHECKF(!atomic_load(&wl_z_gave_up),
+         "cgc_wait_cleanups did not return after the cleanups queued before it finished: it waited for a batch "
+         "queued later");
+  cgc_wait_cleanups();
+  CHECK(stats().cleanups_queued == 0);
+}
+
+/* ---- running: what a callback holds stays alive while it runs ------------------------------- */
+
+/* Each round makes RN_PER objects whose callbacks (cleanups with an argument
+   object, or finalizers) hold an object with a weak handle, reachable only
+   through the callback; the first callback of the round to run on the
+   cleanup thread stops there while the main thread collects twice, then
+   checks that its handle still reads the object.  Then the round's rest runs. */
+#define RN_ROUNDS 8
+#define RN_PER 16
+typedef struct rn_obj {
+  size_t j;              /* index of this object's weak handle */
+  struct rn_obj *child;  /* a finalizer's object: the object it holds */
+} rn_obj_t;
+static cgc_weak_t rn_w[RN_ROUNDS * RN_PER]; /* static: keeps the handles, not the objects */
+static _Atomic int rn_running, rn_collected, rn_bad, rn_first[RN_ROUNDS];
+
+static void rn_check(int round, size_t j) {
+  if (atomic_exchange(&rn_first[round], 1)) return;
+  atomic_store(&rn_running, round + 1);
+  while (atomic_load(&rn_collected) != round + 1) sched_yield();
+  if (cgc_weak_value(rn_w[j]) == NULL) atomic_fetch_add(&rn_bad, 1);
+}
+static void rn_cleanup(void *arg) {
+  rn_obj_t *a = arg;
+  rn_check((int)(a->j / RN_PER), a->j);
+}
+static void rn_fin(void *obj) {
+  rn_obj_t *o = obj;
+  rn_check((int)(o->child->j / RN_PER), o->child->j);
+}
+static NOINLINE void rn_make(int round, int fin) {
+  for (size_t k = 0; k < RN_PER; k++) {
+    size_t j = (size_t)round * RN_PER + k;
+    rn_obj_t *held = cgc_alloc(sizeof *held);
+    held->j = j;
+    rn_w[j] = cgc_weak_make(held);
+    rn_obj_t *o = cgc_alloc(sizeof *o);
+    if (fin) {
+      o->child = held;
+      CHECK(cgc_set_finalizer(o, rn_fin) == 0);
+    } else {
+      cgc_add_cleanup(o, rn_cleanup, held);
+    }
+  }
+}
+
+static void test_running(void) {
+  for (int round = 0; round < RN_ROUNDS; round++) {
+    rn_make(round, round % 2);
+    for (int i = 0; atomic_load(&rn_running) != round + 1; i++) {
+      CHECKF(i < 50, "round %d: no callback ran after %d collections", round, i);
+      clear_stack();
+      cgc_collect();
+      uint64_t t0 = now_ns();
+      while (atomic_load(&rn_running) != round + 1 && now_ns() - t0 < 1000000000ull) sched_yield();
+    }
+    clear_stack();
+    cgc_collect();
+    cgc_collect();
+    atomic_store(&rn_collected, round + 1);
+    cgc_wait_cleanups();
+  }
+  CHECKF(atomic_load(&rn_bad) == 0, "%d of %d callbacks found what they hold collected while they ran",
+         atomic_load(&rn_bad), RN_ROUNDS);
+}
+
 /* ---- nothread ------------------------------------------------------------------------------ */
 
 static _Atomic int nt_ran, nt_stop;
@@ -891,6 +1048,8 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "manual") == 0) test_manual();
   else if (strcmp(c, "unregistered") == 0) test_unregistered();
   else if (strcmp(c, "wait_order") == 0) test_wait_order();
+  else if (strcmp(c, "wait_later") == 0) test_wait_later();
+  else if (strcmp(c, "running") == 0) test_running();
   else if (strcmp(c, "pacing") == 0) test_pacing();
   else if (strcmp(c, "nothread") == 0) test_nothread();
   else {

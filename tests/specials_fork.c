@@ -4,7 +4,9 @@
  *             cleanups run (a new cleanup thread) and cgc_wait_cleanups returns
  *   inflight  fork while the cleanup thread is inside a cleanup: in the child,
  *             cgc_wait_cleanups must still return (the batch the parent's
- *             cleanup thread had taken does not exist in the child)
+ *             cleanup thread had taken does not exist in the child), and once
+ *             everything ran there cleanups_queued is 0 (that batch counts as
+ *             done in the child, not as queued for ever)
  *   inside    (CGC_DEBUG=cleanups=manual) a cleanup run by cgc_run_cleanups on
  *             the main thread forks: in the child the rest of that batch runs
  *             on (it is the child's own thread), and every count stays right
@@ -143,6 +145,11 @@ int main(int argc, char **argv) {
       cgc_wait_cleanups();
       make(100, count);
       collect_wait();
+      cgc_stats_t s = stats();
+      if (s.cleanups_queued != 0) {
+        fprintf(stderr, "child: cleanups_queued is %llu after everything ran\n", (unsigned long long)s.cleanups_queued);
+        _exit(1);
+      }
       _exit(0);
     }
     atomic_store(&release_it, 1);

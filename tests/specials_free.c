@@ -15,6 +15,12 @@
  *   rearm       a finalizer run by cgc_free that registers a cleanup, a
  *               finalizer or a weak handle on its (dying) object: nothing may
  *               run later, and the handle must read NULL
+ *   late_arg    a cleanup that a finalizer run by cgc_free adds to its (dying)
+ *               object is dropped unrun, and its argument is released with
+ *               it: the argument dies at the next collections
+ *   others      cgc_free of many objects with cleanups, weak handles or
+ *               finalizers leaves the finalizers of other objects armed: those
+ *               objects are finalized when they die
  *   nested      a finalizer (or cleanup) that cgc_frees its own object, run by
  *               cgc_free of that object: the object is freed once (its slot
  *               is handed out once, a large object's pages are not freed
@@ -298,6 +304,75 @@ static void test_rearm(void) {
          atomic_load(&late));
 }
 
+/* ---- late_arg: a cleanup added during cgc_free releases its argument --------------- */
+
+/* A cleanup record dropped unrun at the end of cgc_free no longer holds its
+   argument: the argument is garbage like any other object.  Each argument
+   carries a cleanup of its own that counts its death. */
+#define LATE_N 2000
+static counters_t late_arg_dead;
+static void late_arg_fin(void *obj) {
+  size_t i = *(size_t *)obj;
+  size_t *arg = cgc_alloc(32);
+  *arg = i;
+  cgc_add_cleanup(arg, count_cleanup, (void *)&late_arg_dead.v[i]);
+  cgc_add_cleanup(obj, late_cl, arg); /* on the dying object: dropped unrun */
+}
+
+static NOINLINE void late_arg_round(void) {
+  for (size_t i = 0; i < LATE_N; i++) {
+    size_t *o = cgc_alloc(32);
+    *o = i;
+    CHECK(cgc_set_finalizer(o, late_arg_fin) == 0);
+    cgc_free(o);
+  }
+}
+
+static void test_late_arg(void) {
+  late_arg_dead = counters_new(LATE_N);
+  late_arg_round();
+  collect_rounds(3);
+  CHECKF(atomic_load(&late) == 0, "%d cleanups registered during cgc_free ran later", atomic_load(&late));
+  size_t dead = counters_count(late_arg_dead, 1, 1, "late_arg");
+  check_death_fraction(dead, LATE_N, "arguments of cleanups dropped at the end of cgc_free");
+}
+
+/* ---- others: frees leave the finalizers of other objects armed -------------------- */
+
+#define OT_N 100
+static _Atomic int ot_ran, ot_freed_ran;
+static void ot_fin(void *obj) {
+  (void)obj;
+  atomic_fetch_add(&ot_ran, 1);
+}
+static void ot_freed_fin(void *obj) {
+  (void)obj;
+  atomic_fetch_add(&ot_freed_ran, 1);
+}
+static void ot_nop(void *arg) { (void)arg; }
+
+static NOINLINE void ot_make(void) {
+  for (int i = 0; i < OT_N; i++) CHECK(cgc_set_finalizer(cgc_alloc(32), ot_fin) == 0);
+}
+
+static void test_others(void) {
+  ot_make(); /* garbage with finalizers */
+  /* More objects than those, each with one kind of special, freed. */
+  for (int i = 0; i < 4 * OT_N; i++) {
+    void *q = cgc_alloc(32);
+    switch (i % 3) {
+      case 0: cgc_add_cleanup(q, ot_nop, NULL); break;
+      case 1: consume(cgc_weak_make(q)); break;
+      default: CHECK(cgc_set_finalizer(q, ot_freed_fin) == 0); break;
+    }
+    cgc_free(q);
+  }
+  CHECK(atomic_load(&ot_freed_ran) == (4 * OT_N) / 3);
+  collect_rounds(2);
+  CHECK(atomic_load(&ot_freed_ran) == (4 * OT_N) / 3);
+  check_death_fraction((size_t)atomic_load(&ot_ran), OT_N, "objects with finalizers, after other objects' frees");
+}
+
 /* ---- nested: a callback frees its own object --------------------------------- */
 
 static _Atomic int nested_runs;
@@ -463,6 +538,8 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "reuse") == 0) test_reuse();
   else if (strcmp(c, "threads") == 0) test_threads();
   else if (strcmp(c, "rearm") == 0) test_rearm();
+  else if (strcmp(c, "late_arg") == 0) test_late_arg();
+  else if (strcmp(c, "others") == 0) test_others();
   else if (strcmp(c, "nested") == 0) test_nested();
   else if (strcmp(c, "unregistered") == 0) test_unregistered();
   else {

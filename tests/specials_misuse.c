@@ -7,6 +7,9 @@
  *   cleanup_*      ptr is malloc'd, on the stack, thread-local, arena memory, NULL; fn NULL
  *   finalizer_*    interior pointers (small, large), malloc, stack, NULL
  *   weak_*         malloc, stack
+ *   free_weak*, realloc_weak*  a weak handle passed to cgc_free or cgc_realloc,
+ *                  also once it reads NULL (its referent freed, or found
+ *                  unreachable by a collection)
  *   *_collected    an object the last collection found unreachable, its span
  *                  not swept yet (run with CGC_DEBUG=bgsweep=0)
  */
@@ -23,6 +26,12 @@ static __thread long tls_var;
 static uintptr_t hidden[NHIDDEN];
 static NOINLINE void make_hidden(void) {
   for (int i = 0; i < NHIDDEN; i++) hidden[i] = hide_ptr(cgc_alloc(200));
+}
+
+/* Weak handles (kept: this array is scanned) of objects known to nobody. */
+static cgc_weak_t hidden_weak[NHIDDEN];
+static NOINLINE void make_hidden_weak(void) {
+  for (int i = 0; i < NHIDDEN; i++) hidden_weak[i] = cgc_weak_make(cgc_alloc(200));
 }
 
 int main(int argc, char **argv) {
@@ -105,6 +114,22 @@ int main(int argc, char **argv) {
     cgc_weak_t w = cgc_weak_make(heap);
     if (c[0] == 'r') consume(cgc_realloc(w, 64));
     else cgc_free(w);
+  } else if (strcmp(c, "free_weak_cleared") == 0) {
+    /* A handle whose referent was freed reads NULL, and is still a handle. */
+    cgc_weak_t w = cgc_weak_make(heap);
+    cgc_free(heap);
+    CHECK(cgc_weak_value(w) == NULL);
+    cgc_free(w);
+  } else if (strcmp(c, "realloc_weak_collected") == 0) {
+    /* The same for a handle the collector cleared. */
+    make_hidden_weak();
+    clear_stack();
+    cgc_collect();
+    cgc_weak_t w = NULL;
+    for (int i = 0; i < NHIDDEN && !w; i++)
+      if (cgc_weak_value(hidden_weak[i]) == NULL) w = hidden_weak[i];
+    CHECKF(w != NULL, "none of %d unreachable referents was found unreachable", NHIDDEN);
+    consume(cgc_realloc(w, 64));
   } else if (strcmp(c, "weak_value_object") == 0) {
     consume(cgc_weak_value((cgc_weak_t)(void *)other)); /* the object for its handle */
   } else if (strcmp(c, "weak_value_forged") == 0) {

@@ -11,7 +11,8 @@
  *   collected   unreferenced handles are collected (num_weak_handles); a
  *               handle never keeps its referent alive, even when the referent
  *               holds the handle
- *   static      handles of static storage never clear
+ *   static      handles of static storage never clear, and count in
+ *               num_weak_handles
  *   concurrent  readers and cgc_weak_make on several threads while another
  *               thread collects and others allocate (prints its seed)
  *   handle_fin  a handle that nobody references but that carries a finalizer
@@ -302,9 +303,15 @@ static NOINLINE void make_static_handles(void) {
 }
 
 static void test_static(void) {
+  uint64_t n0 = stats().num_weak_handles;
   cgc_weak_t a = cgc_weak_make(&static_var), b = cgc_weak_make(static_arr), c = cgc_weak_make(static_arr + 1),
              d = cgc_weak_make((void *)static_ro);
   CHECK(a && b && c && d && a != b && b != c && c != d);
+  /* Handles of static storage count in num_weak_handles (their referents
+     are alive for ever). */
+  uint64_t n1 = stats().num_weak_handles;
+  CHECKF(n1 - n0 == 4, "num_weak_handles went from %llu to %llu for 4 handles of static storage",
+         (unsigned long long)n0, (unsigned long long)n1);
   CHECK(cgc_weak_make(&static_var) == a && cgc_weak_make(static_arr) == b);
   handles[0] = a;
   handles[1] = b;
