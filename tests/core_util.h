@@ -50,12 +50,6 @@
 
 /* Use a value so the compiler cannot drop the call that produced it. */
 
-static inline uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static inline pid_t core_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 /* ---- patterns -------------------------------------------------------------- */
@@ -244,40 +238,6 @@ static inline int cpus_available(void) {
 }
 
 /* ---- threads -------------------------------------------------------------- */
-
-/* Wait (yielding, at most ~10 s) until thread `tid` of this process is blocked
-   in system call `nr` (or, with nr < 0 or where /proc/.../syscall cannot be
-   read, merely sleeping).  Returns true once it is. */
-static inline bool wait_blocked_in(pid_t tid, long nr) {
-  char path[96];
-  uint64_t deadline = now_ns() + 10ull * 1000000000ull;
-  while (now_ns() < deadline) {
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-    FILE *f = nr >= 0 ? fopen(path, "r") : NULL;
-    if (f) {
-      long cur = -2;
-      int got = fscanf(f, "%ld", &cur);
-      fclose(f);
-      if (got == 1) {
-        if (cur == nr) return true;
-        sched_yield();
-        continue;
-      }
-    }
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    f = fopen(path, "r");
-    if (f) {
-      char buf[512];
-      size_t len = fread(buf, 1, sizeof buf - 1, f);
-      fclose(f);
-      buf[len] = 0;
-      const char *rp = strrchr(buf, ')');
-      if (rp && rp[1] == ' ' && (rp[2] == 'S' || rp[2] == 'D')) return true;
-    }
-    sched_yield();
-  }
-  return false;
-}
 
 /* A one-shot event for handing control between threads. */
 typedef struct {

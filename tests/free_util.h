@@ -37,12 +37,6 @@
 static inline void free_util_uses_(void) { (void)clear_stack; }
 
 
-static inline uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static inline cgc_stats_t stats(void) {
   cgc_stats_t s;
   cgc_read_stats(&s);

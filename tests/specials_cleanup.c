@@ -770,47 +770,48 @@ static void wo_g(void *a) {
   cgc_run_cleanups();
   atomic_store(&wo_y_done, 1);
 }
-static void *wo_runner(void *arg) {
+/* A thread that runs what is queued (manual mode); returns how many ran. */
+static void *run_queued(void *arg) {
   (void)arg;
   return (void *)cgc_run_cleanups();
 }
-/* Is the main thread asleep in a futex (its wait's condition variable)? */
-static bool wo_main_sleeping(void) {
-  char path[64], buf[64] = {0};
-  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)atomic_load(&wo_main_tid));
-  FILE *f = fopen(path, "r");
-  if (!f) return false;
-  bool r = fgets(buf, sizeof buf, f) && atol(buf) == SYS_futex && buf[0] != '-';
-  fclose(f);
-  return r;
+/* Manual mode: queue n cleanups of fn (one batch); returns how many are queued. */
+static uint64_t queue_batch(int n, void (*fn)(void *)) {
+  const char *dbg = getenv("CGC_DEBUG");
+  CHECKF(dbg && strstr(dbg, "cleanups=manual"), "run with CGC_DEBUG=cleanups=manual");
+  wo_make(n, fn);
+  clear_stack();
+  cgc_collect();
+  cgc_collect();
+  uint64_t nq = stats().cleanups_queued;
+  CHECKF(nq >= 1 && nq <= 64, "%llu cleanups queued", (unsigned long long)nq);
+  return nq;
+}
+/* Queue a few cleanups of fn, beyond the nq queued (collecting until one is). */
+static void queue_more(uint64_t nq, void (*fn)(void *), const char *what) {
+  for (int round = 0; stats().cleanups_queued == nq; round++) {
+    CHECKF(round < 20, "no %s cleanup got queued", what);
+    wo_make(4, fn);
+    clear_stack();
+    cgc_collect();
+  }
 }
 static void *wo_watcher(void *arg) {
   (void)arg;
-  while (!atomic_load(&wo_y_done) || !(atomic_load(&wo_returned) || wo_main_sleeping())) sched_yield();
+  while (!atomic_load(&wo_y_done)) sched_yield();
+  CHECK(atomic_load(&wo_returned) || wait_blocked_in(atomic_load(&wo_main_tid), SYS_futex));
   atomic_store(&wo_x_go, 1);
   return NULL;
 }
 
 static void test_wait_order(void) {
-  const char *dbg = getenv("CGC_DEBUG");
-  CHECKF(dbg && strstr(dbg, "cleanups=manual"), "run with CGC_DEBUG=cleanups=manual");
   atomic_store(&wo_main_tid, (pid_t)syscall(SYS_gettid));
-  wo_make(WO_X, wo_x);
-  clear_stack();
-  cgc_collect();
-  cgc_collect();
-  uint64_t nx = stats().cleanups_queued;
-  CHECKF(nx >= 1 && nx <= 64, "%llu X cleanups queued", (unsigned long long)nx);
+  uint64_t nx = queue_batch(WO_X, wo_x);
   pthread_t runner, watcher;
-  CHECK(pthread_create(&runner, NULL, wo_runner, NULL) == 0);
+  CHECK(pthread_create(&runner, NULL, run_queued, NULL) == 0);
   while (!atomic_load(&wo_x_blocked)) sched_yield(); /* the runner holds the X batch */
   CHECK(stats().cleanups_queued == nx);              /* taken, not finished */
-  for (int round = 0; stats().cleanups_queued == nx; round++) { /* queue a G */
-    CHECKF(round < 20, "no G cleanup got queued");
-    wo_make(4, wo_g);
-    clear_stack();
-    cgc_collect();
-  }
+  queue_more(nx, wo_g, "G");
   CHECK(pthread_create(&watcher, NULL, wo_watcher, NULL) == 0);
   cgc_wait_cleanups();
   int finished = atomic_load(&wo_x_finished);
@@ -826,22 +827,16 @@ static void test_wait_order(void) {
 
 /* ---- wait_later: a wait ignores batches queued after it began ------------------------ */
 
-/* Manual mode.  Runner 1 takes the X cleanups (one batch): the first blocks.
-   A waiter thread calls cgc_wait_cleanups and sleeps.  Then the Z cleanups
-   are queued (after the wait began) and runner 2 takes them: the first Z
-   waits until the waiter has returned (for at most 30 s).  X is let go: the
-   waiter must return now; had it waited for the Z batch too, the two would
-   wait for each other. */
+/* Manual mode.  Runner 1 takes the X cleanups of wait_order (one batch): the
+   first blocks.  A waiter thread calls cgc_wait_cleanups and sleeps.  Then Z
+   cleanups are queued (after the wait began) and runner 2 takes them: the
+   first Z waits until the waiter has returned (for at most 30 s).  X is let
+   go: the waiter must return now; had it waited for the Z batch too, the two
+   would wait for each other. */
 #define WL_X 8
-#define WL_Z 4
-static _Atomic int wl_x_blocked, wl_x_go, wl_z_blocked, wl_z_gave_up, wl_returned;
+static _Atomic int wl_z_blocked, wl_z_gave_up, wl_returned;
 static _Atomic pid_t wl_waiter_tid;
 
-static void wl_x(void *a) {
-  (void)a;
-  if (atomic_exchange(&wl_x_blocked, 1) == 0)
-    while (!atomic_load(&wl_x_go)) sched_yield();
-}
 static void wl_z(void *a) {
   (void)a;
   if (atomic_exchange(&wl_z_blocked, 1)) return;
@@ -854,10 +849,6 @@ static void wl_z(void *a) {
       sched_yield();
     }
 }
-static void *wl_runner(void *arg) {
-  (void)arg;
-  return (void *)cgc_run_cleanups();
-}
 static void *wl_waiter(void *arg) {
   (void)arg;
   atomic_store(&wl_waiter_tid, (pid_t)syscall(SYS_gettid));
@@ -865,40 +856,19 @@ static void *wl_waiter(void *arg) {
   atomic_store(&wl_returned, 1);
   return NULL;
 }
-/* Is thread tid asleep in a futex (its wait's condition variable)? */
-static bool wl_sleeping(pid_t tid) {
-  char path[64], buf[64] = {0};
-  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-  FILE *f = fopen(path, "r");
-  if (!f) return false;
-  bool r = fgets(buf, sizeof buf, f) && atol(buf) == SYS_futex && buf[0] != '-';
-  fclose(f);
-  return r;
-}
 
 static void test_wait_later(void) {
-  const char *dbg = getenv("CGC_DEBUG");
-  CHECKF(dbg && strstr(dbg, "cleanups=manual"), "run with CGC_DEBUG=cleanups=manual");
-  wo_make(WL_X, wl_x);
-  clear_stack();
-  cgc_collect();
-  cgc_collect();
-  uint64_t nx = stats().cleanups_queued;
-  CHECKF(nx >= 1 && nx <= 64, "%llu X cleanups queued", (unsigned long long)nx);
+  uint64_t nx = queue_batch(WL_X, wo_x);
   pthread_t r1, r2, w;
-  CHECK(pthread_create(&r1, NULL, wl_runner, NULL) == 0);
-  while (!atomic_load(&wl_x_blocked)) sched_yield(); /* runner 1 holds the X batch */
+  CHECK(pthread_create(&r1, NULL, run_queued, NULL) == 0);
+  while (!atomic_load(&wo_x_blocked)) sched_yield(); /* runner 1 holds the X batch */
   CHECK(pthread_create(&w, NULL, wl_waiter, NULL) == 0);
-  while (!atomic_load(&wl_waiter_tid) || !wl_sleeping(atomic_load(&wl_waiter_tid))) sched_yield();
-  for (int round = 0; stats().cleanups_queued == nx; round++) { /* queue the Zs */
-    CHECKF(round < 20, "no Z cleanup got queued");
-    wo_make(WL_Z, wl_z);
-    clear_stack();
-    cgc_collect();
-  }
-  CHECK(pthread_create(&r2, NULL, wl_runner, NULL) == 0);
+  while (!atomic_load(&wl_waiter_tid)) sched_yield();
+  CHECK(wait_blocked_in(atomic_load(&wl_waiter_tid), SYS_futex)); /* the waiter sleeps */
+  queue_more(nx, wl_z, "Z");
+  CHECK(pthread_create(&r2, NULL, run_queued, NULL) == 0);
   while (!atomic_load(&wl_z_blocked)) sched_yield(); /* runner 2 holds the Z batch */
-  atomic_store(&wl_x_go, 1);
+  atomic_store(&wo_x_go, 1);
   CHECK(pthread_join(r1, NULL) == 0 && pthread_join(r2, NULL) == 0 && pthread_join(w, NULL) == 0);
   CHECKF(!atomic_load(&wl_z_gave_up),
          "cgc_wait_cleanups did not return after the cleanups queued before it finished: it waited for a batch "

@@ -64,12 +64,6 @@ static UNUSED cgc_stats_t stats(void) {
   return s;
 }
 
-static UNUSED uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 
 /* Counters indexed by object number, incremented by the cleanups under test. */
 typedef struct {

@@ -2,12 +2,15 @@
    whose seed is printed (CGC_TEST_SEED overrides it), and helpers. */
 #ifndef CGC_TESTUTIL_H
 #define CGC_TESTUTIL_H
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cgc.h>
@@ -32,6 +35,46 @@ static inline uint64_t rng_next(uint64_t *st) {
   return x * 0x2545F4914F6CDD1DULL;
 }
 static inline uint64_t test_rand(void) { return rng_next(&test_rng_state); }
+
+static inline uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Wait (yielding, at most ~10 s) until thread `tid` of this process is blocked
+   in system call `nr` (or, with nr < 0 or where /proc/.../syscall cannot be
+   read, merely sleeping).  Returns true once it is. */
+static inline bool wait_blocked_in(pid_t tid, long nr) {
+  char path[96];
+  uint64_t deadline = now_ns() + 10ull * 1000000000ull;
+  while (now_ns() < deadline) {
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = nr >= 0 ? fopen(path, "r") : NULL;
+    if (f) {
+      long cur = -2;
+      int got = fscanf(f, "%ld", &cur);
+      fclose(f);
+      if (got == 1) {
+        if (cur == nr) return true;
+        sched_yield();
+        continue;
+      }
+    }
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    f = fopen(path, "r");
+    if (f) {
+      char buf[512];
+      size_t len = fread(buf, 1, sizeof buf - 1, f);
+      fclose(f);
+      buf[len] = 0;
+      const char *rp = strrchr(buf, ')');
+      if (rp && rp[1] == ' ' && (rp[2] == 'S' || rp[2] == 'D')) return true;
+    }
+    sched_yield();
+  }
+  return false;
+}
 
 /* Hide a pointer from the conservative scanner (and undo it). */
 static inline uintptr_t hide_ptr(const void *p) { return ~(uintptr_t)p; }
