@@ -410,3 +410,10 @@ cgc_test(core_signal_collector SOURCES core_signal_collector.c LIBS Threads::Thr
 # free run that holds it rather than mapping more.
 cgc_test(core_pagefit SOURCES core_pagefit.c ARGS fit TIMEOUT 60)
 core_cases(core_pagefit realloc_end)
+
+# Heaps past 4 GiB: a 5 GiB object held by an interior pointer, shrunk,
+# released and its pages reused zeroed; a pointer past 4 GiB into a scanned
+# object; small objects' spans beyond a 4 GiB spacer.
+cgc_test(core_huge SOURCES core_huge.c ARGS object TIMEOUT 180)
+core_cases(core_huge scanned many)
+set_tests_properties(core_huge_scanned core_huge_many PROPERTIES TIMEOUT 180)
