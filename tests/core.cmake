@@ -205,6 +205,9 @@ cgc_test(core_stale SOURCES core_stale.c ARGS live TIMEOUT 60)
 
 # fork from multi-threaded programs.
 cgc_test(core_fork SOURCES core_fork.c TIMEOUT 120)
+# A fork child gets back the spans the parent's other threads allocated from,
+# and starts mark helpers of its own.
+cgc_test(core_fork_state SOURCES core_fork_state.c TIMEOUT 60 ENV CGC_DEBUG=markworkers=4)
 # exec while another thread collects: the new program is never killed by a
 # stop signal left pending; failed execs and vfork children leave no lock held.
 cgc_test(core_exec SOURCES core_exec.c ARGS race TIMEOUT 120)
@@ -394,6 +397,8 @@ cgc_test(core_limit_paths_sweep SOURCES core_limit_paths.c ARGS sweep ENV CGC_DE
 # before it maps; after a sweep at most 90% of the limit stays mapped.
 cgc_test(core_limit_paths_after SOURCES core_limit_paths.c ARGS after ENV CGC_DEBUG=bgsweep=0 TIMEOUT 120)
 cgc_test(core_limit_paths_keep SOURCES core_limit_paths.c ARGS keep TIMEOUT 120)
+# A large object grown in place takes the limit's steps as an allocation does.
+cgc_test(core_limit_paths_grow SOURCES core_limit_paths.c ARGS grow TIMEOUT 120)
 # cgc_add_roots: registering a start again replaces the range; an unaligned
 # start; the end's partial word is not a root.
 cgc_test(core_roots_more SOURCES core_roots_more.c TIMEOUT 120)

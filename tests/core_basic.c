@@ -388,6 +388,90 @@ static void test_collect_sweeps_smallest_class(void) {
   expect_garbage_released(garbage_of_smallest_class, 16, "16 MiB of 8-byte garbage");
 }
 
+/* cgc_calloc's memory is scanned, as cgc_alloc's: objects referenced only
+   from a small or a large calloc'd block live through collections. */
+void **g_calloc_blocks[2]; /* not static: the stores must stay */
+static __attribute__((noinline)) void make_calloc_blocks(cgc_weak_t *w, uintptr_t *hidden) {
+  static const size_t counts[2] = {4, 10000}; /* 32 bytes and 80000 (a large object) */
+  for (int i = 0; i < 2; i++) {
+    void **b = cgc_calloc(counts[i], sizeof(void *));
+    CHECK(b != NULL);
+    void *t = cgc_alloc_noscan(100);
+    memset(t, 0x3c, 100);
+    w[i] = cgc_weak_make(t);
+    b[counts[i] - 1] = t; /* the only reference */
+    hidden[i] = hide_ptr(t);
+    g_calloc_blocks[i] = b;
+  }
+}
+static __attribute__((noinline)) void test_calloc_scanned(void) {
+  cgc_weak_t w[2];
+  uintptr_t hidden[2];
+  make_calloc_blocks(w, hidden);
+  clear_stack();
+  cgc_collect();
+  fill_garbage(100, 20000, 1); /* reuses whatever died */
+  cgc_collect();
+  for (int i = 0; i < 2; i++) {
+    void *t = cgc_weak_value(w[i]);
+    CHECKF(t == reveal_ptr(hidden[i]), "an object referenced only from a %s cgc_calloc block was collected",
+           i ? "large" : "small");
+    CHECK(((unsigned char *)t)[99] == 0x3c);
+  }
+  g_calloc_blocks[0] = g_calloc_blocks[1] = NULL;
+}
+
+/* Slots a collection found dead in spans that still hold live objects are
+   handed out again, also once the sweep has been finished by someone other
+   than the allocating thread (cgc_release_memory): the spans it swept go to
+   the central lists' partial spans, which an allocation takes before new
+   memory.  Half of 40000 objects of 200 bytes die, every other one; of
+   10000 allocations of that size after the sweep, with pacing off, most
+   land on the dead objects' slots. */
+enum { NHALF = 40000, HALF_SIZE = 200, NAGAIN = 10000 };
+void **g_half;            /* not static: the stores must stay */
+static uintptr_t *g_dead; /* noscan: the dead objects' addresses, sorted */
+static int cmp_addr(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return x < y ? -1 : x > y;
+}
+static __attribute__((noinline)) void make_half_garbage(void) {
+  g_half = cgc_alloc(NHALF / 2 * sizeof(void *));
+  g_dead = cgc_alloc_noscan(NHALF / 2 * sizeof(uintptr_t));
+  CHECK(g_half != NULL && g_dead != NULL);
+  for (int i = 0; i < NHALF; i++) {
+    void *p = cgc_alloc(HALF_SIZE);
+    CHECK(p != NULL);
+    if (i % 2 == 0) g_half[i / 2] = p;
+    else g_dead[i / 2] = (uintptr_t)p; /* noscan: keeps nothing alive */
+  }
+  qsort(g_dead, NHALF / 2, sizeof *g_dead, cmp_addr);
+}
+static bool was_dead(uintptr_t p) {
+  size_t lo = 0, hi = NHALF / 2;
+  while (lo < hi) {
+    size_t m = (lo + hi) / 2;
+    if (g_dead[m] < p) lo = m + 1;
+    else hi = m;
+  }
+  return lo < NHALF / 2 && g_dead[lo] == p;
+}
+static __attribute__((noinline)) void test_partial_spans_reused(void) {
+  make_half_garbage();
+  clear_stack();
+  cgc_collect();
+  cgc_release_memory(); /* every span swept here, not by the allocations below */
+  int percent = cgc_set_gc_percent(-1);
+  int reused = 0;
+  for (int i = 0; i < NAGAIN; i++) reused += was_dead((uintptr_t)cgc_alloc(HALF_SIZE));
+  cgc_set_gc_percent(percent);
+  fprintf(stderr, "%d of %d allocations of %d bytes reused dead objects' slots\n", reused, NAGAIN, HALF_SIZE);
+  CHECKF(reused >= NAGAIN / 4, "only %d of %d allocations reused the slots of the %d objects that died",
+         reused, NAGAIN, NHALF / 2);
+  g_half = NULL;
+  g_dead = NULL;
+}
+
 int main(void) {
   test_seed();
   test_init_idempotent();
@@ -396,6 +480,8 @@ int main(void) {
   test_no_overlap();
   test_huge_and_overflow();
   test_strdup();
+  test_calloc_scanned();
+  test_partial_spans_reused();
   test_non_heap();
   test_stats();
   test_knobs();

@@ -291,6 +291,70 @@ static void test_cancel(uint64_t base) {
   close(cancel_pipe[1]);
 }
 
+/* Once a thread has started, cgc no longer keeps its start argument alive:
+   an argument the thread drops is collected after the thread is joined. */
+enum { NARG = 8 };
+static cgc_weak_t g_arg_weak[NARG];
+
+static void *drop_arg(void *arg) {
+  CHECK(((unsigned char *)arg)[0] == 0x42);
+  return NULL;
+}
+
+static __attribute__((noinline)) void start_with_args(pthread_t *t) {
+  for (int i = 0; i < NARG; i++) {
+    unsigned char *a = (unsigned char *)cgc_alloc(256);
+    CHECK(a != NULL);
+    a[0] = 0x42;
+    g_arg_weak[i] = cgc_weak_make(a);
+    CHECK(pthread_create(&t[i], NULL, drop_arg, a) == 0);
+  }
+}
+
+static __attribute__((noinline)) void test_start_arg_released(void) {
+  pthread_t t[NARG];
+  start_with_args(t);
+  for (int i = 0; i < NARG; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  clear_stack();
+  cgc_collect();
+  cgc_collect();
+  int alive = 0;
+  for (int i = 0; i < NARG; i++) alive += cgc_weak_value(g_arg_weak[i]) != NULL;
+  /* A stale word can keep one alive (conservative scanning); not most. */
+  CHECKF(alive <= (CORE_ASAN ? NARG - 1 : NARG / 2),
+         "%d of %d start arguments dropped by their joined threads are still alive", alive, NARG);
+}
+
+/* A thread's registry entry is reused by later threads once it has exited:
+   creating and joining thousands of threads one after another keeps cgc's
+   memory flat. */
+static void *alloc_once(void *arg) {
+  (void)arg;
+  consume(cgc_alloc(64));
+  return NULL;
+}
+
+static void run_threads_in_turn(int n) {
+  for (int i = 0; i < n; i++) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, alloc_once, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+  }
+}
+
+static void test_registry_reused(void) {
+  run_threads_in_turn(200); /* warm up: stacks cached, registry entries made */
+  uint64_t v0 = vsize_bytes(), r0 = rss_bytes();
+  run_threads_in_turn(4000);
+  uint64_t v1 = vsize_bytes(), r1 = rss_bytes();
+  fprintf(stderr, "4000 threads in turn: virtual size %+lld KiB, resident %+lld KiB\n",
+          (long long)(v1 - v0) / 1024, (long long)(r1 - r0) / 1024);
+  if (CORE_ASAN) return; /* the sanitizer's own per-thread memory */
+  CHECKF(v1 <= v0 + 16 * CORE_MIB && r1 <= r0 + 16 * CORE_MIB,
+         "4000 threads created and joined in turn grew the virtual size by %lld KiB, the resident size by %lld KiB",
+         (long long)(v1 - v0) / 1024, (long long)(r1 - r0) / 1024);
+}
+
 int main(void) {
   test_seed();
   cgc_init();
@@ -302,6 +366,8 @@ int main(void) {
   test_running_registers();
   test_churn(base);
   test_cancel(base);
+  test_start_arg_released();
+  test_registry_reused();
   CHECK(nthreads_now() == base);
   printf("core_threads: ok\n");
   return 0;

@@ -158,5 +158,12 @@ cgc_test(free_stats_unregistered SOURCES free_stats_unregistered.c TIMEOUT 60)
 # checkfree: 16 report lines then the total; unregistered freers reported at
 # once; frees are progress; an emptied big table goes back.
 cgc_test(free_checkfree_reports SOURCES free_checkfree_reports.c TIMEOUT 60 ENV "CGC_DEBUG=checkfree=1")
+# checkfree with gctrace=1: a reference not reported yet (another thread's
+# collection) is mentioned and the object kept in quarantine.
+cgc_test(free_checkfree_trace SOURCES free_checkfree_trace.c TIMEOUT 60 ENV "CGC_DEBUG=checkfree=1,gctrace=1")
+# cgc_realloc in a fresh process: a noscan move into a new span of dirty pages
+# leaves its other slots free; large buffers grown in place and dropped bring
+# on collections.
+cgc_test(free_realloc_fresh SOURCES free_realloc_fresh.c TIMEOUT 60)
 # Noscan arena memory in non-current chunks keeps nothing alive.
 cgc_test(arena_noscan_roots SOURCES arena_noscan_roots.c TIMEOUT 60)

@@ -795,6 +795,28 @@ static void test_bulk_free(void) {
   cgc_free(objs);
 }
 
+/* cgc_realloc(p, 0) frees p and returns NULL for the smallest noscan
+   objects too, also when the call is served inline: p's page is one that
+   this thread freed an object in just before (the free leaves a hint for
+   the page), and a slot of the 8-byte class is at hand to move into. */
+static void test_realloc_zero_small_noscan(void) {
+  for (size_t old = 8; old <= 16; old += 8) {
+    enum { N = 64 };
+    unsigned char *o[N];
+    for (int i = 0; i < N; i++) o[i] = cgc_alloc_noscan(old);
+    consume(cgc_alloc_noscan(8)); /* the 8-byte class's list is not empty */
+    cgc_free(o[0]);
+    unsigned char *p = NULL;
+    for (int i = 1; i < N && !p; i++)
+      if ((uintptr_t)o[i] >> 12 == (uintptr_t)o[0] >> 12) p = o[i]; /* same page as the freed one */
+    CHECK(p != NULL);
+    memset(p, 0x5a, old);
+    unsigned char *r = cgc_realloc(p, 0);
+    CHECKF(r == NULL, "cgc_realloc(%p of %zu bytes, 0) returned %p", (void *)p, old, (void *)r);
+    CHECKF(cgc_alloc_noscan(old) == p, "the %zu-byte object was not freed by cgc_realloc(p, 0)", old);
+  }
+}
+
 int main(void) {
   test_seed();
   cgc_init();
@@ -807,6 +829,7 @@ int main(void) {
   test_tagged_first_word();
   test_other_thread();
   test_realloc_basic();
+  test_realloc_zero_small_noscan();
   test_realloc_large();
   test_realloc_doubling();
   test_realloc_noscan_reuse();
