@@ -4,7 +4,8 @@
    not); arena objects are never collected; after cgc_arena_free the arena no
    longer keeps anything alive; a freed arena's range comes back to the heap
    outside mapped_bytes (fresh pages, nothing resident: it was counted again
-   as mapped, and cgc_release_memory then "released" it); a range
+   as mapped, and cgc_release_memory then "released" it), and enters it
+   again as it is handed out to new objects; a range
    registered with cgc_add_roots that ends where an arena's chunk begins does
    not hold that arena's memory: the arena is freed without complaint. */
 #include <errno.h>
@@ -393,6 +394,39 @@ static void test_freed_range_unmapped(void) {
   cgc_free(p);
 }
 
+/* A freed arena's range, back in the page heap as released pages, enters
+   mapped_bytes again as it is handed out and leaves it once more only when
+   it is released again: with every free page released (mapped_bytes is then
+   the pages in use, within the process's virtual size), 48 MiB of new large
+   objects raise mapped_bytes by 48 MiB, whether they take the arena's old
+   range or not. */
+static void test_freed_range_counted_when_reused(void) {
+  cgc_arena_t *a = cgc_arena_new();
+  CHECK(a != NULL);
+  for (int i = 0; i < 500; i++) memset(cgc_arena_alloc_noscan(a, 100000), 1, 100000); /* 50 MB */
+  cgc_arena_free(a);
+  cgc_collect(); /* the range comes back to the page heap */
+  cgc_release_memory();
+  uint64_t m0 = stats().mapped_bytes;
+  CHECKF(m0 <= vsize_bytes(), "mapped_bytes %llu KiB after cgc_release_memory, more than the process's virtual size "
+         "(%llu KiB)", (unsigned long long)m0 >> 10, (unsigned long long)vsize_bytes() >> 10);
+  void *keep[8];
+  for (int i = 0; i < 8; i++) {
+    keep[i] = cgc_alloc_noscan(6u << 20);
+    CHECK(keep[i] != NULL);
+    memset(keep[i], 3, 6u << 20);
+  }
+  uint64_t m1 = stats().mapped_bytes;
+  CHECKF(m1 + (4u << 20) >= m0 + (48u << 20),
+         "48 MiB of new large objects after a freed arena's range came back: mapped_bytes %llu -> %llu KiB",
+         (unsigned long long)m0 >> 10, (unsigned long long)m1 >> 10);
+  for (int i = 0; i < 8; i++) cgc_free(keep[i]);
+  cgc_release_memory();
+  CHECKF(stats().mapped_bytes <= vsize_bytes(), "mapped_bytes %llu KiB after the objects were freed and released, more "
+         "than the process's virtual size (%llu KiB)", (unsigned long long)stats().mapped_bytes >> 10,
+         (unsigned long long)vsize_bytes() >> 10);
+}
+
 /* A registered range over a large object, and an arena whose chunk starts
    right at the range's end: next to each other, not overlapping. */
 static void test_roots_next_to_chunk(void) {
@@ -428,6 +462,7 @@ int main(void) {
   test_chunk_size_cap();
   test_handle_capacity();
   test_freed_range_unmapped();
+  test_freed_range_counted_when_reused();
   test_roots_next_to_chunk();
   printf("arena_basic: ok\n");
   return 0;

@@ -50,16 +50,6 @@ static void test_fault(void) {
   expect_fault(reveal_ptr(r.noscan), "noscan object");
 }
 
-/* Resident bytes of this process. */
-static uint64_t rss_now(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  CHECK(f != NULL);
-  unsigned long size = 0, res = 0;
-  CHECK(fscanf(f, "%lu %lu", &size, &res) == 2);
-  fclose(f);
-  return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 /* cgc_arena_free drops the arena's pages (docs/free.md, cgc_arena_free
    step 2): 32 MiB written into an arena stop being resident at once. */
 static __attribute__((noinline)) void test_release(void) {
@@ -69,9 +59,9 @@ static __attribute__((noinline)) void test_release(void) {
     CHECK(p != NULL);
     memset(p, 0x5a, 4 * MIB);
   }
-  uint64_t before = rss_now();
+  uint64_t before = rss_bytes();
   cgc_arena_free(a);
-  uint64_t after = rss_now();
+  uint64_t after = rss_bytes();
   CHECKF(after + 24 * MIB <= before, "cgc_arena_free of 32 MiB written: resident %llu -> %llu KiB",
          (unsigned long long)(before >> 10), (unsigned long long)(after >> 10));
 }
@@ -194,15 +184,6 @@ static void test_quarantine(void) {
 
 /* ---- loops --------------------------------------------------------------------- */
 
-static uint64_t vm_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  CHECK(f != NULL);
-  unsigned long long size = 0;
-  CHECK(fscanf(f, "%llu", &size) == 1);
-  fclose(f);
-  return size * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static int mappings(void) {
   FILE *f = fopen("/proc/self/maps", "r");
   CHECK(f != NULL);
@@ -229,7 +210,7 @@ static void test_loop(void) {
   uint64_t st = test_rand();
   int iters = FREE_ASAN ? 5000 : 20000;
   for (int i = 0; i < 500; i++) one_arena(&st);
-  uint64_t gc0 = cgc_gc_count(), vm0 = vm_bytes();
+  uint64_t gc0 = cgc_gc_count(), vm0 = vsize_bytes();
   int maps0 = mappings();
   uint64_t max_mapped = 0, max_vm = 0;
   int max_maps = 0;
@@ -238,7 +219,7 @@ static void test_loop(void) {
     if (i % 500 == 0) {
       cgc_stats_t s = stats();
       max_mapped = s.mapped_bytes > max_mapped ? s.mapped_bytes : max_mapped;
-      uint64_t vm = vm_bytes();
+      uint64_t vm = vsize_bytes();
       max_vm = vm > max_vm ? vm : max_vm;
       int m = mappings();
       max_maps = m > max_maps ? m : max_maps;

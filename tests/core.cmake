@@ -387,7 +387,8 @@ endif()
 add_test(NAME core_gctrace_fields COMMAND core_gctrace fields)
 set_tests_properties(core_gctrace_fields PROPERTIES TIMEOUT 60)
 # Statistics: num_forced_gc, mark_total_ns, the goal after the setters, noscan
-# and finalizer-kept bytes in last_live_bytes.
+# and finalizer-kept bytes (with what they reach) in last_live_bytes, a goal
+# that stays put over collections of an unchanging heap.
 cgc_test(core_stats_more SOURCES core_stats_more.c TIMEOUT 120)
 # The memory limit: one limit collection per cycle; unswept garbage is swept
 # before collecting for the limit.
@@ -412,9 +413,12 @@ cgc_test(core_signal_collector SOURCES core_signal_collector.c LIBS Threads::Thr
 
 # Where the page heap puts large objects: the best-fitting free run (lower
 # address on ties); the heap's last object grown by cgc_realloc moves into a
-# free run that holds it rather than mapping more.
+# free run that holds it rather than mapping more; a large object grown or
+# shrunk in place by cgc_realloc owns exactly its new pages; objects in a
+# mapping away from the heap's first one (the address after it taken) are
+# marked and kept.
 cgc_test(core_pagefit SOURCES core_pagefit.c ARGS fit TIMEOUT 60)
-core_cases(core_pagefit realloc_end)
+core_cases(core_pagefit realloc_end grow_interior shrink_tail grow_elsewhere)
 
 # Heaps past 4 GiB: a 5 GiB object held by an interior pointer, shrunk,
 # released and its pages reused zeroed; a pointer past 4 GiB into a scanned

@@ -56,7 +56,7 @@ static __attribute__((noinline)) void survive_and_shrink(uintptr_t hp, size_t n,
 
 static const size_t obj_n = 5 * GIB + 12345, obj_interior = 4 * GIB + 100, obj_m = 4 * GIB + GIB / 4;
 
-/* Each case runs in two phases with the stack below main cleared between
+/* Each case runs in two phases with the stack below cleared between
    them: the frames of the first may keep stale copies of its pointers (more
    of them in unoptimised builds), which must not keep what the second
    expects to die. */
@@ -223,21 +223,27 @@ static __attribute__((noinline)) void many_drop(void) {
          (unsigned long long)live2);
 }
 
-int main(int argc, char **argv) {
-  CHECKF(argc == 2, "usage: core_huge object|scanned|many");
-  cgc_init();
-  void (*keep)(void), (*drop)(void);
-  if (strcmp(argv[1], "object") == 0)
-    keep = object_keep, drop = object_drop;
-  else if (strcmp(argv[1], "scanned") == 0)
-    keep = scanned_keep, drop = scanned_drop;
-  else if (strcmp(argv[1], "many") == 0)
-    keep = many_keep, drop = many_drop;
-  else
-    CHECKF(0, "unknown case %s", argv[1]);
-  keep();
+static void object(void) {
+  object_keep();
   clear_stack();
-  drop();
-  printf("core_huge %s: ok\n", argv[1]);
-  return 0;
+  object_drop();
+}
+
+static void scanned(void) {
+  scanned_keep();
+  clear_stack();
+  scanned_drop();
+}
+
+static void many(void) {
+  many_keep();
+  clear_stack();
+  many_drop();
+}
+
+static const test_case_t cases[] = {{"object", object}, {"scanned", scanned}, {"many", many}};
+
+int main(int argc, char **argv) {
+  cgc_init();
+  return RUN_NAMED_CASE(argc, argv, "core_huge", cases);
 }

@@ -4,9 +4,18 @@
    address; not in the heap's long free tail while a freed hole that fits is
    free (`fit`).  A large object at the heap's end that cgc_realloc grows
    past the free pages that follow it moves into a free run that holds it
-   rather than mapping more at the end (`realloc_end`).  Each case runs on a
+   rather than mapping more at the end (`realloc_end`).  A large object that
+   cgc_realloc grows in place over the free pages that follow it owns those
+   pages: a pointer into them is a pointer into the object, for cgc_base and
+   for the collector (`grow_interior`); one that cgc_realloc shrinks in place
+   gives up the pages past its new end (`shrink_tail`).  When the address
+   space after the heap is taken, the heap grows elsewhere, and objects
+   there are marked and kept like the others (`grow_elsewhere`).  Each case
+   runs on a
    fresh heap, so that the only free runs are the ones it makes. */
 #include "core_util.h"
+
+#include <sys/mman.h>
 
 #define PAGE ((size_t)8192)
 
@@ -38,6 +47,129 @@ static void realloc_end(void) {
          reveal_ptr(hh));
   cgc_free(b);
   cgc_free(sep);
+}
+
+static void *volatile g_inner; /* the only reference to the grown object */
+
+static __attribute__((noinline)) hidden_obj_t grow_in_place(void) {
+  /* b, a 40-page hole after it, and a separator that keeps the hole from
+     being the heap's free tail. */
+  unsigned char *b = alloc_pages(20);
+  void *after = alloc_pages(40);
+  void *sep = alloc_pages(5);
+  CHECK((uintptr_t)after == (uintptr_t)b + 20 * PAGE);
+  cgc_free(after);
+  unsigned char *g = (unsigned char *)cgc_realloc(b, 50 * PAGE);
+  CHECKF(g == b, "50 pages: the 20-page object moved to %p instead of growing over the free pages after it (%p)",
+         (void *)g, (void *)b);
+  fill_pattern(g, 50 * PAGE, 77);
+  unsigned char *inner = g + 45 * PAGE + 8; /* in the pages the object grew by */
+  CHECKF(cgc_base(inner) == g, "cgc_base(%p), 45 pages into the grown object %p, is %p", (void *)inner, (void *)g,
+         cgc_base(inner));
+  CHECKF(cgc_usable_size(g) >= 50 * PAGE, "usable size %zu after growing to 50 pages", cgc_usable_size(g));
+  g_inner = inner;
+  consume(sep);
+  hidden_obj_t h = {hide_ptr(g), 50 * PAGE, 77};
+  return h;
+}
+
+/* Garbage in the sizes the grown object's pages would be reused for. */
+static __attribute__((noinline)) void reuse_pages(void) {
+  for (int i = 0; i < 64; i++) memset(alloc_pages(1 + (size_t)i % 50), 0xdd, PAGE);
+}
+
+static void grow_interior(void) {
+  hidden_obj_t h = grow_in_place();
+  for (int round = 0; round < 3; round++) {
+    clear_stack();
+    cgc_collect();
+    reuse_pages();
+    verify_obj(h, "object grown in place, referenced only by a pointer into its new pages");
+  }
+  g_inner = NULL;
+}
+
+static void shrink_tail(void) {
+  unsigned char *b = alloc_pages(40);
+  void *sep = alloc_pages(5);
+  memset(b, 0x5a, 40 * PAGE);
+  unsigned char *s = (unsigned char *)cgc_realloc(b, 10 * PAGE);
+  CHECKF(s == b, "shrinking a 40-page object to 10 pages moved it to %p (from %p)", (void *)s, (void *)b);
+  CHECK(s[0] == 0x5a && s[10 * PAGE - 1] == 0x5a);
+  CHECKF(cgc_usable_size(s) == 10 * PAGE, "usable size %zu after shrinking to 10 pages", cgc_usable_size(s));
+  for (size_t pg = 10; pg < 40; pg++)
+    CHECKF(cgc_base(s + pg * PAGE + 8) != s,
+           "page %zu of a 40-page object shrunk to 10 pages still belongs to it (cgc_base %p)", pg,
+           cgc_base(s + pg * PAGE + 8));
+  /* The tail is free pages: a new object of 30 pages takes them. */
+  unsigned char *t = alloc_pages(30);
+  CHECKF(t == s + 10 * PAGE, "30 pages went to %p, not to the 30 pages %p gave up at %p", (void *)t, (void *)s,
+         (void *)(s + 10 * PAGE));
+  CHECK(cgc_base(t + 20 * PAGE) == t);
+  cgc_free(t);
+  cgc_free(s);
+  cgc_free(sep);
+}
+
+/* The end of the mapping (in /proc/self/maps) that holds address a. */
+static uintptr_t mapping_end(uintptr_t a) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  CHECK(f != NULL);
+  char line[512];
+  uintptr_t end = 0;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+      end = hi;
+      break;
+    }
+  }
+  fclose(f);
+  CHECKF(end != 0, "%p is in no mapping", (void *)a);
+  return end;
+}
+
+#define ELSEWHERE_N 4
+void *g_elsewhere[ELSEWHERE_N]; /* not static: the stores must stay */
+
+static __attribute__((noinline)) void fill_elsewhere(hidden_obj_t *rec, uintptr_t lo, uintptr_t hi, int *outside) {
+  for (int i = 0; i < ELSEWHERE_N; i++) {
+    rec[i] = make_obj_at(&g_elsewhere[i], 2000 * PAGE, 0, 900 + (uint64_t)i, 1);
+    uintptr_t a = (uintptr_t)g_elsewhere[i];
+    if (a < lo || a >= hi) (*outside)++;
+  }
+}
+
+static void grow_elsewhere(void) {
+  /* The heap so far, and the address space right after it taken (by a
+     mapping that is no part of cgc's heap). */
+  void *first = alloc_pages(1);
+  uintptr_t lo = (uintptr_t)first, top = mapping_end(lo);
+  size_t block = (size_t)1 << 30;
+  void *wall = mmap((void *)top, block, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                    -1, 0);
+  CHECKF(wall != MAP_FAILED || errno == EEXIST, "mmap at the heap's end: %s", strerror(errno));
+  if (wall != MAP_FAILED && wall != (void *)top) { /* a kernel without MAP_FIXED_NOREPLACE */
+    munmap(wall, block);
+    printf("core_pagefit grow_elsewhere: skipped (no MAP_FIXED_NOREPLACE)\n");
+    return;
+  }
+  /* 4 objects of 2000 pages (16 MiB): more than the heap has free, so it
+     maps more, not at its end. */
+  hidden_obj_t rec[ELSEWHERE_N];
+  int outside = 0;
+  fill_elsewhere(rec, lo, top, &outside);
+  CHECKF(outside > 0, "no object of %d x 16 MiB outside the heap's first mapping %p-%p", ELSEWHERE_N, (void *)lo,
+         (void *)top);
+  for (int round = 0; round < 3; round++) {
+    clear_stack();
+    cgc_collect();
+    reuse_pages();
+    for (int i = 0; i < ELSEWHERE_N; i++) verify_obj(rec[i], "object in a mapping away from the heap's first one");
+  }
+  for (int i = 0; i < ELSEWHERE_N; i++) g_elsewhere[i] = NULL;
+  consume(first);
+  if (wall != MAP_FAILED) munmap(wall, block);
 }
 
 static void fit(void) {
@@ -82,16 +214,16 @@ static void fit(void) {
   cgc_free(sep4);
 }
 
+static const test_case_t cases[] = {
+    {"fit", fit},
+    {"realloc_end", realloc_end},
+    {"grow_interior", grow_interior},
+    {"shrink_tail", shrink_tail},
+    {"grow_elsewhere", grow_elsewhere},
+};
+
 int main(int argc, char **argv) {
-  CHECKF(argc == 2, "usage: core_pagefit fit|realloc_end");
   cgc_init();
   cgc_set_gc_percent(-1); /* no collection while the holes are made */
-  if (strcmp(argv[1], "fit") == 0)
-    fit();
-  else if (strcmp(argv[1], "realloc_end") == 0)
-    realloc_end();
-  else
-    CHECKF(0, "unknown case %s", argv[1]);
-  printf("core_pagefit %s: ok\n", argv[1]);
-  return 0;
+  return RUN_NAMED_CASE(argc, argv, "core_pagefit", cases);
 }

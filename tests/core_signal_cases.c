@@ -291,21 +291,25 @@ static void main_exits(void) {
   pthread_exit(NULL);
 }
 
+static void own_handler(void) { replaced_handler(other_handler); }
+static void default_handler(void) { replaced_handler(SIG_DFL); }
+static void ignored_handler(void) { replaced_handler(SIG_IGN); }
+
+static const test_case_t cases[] = {
+    {"blocked_cleanup", blocked_cleanup},
+    {"dead_registered", dead_registered},
+    {"dead_unmapped", dead_unmapped},
+    {"own_handler", own_handler},
+    {"default_handler", default_handler},
+    {"ignored_handler", ignored_handler},
+    {"cleanup_fault", cleanup_fault},
+    {"main_exits", main_exits},
+    {"cleanup_mask", cleanup_mask},
+    {"default_alone", default_alone},
+};
+
 int main(int argc, char **argv) {
-  CHECKF(argc == 2, "usage: core_signal_cases blocked_cleanup|dead_registered|own_handler");
   test_seed();
   cgc_init();
-  if (strcmp(argv[1], "blocked_cleanup") == 0) blocked_cleanup();
-  else if (strcmp(argv[1], "dead_registered") == 0) dead_registered();
-  else if (strcmp(argv[1], "dead_unmapped") == 0) dead_unmapped();
-  else if (strcmp(argv[1], "own_handler") == 0) replaced_handler(other_handler);
-  else if (strcmp(argv[1], "default_handler") == 0) replaced_handler(SIG_DFL);
-  else if (strcmp(argv[1], "ignored_handler") == 0) replaced_handler(SIG_IGN);
-  else if (strcmp(argv[1], "cleanup_fault") == 0) cleanup_fault();
-  else if (strcmp(argv[1], "main_exits") == 0) main_exits();
-  else if (strcmp(argv[1], "cleanup_mask") == 0) cleanup_mask();
-  else if (strcmp(argv[1], "default_alone") == 0) default_alone();
-  else CHECKF(0, "unknown case %s", argv[1]);
-  printf("core_signal_cases %s: ok\n", argv[1]);
-  return 0;
+  return RUN_NAMED_CASE(argc, argv, "core_signal_cases", cases);
 }

@@ -5,10 +5,11 @@
    - cgc_set_gc_percent and cgc_set_memory_limit move heap_goal_bytes at once
      (docs/pacing.md section 3), not at the next collection; the goal's
      formula at gc_percent 0 and with a limit (its room); cleanup records
-     count in heap_live from the end of a collection (pacing);
+     count in heap_live from the end of a collection (pacing); collections
+     of an unchanging heap leave the goal where it was;
    - last_live_bytes counts noscan objects (cgc_alloc_noscan), and objects
      that a finalizer keeps alive for one more cycle (marked by the specials
-     phase, docs/pacing.md section 8). */
+     phase, docs/pacing.md section 8), with everything those objects reach. */
 #include "core_util.h"
 
 static void test_forced_count(void) {
@@ -106,6 +107,37 @@ static void test_goal_formula(void) {
   cgc_set_gc_percent(old);
 }
 
+/* The free slots on the thread's lists count in heap_live (premarked) at each
+   collection as they are then: collections of an unchanging heap, whose
+   thread keeps a list in every size class, leave the goal where it was. */
+#define STEADY_N 2048 /* 4 KiB noscan objects: 8 MiB live */
+void **g_steady;      /* not static: the stores must stay */
+
+/* One object of each size up to 32 KiB: the thread takes a list of every
+   class. */
+static __attribute__((noinline)) void touch_classes(void) {
+  for (size_t sz = 16; sz <= 32768; sz = sz < 256 ? sz + 16 : sz + sz / 8) consume(cgc_alloc(sz));
+}
+
+static void test_goal_steady(void) {
+  g_steady = (void **)cgc_alloc(STEADY_N * sizeof(void *));
+  CHECK(g_steady != NULL);
+  for (int i = 0; i < STEADY_N; i++) CHECK((g_steady[i] = cgc_alloc_noscan(4096)) != NULL);
+  touch_classes();
+  clear_stack();
+  cgc_collect();
+  uint64_t g0 = stats_now().heap_goal_bytes;
+  for (int i = 0; i < 50; i++) {
+    touch_classes();
+    clear_stack();
+    cgc_collect();
+  }
+  uint64_t g1 = stats_now().heap_goal_bytes;
+  CHECKF(g1 <= g0 + g0 / 4, "50 collections of an unchanging 8 MiB heap moved the goal from %llu KiB to %llu KiB",
+         (unsigned long long)(g0 >> 10), (unsigned long long)(g1 >> 10));
+  g_steady = NULL;
+}
+
 #define NOSCAN_N 65536 /* 64-byte objects: 4 MiB */
 void **g_noscan; /* not static: its stores must stay */
 
@@ -139,10 +171,12 @@ static __attribute__((noinline)) void make_finalizable(void) {
 
 static void test_finalizer_live(void) {
   uint64_t base = live_after_collect();
+  int pct = cgc_set_gc_percent(-1); /* no collection finds the first ones unreachable while the others are made */
   make_finalizable();
   /* The collection that finds them unreachable marks them again (their
      finalizers get them): they are live for it. */
   uint64_t live = live_after_collect();
+  cgc_set_gc_percent(pct);
   CHECKF(live >= base + (uint64_t)FIN_N * 4096,
          "%d unreachable objects of 4 KiB kept for their finalizers: last_live_bytes %llu (before %llu)", FIN_N,
          (unsigned long long)live, (unsigned long long)base);
@@ -152,6 +186,43 @@ static void test_finalizer_live(void) {
   live = live_after_collect();
   CHECKF(live < base + (uint64_t)FIN_N * 4096 / 2, "after their finalizers, last_live_bytes %llu (before %llu)",
          (unsigned long long)live, (unsigned long long)base);
+}
+
+/* What an unreachable finalizable object reaches is kept with it for its
+   finalizer (marked by the specials phase before the object itself) and
+   counts in last_live_bytes like the object. */
+#define FINC_N 256          /* 64-byte objects ... */
+#define FINC_CHILD 16384    /* ... each the only holder of a 16 KiB noscan child: 4 MiB */
+static _Atomic int finalized_parents;
+static void fin_parent(void *obj) {
+  (void)obj;
+  atomic_fetch_add(&finalized_parents, 1);
+}
+
+static __attribute__((noinline)) void make_finalizable_parents(void) {
+  for (int i = 0; i < FINC_N; i++) {
+    void **p = (void **)cgc_alloc(64);
+    CHECK(p != NULL);
+    p[0] = cgc_alloc_noscan(FINC_CHILD);
+    CHECK(p[0] != NULL);
+    memset(p[0], 0x5c, FINC_CHILD);
+    CHECK(cgc_set_finalizer(p, fin_parent) == 0);
+  }
+}
+
+static void test_finalizer_children_live(void) {
+  uint64_t base = live_after_collect();
+  int pct = cgc_set_gc_percent(-1); /* no collection finds the first ones unreachable while the others are made */
+  make_finalizable_parents();
+  uint64_t live = live_after_collect();
+  cgc_set_gc_percent(pct);
+  CHECKF(live >= base + (uint64_t)FINC_N * (64 + FINC_CHILD),
+         "%d unreachable objects kept for their finalizers, each with a %d-byte child: last_live_bytes %llu KiB "
+         "(before %llu KiB; the children are %llu KiB)", FINC_N, FINC_CHILD, (unsigned long long)(live >> 10),
+         (unsigned long long)(base >> 10), (unsigned long long)((uint64_t)FINC_N * FINC_CHILD >> 10));
+  cgc_wait_cleanups();
+  CHECKF(atomic_load(&finalized_parents) >= FINC_N - 8, "%d of %d finalizers ran", atomic_load(&finalized_parents),
+         FINC_N);
 }
 
 /* The cleanup records of live objects count in heap_live from the end of
@@ -193,7 +264,9 @@ int main(void) {
   test_goal_formula();
   test_noscan_live();
   test_finalizer_live();
+  test_finalizer_children_live();
   test_records_pace();
+  test_goal_steady(); /* last: it leaves the thread a list in every class, which counts in heap_live */
   printf("core_stats_more: ok\n");
   return 0;
 }

@@ -209,26 +209,6 @@ static __attribute__((noinline, unused)) uint64_t reachable_from(void **slots, h
   return after > before ? after - before : 0;
 }
 
-/* Resident set size in bytes (/proc/self/statm). */
-static inline uint64_t rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  CHECK(f != NULL);
-  unsigned long long size = 0, rss = 0;
-  CHECK(fscanf(f, "%llu %llu", &size, &rss) == 2);
-  fclose(f);
-  return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
-/* Virtual size in bytes (/proc/self/statm). */
-static inline uint64_t vsize_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  CHECK(f != NULL);
-  unsigned long long size = 0;
-  CHECK(fscanf(f, "%llu", &size) == 1);
-  fclose(f);
-  return (uint64_t)size * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static inline int cpus_available(void) {
   cpu_set_t set;
   CPU_ZERO(&set);

@@ -97,6 +97,50 @@ static __attribute__((unused)) void *collect_until(void *stop) {
   return NULL;
 }
 
+/* Resident set size in bytes (/proc/self/statm). */
+static inline uint64_t rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  CHECK(f != NULL);
+  unsigned long long size = 0, rss = 0;
+  CHECK(fscanf(f, "%llu %llu", &size, &rss) == 2);
+  fclose(f);
+  return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Virtual size in bytes (/proc/self/statm). */
+static inline uint64_t vsize_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  CHECK(f != NULL);
+  unsigned long long size = 0;
+  CHECK(fscanf(f, "%llu", &size) == 1);
+  fclose(f);
+  return (uint64_t)size * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Programs that run one case per process: main runs the case argv[1]
+   names and prints "<program> <case>: ok" (what ctest's pass pattern looks
+   for); an unknown or missing name fails with the list of cases. */
+typedef struct {
+  const char *name;
+  void (*run)(void);
+} test_case_t;
+
+static __attribute__((unused)) int run_named_case(int argc, char **argv, const char *prog, const test_case_t *cases,
+                                                  size_t n) {
+  for (size_t i = 0; argc >= 2 && i < n; i++) {
+    if (strcmp(argv[1], cases[i].name) != 0) continue;
+    cases[i].run();
+    printf("%s %s: ok\n", prog, cases[i].name);
+    return 0;
+  }
+  fprintf(stderr, "usage: %s CASE, CASE one of:", prog);
+  for (size_t i = 0; i < n; i++) fprintf(stderr, " %s", cases[i].name);
+  fputc('\n', stderr);
+  abort();
+}
+#define RUN_NAMED_CASE(argc, argv, prog, cases) \
+  run_named_case((argc), (argv), (prog), (cases), sizeof(cases) / sizeof((cases)[0]))
+
 /* Clobber a region of the stack below the caller so stale pointers left by
    earlier calls do not keep objects alive conservatively. */
 static __attribute__((noinline, unused)) void clear_stack(void) {
