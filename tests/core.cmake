@@ -426,3 +426,8 @@ core_cases(core_pagefit realloc_end grow_interior shrink_tail grow_elsewhere)
 cgc_test(core_huge SOURCES core_huge.c ARGS object TIMEOUT 180)
 core_cases(core_huge scanned many)
 set_tests_properties(core_huge_scanned core_huge_many PROPERTIES TIMEOUT 180)
+
+# Mark-stack overflow again during its recovery: the second rescan of the
+# heap marks what the first left unscanned (one mark worker, no memory for
+# the stack to grow).
+cgc_test(core_mark_overflow SOURCES core_mark_overflow.c TIMEOUT 120 ENV CGC_DEBUG=markworkers=1)
