@@ -180,6 +180,8 @@ typedef struct cgc_thread {
                                  stopped on (sigaltstack), or 0 */
   _Atomic uint32_t stopped;   /* stop epoch acknowledged */
   bool stop_unsent;           /* the collector's: the stop signal could not be queued yet (EAGAIN) */
+  bool gone;                  /* the collector's: the thread ended while registered; dropped at
+                                 the end of the stop (its tid may be reused by another thread) */
   cgc_tcache_t *tc;
   struct cgc_thread *next, *prev; /* registry list: _cgc_g.threads_lock */
   bool explicit_reg;          /* cgc_register_thread */

@@ -332,6 +332,58 @@ static void suspend_handler(int sig, void *info, void *uctx) {
   errno = saved_errno;
 }
 
+/* Drop a record whose thread is gone (every lock the collector takes is
+   held): its owned spans go back to the central lists, its lists are
+   dropped (their slots are unmarked: the next sweep frees them), its counts
+   move to the exited totals, and the struct is kept for a new thread.  The
+   caller has taken it off the registry (or is dropping the whole registry,
+   in a fork child). */
+static void drop_thread_locked(cgc_thread_t *t) {
+  for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
+    cgc_span_t *s = t->tc->span[sc];
+    t->tc->free[sc] = t->tc->dirty[sc] = NULL;
+    if (!s) continue;
+    t->tc->span[sc] = NULL;
+    _cgc_span_file_unowned_locked(s);
+  }
+  _cgc_tcache_flush_counts(t->tc);
+  t->next = free_threads;
+  free_threads = t;
+}
+
+/* A thread that ended while registered (it allocated again in a TSD
+   destructor after cgc's had unregistered it, or a raw clone() thread
+   exited without cgc_unregister_thread): nothing of it to scan in this
+   stop, and its record leaves the registry at the end of the stop, so that
+   no later stop signals its tid, which a new thread may have by then. */
+static void thread_gone(cgc_thread_t *t, uint32_t epoch) {
+  t->stop_sp = 0;
+  t->gone = true;
+  atomic_store(&t->stopped, epoch);
+}
+
+/* Another record of t's tid has acknowledged this stop: t's thread ended
+   while registered and a new thread has its tid (two live threads never
+   share one). */
+static bool tid_taken(const cgc_thread_t *t, uint32_t epoch) {
+  for (const cgc_thread_t *u = _cgc_g.threads; u; u = u->next)
+    if (u != t && u->tid == t->tid && atomic_load_explicit(&u->stopped, memory_order_acquire) == epoch) return true;
+  return false;
+}
+
+static void drop_gone_threads(void) {
+  cgc_thread_t *next;
+  for (cgc_thread_t *t = _cgc_g.threads; t; t = next) {
+    next = t->next;
+    if (!t->gone) continue;
+    if (t->prev) t->prev->next = t->next;
+    else _cgc_g.threads = t->next;
+    if (t->next) t->next->prev = t->prev;
+    _cgc_g.nthreads--;
+    drop_thread_locked(t);
+  }
+}
+
 /* Send t the stop signal.  Only ESRCH means the thread is gone; a real-time
    signal can also fail with EAGAIN (the user's queued-signal limit,
    RLIMIT_SIGPENDING, counts every process of the user): the wait loop
@@ -342,8 +394,7 @@ static void signal_stop(cgc_thread_t *t, uint32_t epoch) {
     t->stop_unsent = false;
   } else if (rc == ESRCH) {
     t->stop_unsent = false;
-    t->stop_sp = 0; /* already gone: nothing of it to scan */
-    atomic_store(&t->stopped, epoch);
+    thread_gone(t, epoch);
   }
 }
 
@@ -402,12 +453,12 @@ void _cgc_stop_world(void) {
       if (t != self && atomic_load_explicit(&t->stopped, memory_order_acquire) != epoch) waiting = t;
     if (!waiting) {
       note_chaining_handler(self);
+      drop_gone_threads();
       break;
     }
     uint64_t now = _cgc_os_now_ns();
-    if (now - start > 1000000 && !_cgc_os_thread_exists(waiting->tid)) { /* exited while registered */
-      waiting->stop_sp = 0;
-      atomic_store(&waiting->stopped, epoch);
+    if (now - start > 1000000 && (!_cgc_os_thread_exists(waiting->tid) || tid_taken(waiting, epoch))) {
+      thread_gone(waiting, epoch); /* exited while registered */
       continue;
     }
     /* A handler the program installed for the suspend signal after cgc's
@@ -470,17 +521,7 @@ static void fork_child(void) {
   cgc_thread_t *self = _cgc_self, *next;
   for (cgc_thread_t *t = _cgc_g.threads; t; t = next) {
     next = t->next;
-    if (t == self) continue;
-    for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
-      cgc_span_t *s = t->tc->span[sc];
-      t->tc->free[sc] = t->tc->dirty[sc] = NULL;
-      if (!s) continue;
-      t->tc->span[sc] = NULL;
-      _cgc_span_file_unowned_locked(s);
-    }
-    _cgc_tcache_flush_counts(t->tc);
-    t->next = free_threads;
-    free_threads = t;
+    if (t != self) drop_thread_locked(t);
   }
   _cgc_g.threads = NULL;
   _cgc_g.nthreads = 0;

@@ -431,3 +431,9 @@ set_tests_properties(core_huge_scanned core_huge_many PROPERTIES TIMEOUT 180)
 # heap marks what the first left unscanned (one mark worker, no memory for
 # the stack to grow).
 cgc_test(core_mark_overflow SOURCES core_mark_overflow.c TIMEOUT 120 ENV CGC_DEBUG=markworkers=1)
+
+# A thread that ends while registered (it allocated in its last TSD
+# destructor): its record is dropped by the next collection, and a new
+# thread with its tid does not make collections wait for ever.
+cgc_test(core_thread_gone SOURCES core_thread_gone.c LIBS Threads::Threads ARGS dropped TIMEOUT 60)
+core_cases(core_thread_gone reused reused_nocollect)

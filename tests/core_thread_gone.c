@@ -1,0 +1,127 @@
+/* A thread that ends while registered: a TSD destructor of its allocates in
+   glibc's last round of destructors, after cgc's own destructor has
+   unregistered it, so it registers again and then ends (docs/threads.md,
+   section 6).
+   - `dropped`: the next collection finds it gone and drops its record:
+     num_threads is back to what it was.
+   - `reused`, `reused_nocollect`: a new thread then gets its tid (thread ids
+     are cycled until one comes back, only where pid_max makes that quick),
+     with (`reused`) or without (`reused_nocollect`) a collection between
+     the end and the reuse; a collection must still complete, not wait for
+     ever on the old record. */
+#include "core_util.h"
+
+#include <limits.h>
+#include <semaphore.h>
+
+static pthread_key_t key;
+static _Atomic int dead_tid;
+
+static void rearm(void *v) {
+  long n = (long)v;
+  if (n < PTHREAD_DESTRUCTOR_ITERATIONS) { /* keep the thread in its destructors to the last round */
+    pthread_setspecific(key, (void *)(n + 1));
+    return;
+  }
+  consume(cgc_alloc(32)); /* cgc's destructor ran before this one: this registers the thread again */
+  atomic_store(&dead_tid, (int)core_gettid());
+}
+
+static void *set_key(void *a) {
+  (void)a;
+  pthread_setspecific(key, (void *)1);
+  return NULL;
+}
+
+static void end_registered(void) {
+  CHECK(pthread_key_create(&key, rearm) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, set_key, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECK(atomic_load(&dead_tid) != 0);
+}
+
+static void dropped(void) {
+  uint64_t base = stats_now().num_threads;
+  end_registered();
+  uint64_t registered = stats_now().num_threads;
+  CHECKF(registered == base + 1, "the thread that registered again in its last destructor: num_threads %llu, base %llu",
+         (unsigned long long)registered, (unsigned long long)base);
+  cgc_collect();
+  uint64_t after = stats_now().num_threads;
+  CHECKF(after == base, "after a collection found thread %d gone, num_threads is %llu, not %llu",
+         atomic_load(&dead_tid), (unsigned long long)after, (unsigned long long)base);
+  cgc_collect();
+}
+
+/* ---- tid reuse ---- */
+
+static sem_t checked, release;
+static _Atomic int hit;
+
+static void *probe(void *a) {
+  (void)a;
+  consume(cgc_alloc(16)); /* registered, as every thread pthread_create makes */
+  if ((int)core_gettid() == atomic_load(&dead_tid)) {
+    atomic_store(&hit, 1);
+    sem_post(&checked);
+    while (sem_wait(&release) != 0) {
+    }
+    return NULL;
+  }
+  sem_post(&checked);
+  return NULL;
+}
+
+static void on_alarm(int s) {
+  (void)s;
+  static const char m[] = "a collection waited 30 s for a thread that had ended, its tid now another thread's\n";
+  (void)!write(2, m, sizeof m - 1);
+  _exit(1);
+}
+
+static long pid_max(void) {
+  FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+  long v = 0;
+  if (f) {
+    if (fscanf(f, "%ld", &v) != 1) v = 0;
+    fclose(f);
+  }
+  return v;
+}
+
+static void reused_case(bool collect_first) {
+  long pm = pid_max();
+  if (pm <= 0 || pm > 65536) {
+    printf("pid_max %ld: thread ids would take too long to come back; case not run\n", pm);
+    return;
+  }
+  end_registered();
+  if (collect_first) cgc_collect();
+  CHECK(sem_init(&checked, 0, 0) == 0 && sem_init(&release, 0, 0) == 0);
+  pthread_t t;
+  for (long i = 0; i < 4 * pm && !atomic_load(&hit); i++) {
+    CHECK(pthread_create(&t, NULL, probe, NULL) == 0);
+    while (sem_wait(&checked) != 0) {
+    }
+    if (!atomic_load(&hit)) CHECK(pthread_join(t, NULL) == 0);
+  }
+  CHECKF(atomic_load(&hit), "thread id %d did not come back in %ld threads", atomic_load(&dead_tid), 4 * pm);
+  signal(SIGALRM, on_alarm);
+  alarm(30);
+  cgc_collect();
+  alarm(0);
+  sem_post(&release);
+  CHECK(pthread_join(t, NULL) == 0);
+  cgc_collect();
+}
+
+static void reused(void) { reused_case(true); }
+static void reused_nocollect(void) { reused_case(false); }
+
+static const test_case_t cases[] = {{"dropped", dropped}, {"reused", reused}, {"reused_nocollect", reused_nocollect}};
+
+int main(int argc, char **argv) {
+  cgc_init();
+  return RUN_NAMED_CASE(argc, argv, "core_thread_gone", cases);
+}
