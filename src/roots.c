@@ -68,11 +68,20 @@ struct enum_ctx {
 };
 
 /* The end of the other stack t stopped on: an alternate signal stack's
-   own, or else the end of the mapping holding t->stop_sp. */
+   own; for a stack in the collected heap (a coroutine stack from cgc_alloc)
+   or in an arena, the end of its object or of its arena chunk (the rest of
+   the heap mapping holds other objects, which must not all become roots);
+   or else the end of the mapping holding t->stop_sp. */
 uintptr_t _cgc_roots_other_stack_end(const cgc_thread_t *t) {
-  uintptr_t lo, hi;
-  if (t->stop_alt_end > t->stop_sp) return t->stop_alt_end;
-  return _cgc_os_mapping_bounds(t->stop_sp, &lo, &hi) == 0 ? hi : 0;
+  uintptr_t lo, hi, sp = t->stop_sp;
+  if (t->stop_alt_end > sp) return t->stop_alt_end;
+  cgc_span_t *s = _cgc_span_of_any(sp);
+  if (s && sp >= s->base && sp < s->limit) {
+    uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (st == CGC_SPAN_SMALL) return _cgc_slot_base(s, _cgc_slot_index(s, sp)) + s->elemsize;
+    if (st == CGC_SPAN_LARGE || st == CGC_SPAN_ARENA) return s->limit;
+  }
+  return _cgc_os_mapping_bounds(sp, &lo, &hi) == 0 ? hi : 0;
 }
 
 static void thread_roots(cgc_thread_t *t, void *arg) {
