@@ -146,6 +146,14 @@ static void thread_exit_destructor(void *arg) {
 int cgc_register_thread(void) {
   _cgc_ensure_init();
   if (_cgc_self) {
+    /* A thread made by clone() without a thread-local storage of its own
+       (no CLONE_SETTLS), or a vfork child, sees its creator's record: it
+       would share its creator's cache and its stack would never be
+       scanned. */
+    pid_t tid = _cgc_os_gettid();
+    if (_cgc_self->tid != tid)
+      _cgc_fatal("cgc_register_thread: thread %d shares its thread-local storage with thread %d (made by clone "
+                 "without CLONE_SETTLS, or vfork?): it cannot be registered", (int)tid, (int)_cgc_self->tid);
     _cgc_self->explicit_reg = true;
     return 0;
   }

@@ -352,6 +352,10 @@ cgc_abort_test(core_abort_strdup_null PROGRAM core_abort CASE strdup_null REGEX 
 cgc_abort_test(core_abort_read_stats_null PROGRAM core_abort CASE read_stats_null REGEX "^cgc: cgc_read_stats: out is NULL$")
 cgc_abort_test(core_abort_unregister_unregistered PROGRAM core_abort CASE unregister_unregistered
   REGEX "cgc: cgc_unregister_thread: ")
+# A thread made by clone() without its own thread-local storage cannot be
+# registered: it would share its creator's record and cache.
+cgc_abort_test(core_abort_register_clone_no_tls PROGRAM core_abort CASE register_clone_no_tls
+  REGEX "cgc: cgc_register_thread: thread [0-9]+ shares its thread-local storage with thread [0-9]+")
 # A write into an object a collection found unreachable corrupts its span's
 # free list: the next sweep reports it (no sweeper thread: the span is swept
 # by cgc_collect, after the write).

@@ -23,6 +23,24 @@ static void *worker_make_span(void *arg) {
   return NULL;
 }
 
+/* register_clone_no_tls: a thread made by clone() without a thread-local
+   storage of its own (no CLONE_SETTLS) sees its creator's registration. */
+static int clone_register(void *arg) {
+  (void)arg;
+  (void)cgc_register_thread(); /* aborts */
+  syscall(SYS_exit, 0);
+  return 0;
+}
+
+static void register_clone_no_tls(void) {
+  size_t sz = (size_t)1 << 20;
+  char *stk = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  CHECK(stk != MAP_FAILED);
+  int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+  CHECK(clone(clone_register, stk + sz, flags, NULL) > 0);
+  for (;;) pause(); /* the clone's abort ends the process */
+}
+
 static void *worker_unregister_twice(void *arg) {
   (void)arg;
   cgc_unregister_thread();
@@ -142,6 +160,8 @@ int main(int argc, char **argv) {
     free_list_written(0);
   } else if (strcmp(c, "free_list_other_class") == 0) {
     free_list_written(1);
+  } else if (strcmp(c, "register_clone_no_tls") == 0) {
+    register_clone_no_tls();
   } else if (strcmp(c, "unregister_unregistered") == 0) {
     pthread_t t;
     CHECK(pthread_create(&t, NULL, worker_unregister_twice, NULL) == 0);
