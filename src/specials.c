@@ -497,14 +497,39 @@ static void run_work(work_t *w, size_t n, batch_rec_t *rec, const char *call, bo
   pthread_mutex_unlock(&queue_lock);
 }
 
-size_t cgc_run_cleanups(void) {
+/* cgc_unregister_thread called by a callback takes effect once this
+   thread's callbacks are over (their work items lie on its stack, which must
+   stay scanned); on the cleanup thread it does nothing. */
+static __thread bool unregister_after, is_runner;
+static __thread int run_depth; /* nested cgc_run_cleanups/cgc_wait_cleanups calls from callbacks */
+#define RUN_DEPTH_MAX 8
+
+bool _cgc_specials_defer_unregister(void) {
+  if (!in_cleanup) return false;
+  unregister_after = !is_runner;
+  return true;
+}
+
+static void after_callbacks(void) {
+  if (in_cleanup || !unregister_after) return;
+  unregister_after = false;
+  cgc_unregister_thread();
+}
+
+static size_t run_cleanups_as(const char *call) {
   _cgc_ensure_init();
   /* A taken batch lives on this thread's stack only (q_take clears the
      queue's copy): the stack must be scanned, so the thread registered. */
   if (!_cgc_self && !_cgc_thread_register_self(false)) {
-    _cgc_warn("cgc_run_cleanups: cannot register the calling thread (out of memory): nothing run");
+    _cgc_warn("%s: cannot register the calling thread (out of memory): nothing run", call);
     return 0;
   }
+  /* A callback that waits for cleanups runs the queue from its own frame,
+     and a callback of that batch may wait again: each level holds a batch
+     on the stack, so a long queue of waiting callbacks overflowed it.  Past
+     a few levels the call returns and the levels above run the rest. */
+  if (run_depth >= RUN_DEPTH_MAX) return 0;
+  run_depth++;
   size_t total = 0;
   work_t batch[64];
   batch_rec_t rec;
@@ -512,15 +537,21 @@ size_t cgc_run_cleanups(void) {
     pthread_mutex_lock(&queue_lock);
     size_t n = q_take(batch, 64, &rec);
     pthread_mutex_unlock(&queue_lock);
-    if (!n) return total;
-    run_work(batch, n, &rec, "cgc_run_cleanups", false);
+    if (!n) break;
+    run_work(batch, n, &rec, call, false);
     total += n;
   }
+  run_depth--;
+  after_callbacks();
+  return total;
 }
+
+size_t cgc_run_cleanups(void) { return run_cleanups_as("cgc_run_cleanups"); }
 
 static void *runner_main(void *arg) {
   (void)arg;
   _cgc_os_set_thread_name("cgc-cleanup");
+  is_runner = true;
   _cgc_thread_register_self(true);
   work_t batch[64];
   batch_rec_t rec;
@@ -593,7 +624,7 @@ static void wait_cancelled(void *unused) {
 void cgc_wait_cleanups(void) {
   _cgc_ensure_init();
   if (in_cleanup) { /* from a cleanup: waiting for ourselves would never end */
-    cgc_run_cleanups();
+    run_cleanups_as("cgc_wait_cleanups");
     return;
   }
   pthread_mutex_lock(&queue_lock);
@@ -601,7 +632,7 @@ void cgc_wait_cleanups(void) {
   while (!q_done_before(target)) {
     if (_cgc_g.opt.cleanups_manual || !runner_started) {
       pthread_mutex_unlock(&queue_lock);
-      size_t n = cgc_run_cleanups();
+      size_t n = run_cleanups_as("cgc_wait_cleanups");
       pthread_mutex_lock(&queue_lock);
       if (n) continue;
       if (q_done_before(target)) break;
@@ -718,6 +749,12 @@ cgc_cleanup_t cgc_add_cleanup(void *ptr, void (*fn)(void *arg), void *arg) {
   return h;
 }
 
+static bool on_list(const cleanup_rec_t *list, const cleanup_rec_t *c) {
+  for (; list; list = list->next)
+    if (list == c) return true;
+  return false;
+}
+
 void cgc_cleanup_stop(cgc_cleanup_t h) {
   cleanup_rec_t *c = h._obj;
   if (!c || !h.id) return;
@@ -729,6 +766,11 @@ void cgc_cleanup_stop(cgc_cleanup_t h) {
     if (c->obj != o || c->id != h.id) { /* changed while we locked: look again */
       cgc_spin_unlock(&st->lock);
       continue;
+    }
+    if (o->freeing && on_list(o->running, c)) { /* a cgc_free's finalizer stops it before it runs */
+      c->fn = NULL;
+      cgc_spin_unlock(&st->lock);
+      return;
     }
     if (c->prev) c->prev->next = c->next;
     else o->cleanups = c->next;
@@ -1028,6 +1070,7 @@ static void weaks_at_gc(stripe_t *st, obj_rec_t *o, bool prune) {
     bool handle_dead = prune && !_cgc_is_marked((uintptr_t)w->handle);
     if (dead || handle_dead) {
       if (dead) weak_clear(w->handle);
+      if (handle_dead) w->handle->self = 0; /* reclaimed: cgc_weak_value refuses it from now on */
       *pw = w->next;
       w->next = st->free_weaks;
       st->free_weaks = w;
@@ -1063,6 +1106,7 @@ static void static_weaks_at_gc(void) {
   bool removed = false;
   for (size_t i = 0; i < static_cap; i++)
     if (static_tab[i].handle && !_cgc_is_marked((uintptr_t)static_tab[i].handle)) {
+      static_tab[i].handle->self = 0; /* reclaimed: cgc_weak_value refuses it from now on */
       static_tab[i].handle = NULL;
       atomic_fetch_sub(&nweak, 1);
       removed = true;
@@ -1132,7 +1176,14 @@ void _cgc_specials_after_gc(void) {
    take its finalizer and its cleanups off it.  The cleanups keep their
    records but lose their object, so cgc_cleanup_stop on them returns at
    once. */
-static void (*detach_specials(stripe_t *st, obj_rec_t *o, cleanup_rec_t **list))(void *) {
+/* From now on cgc_cleanup_stop of these does nothing (they run, or ran). */
+static void unlink_cleanups(cleanup_rec_t *list) {
+  for (cleanup_rec_t *c = list; c; c = c->next) __atomic_store_n(&c->obj, NULL, __ATOMIC_RELEASE);
+}
+
+/* keep_links: the cleanups still name the record, so that a finalizer that
+   runs before them can stop them (cgc_cleanup_stop marks them, fn NULL). */
+static void (*detach_specials(stripe_t *st, obj_rec_t *o, cleanup_rec_t **list, bool keep_links))(void *) {
   for (weak_node_t *w = o->weaks, *wn; w; w = wn) {
     wn = w->next;
     weak_clear(w->handle);
@@ -1145,7 +1196,7 @@ static void (*detach_specials(stripe_t *st, obj_rec_t *o, cleanup_rec_t **list))
   if (fin) atomic_fetch_sub(&nfinalizers, 1);
   o->finalizer = NULL;
   *list = o->cleanups;
-  for (cleanup_rec_t *c = *list; c; c = c->next) __atomic_store_n(&c->obj, NULL, __ATOMIC_RELEASE);
+  if (!keep_links) unlink_cleanups(*list);
   o->cleanups = NULL;
   return fin;
 }
@@ -1162,7 +1213,7 @@ static void free_cleanup_list(stripe_t *st, cleanup_rec_t *list) {
    cleared), the cleanups that ran are freed, and so is the record. */
 static void finish_free(stripe_t *st, obj_rec_t *o) {
   cleanup_rec_t *late;
-  detach_specials(st, o, &late);
+  detach_specials(st, o, &late, false);
   free_cleanup_list(st, late);
   free_cleanup_list(st, o->running);
   o->running = NULL;
@@ -1197,7 +1248,7 @@ int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, const cha
     return o ? CGC_ONFREE_NESTED : CGC_ONFREE_NONE;
   }
   cleanup_rec_t *list;
-  void (*fin)(void *) = detach_specials(st, o, &list);
+  void (*fin)(void *) = detach_specials(st, o, &list, o->finalizer != NULL);
   o->running = list;
   o->freeing = (uintptr_t)&free_token;
   cgc_spin_unlock(&st->lock);
@@ -1208,8 +1259,12 @@ int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, const cha
     _cgc_barrier_set(&bar, "the finalizer", fin, (void *)base);
     fin((void *)base);
     atomic_fetch_add(&n_finalizers_run, 1);
+    cgc_spin_lock(&st->lock);
+    unlink_cleanups(list);
+    cgc_spin_unlock(&st->lock);
   }
   for (cleanup_rec_t *c = list; c; c = c->next) {
+    if (!c->fn) continue; /* stopped by the finalizer */
     /* The argument moves to this stack for the call, as a batch's does on
        the cleanup thread: the record's slab word (a root) is cleared, so
        that a cleanup that frees its argument leaves no reference behind
@@ -1225,6 +1280,7 @@ int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, const cha
   cgc_spin_lock(&st->lock);
   finish_free(st, o);
   cgc_spin_unlock(&st->lock);
+  after_callbacks();
   return CGC_ONFREE_RAN;
 }
 

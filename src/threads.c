@@ -160,9 +160,12 @@ int cgc_register_thread(void) {
   return _cgc_thread_register_self(true) ? 0 : -1;
 }
 
+bool _cgc_specials_defer_unregister(void) CGC_HIDDEN; /* specials.c */
+
 void cgc_unregister_thread(void) {
   cgc_thread_t *t = _cgc_self;
   if (!t) _cgc_fatal("cgc_unregister_thread: thread %ld is not registered", (long)_cgc_os_gettid());
+  if (_cgc_specials_defer_unregister()) return; /* from a cleanup or finalizer: once they are over */
   pthread_setspecific(exit_key, NULL);
   thread_unregister(t);
 }

@@ -104,7 +104,7 @@ foreach(spec free_weak:cgc_free realloc_weak:cgc_realloc free_weak_cleared:cgc_f
 endforeach()
 cgc_abort_test(specials_misuse_free_weak_checkfree PROGRAM specials_misuse CASE free_weak_checkfree
   ENV "CGC_DEBUG=checkfree=1" REGEX "cgc: cgc_free: 0x[0-9a-f]+ is a weak handle")
-foreach(case weak_value_object weak_value_forged weak_value_static)
+foreach(case weak_value_object weak_value_forged weak_value_static weak_value_reclaimed)
   cgc_abort_test(specials_misuse_${case} PROGRAM specials_misuse CASE ${case}
     REGEX "cgc: cgc_weak_value: 0x[0-9a-f]+ is not a weak handle")
 endforeach()
@@ -143,6 +143,7 @@ set_tests_properties(specials_panic_checkfree_arg PROPERTIES TIMEOUT 120 LABELS 
   ENVIRONMENT "CGC_DEBUG=checkfree=1")
 set(_escaped "a panic left the %s 0x[0-9a-f]+ \\(on 0x[0-9a-f]+\\), which must recover it: panic: escaped$")
 foreach(spec "thread|the cleanup thread|cleanup|" "run_cleanups|cgc_run_cleanups|cleanup|CGC_DEBUG=cleanups=manual"
+             "wait_cleanups|cgc_wait_cleanups|cleanup|CGC_DEBUG=cleanups=manual"
              "free_finalizer|cgc_free|finalizer|" "free_cleanup|cgc_free|cleanup|"
              "realloc_cleanup|cgc_realloc|cleanup|")
   string(REPLACE "|" ";" spec "${spec}")
@@ -177,4 +178,6 @@ cgc_abort_test(specials_panic_exc_thread PROGRAM specials_panic_exc CASE thread
 # after removals, fork inside a free and beside cgc_wait_cleanups, pacing under
 # cleanup churn.
 specials_program(specials_edges)
-specials_cases(PROGRAM specials_edges CASES free_weak_stats free_fin_first static_holes fork_in_free fork_waiter churn_pacing)
+specials_cases(PROGRAM specials_edges CASES free_weak_stats free_fin_first static_holes fork_in_free fork_waiter churn_pacing
+  free_stop_in_finalizer unregister_in_cleanup)
+specials_cases(PROGRAM specials_edges CASES nested_wait unregister_in_run ENV "CGC_DEBUG=cleanups=manual")

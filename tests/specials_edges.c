@@ -23,6 +23,19 @@
  *   churn_pacing     adding and stopping cleanups (no net records) does not
  *                    count towards the pacer: the next paced collection
  *                    comes after about the garbage the goal allows, not at once
+ *   free_stop_in_finalizer  cgc_free of an object whose finalizer stops
+ *                    the object's cleanup (releasing by hand): the cleanup
+ *                    does not run, as when the collector runs them
+ *   unregister_in_cleanup   a cleanup that registers and unregisters the
+ *                    thread it runs on (as code for foreign threads does)
+ *                    leaves the cleanup thread registered: later cleanups'
+ *                    arguments stay on a scanned stack
+ *   nested_wait      (manual) cleanups that each wait for cleanups, run from
+ *                    a thread with a 256 KiB stack: the nesting stays
+ *                    bounded, every cleanup runs once
+ *   unregister_in_run (manual) a cleanup run by cgc_run_cleanups that
+ *                    unregisters its thread: the thread stays registered
+ *                    until the call returns, then is unregistered
  * A child that hangs is killed by alarm() and reported.
  */
 #include <signal.h>
@@ -308,6 +321,172 @@ static void test_churn_pacing(void) {
          bytes >> 10, (unsigned long long)s.heap_goal_bytes >> 10, (unsigned long long)s.live_bytes >> 10, CH_N);
 }
 
+/* ---- free_stop_in_finalizer ------------------------------------------------------------- */
+
+static cgc_cleanup_t fs_handle;
+static _Atomic int fs_cleanup_ran, fs_fin_ran;
+static void fs_cleanup(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&fs_cleanup_ran, 1);
+}
+static void fs_fin(void *obj) {
+  (void)obj;
+  atomic_fetch_add(&fs_fin_ran, 1);
+  cgc_cleanup_stop(fs_handle); /* released by hand after all */
+}
+
+static void test_free_stop_in_finalizer(void) {
+  for (int i = 0; i < 100; i++) {
+    void *o = cgc_alloc(i % 2 ? 64 : 70000);
+    CHECK(o != NULL);
+    CHECK(cgc_set_finalizer(o, fs_fin) == 0);
+    fs_handle = cgc_add_cleanup(o, fs_cleanup, NULL);
+    cgc_add_cleanup(o, fs_cleanup, (void *)1); /* not stopped: runs */
+    cgc_free(o);
+  }
+  CHECKF(atomic_load(&fs_fin_ran) == 100 && atomic_load(&fs_cleanup_ran) == 100,
+         "100 cgc_free calls whose finalizer stopped one of two cleanups: %d finalizers, %d cleanups ran (want 100, "
+         "100)", atomic_load(&fs_fin_ran), atomic_load(&fs_cleanup_ran));
+}
+
+/* ---- unregister_in_cleanup, unregister_in_run ----------------------------------------------- */
+
+static _Atomic int ur_ran;
+static void ur_cleanup(void *arg) {
+  (void)arg;
+  CHECK(cgc_register_thread() == 0);
+  cgc_unregister_thread();
+  atomic_fetch_add(&ur_ran, 1);
+}
+
+#define UR_N 40
+static _Atomic int ur_bad, ur_checked;
+static void ur_check(void *arg) {
+  unsigned char *a = arg;
+  for (int k = 0; k < 200; k++)
+    if (a[k] != 0x77) {
+      atomic_fetch_add(&ur_bad, 1);
+      break;
+    }
+  atomic_fetch_add(&ur_checked, 1);
+}
+
+static NOINLINE void ur_make(int n) {
+  for (int i = 0; i < n; i++) {
+    void *o = cgc_alloc(16);
+    CHECK(o != NULL);
+    cgc_add_cleanup(o, ur_cleanup, NULL);
+  }
+}
+
+static NOINLINE void ur_make_checked(void) {
+  for (int i = 0; i < UR_N; i++) {
+    void *o = cgc_alloc(16);
+    unsigned char *a = cgc_alloc_noscan(200);
+    CHECK(o != NULL && a != NULL);
+    memset(a, 0x77, 200);
+    cgc_add_cleanup(o, ur_check, a);
+  }
+}
+
+static void test_unregister_in_cleanup(void) {
+  uint64_t threads0 = stats().num_threads;
+  ur_make(1);
+  clear_stack();
+  cgc_collect();
+  cgc_wait_cleanups();
+  CHECK(atomic_load(&ur_ran) == 1);
+  uint64_t threads1 = stats().num_threads;
+  CHECKF(threads1 >= threads0 + 1, "after a cleanup unregistered the cleanup thread: num_threads %llu (before the "
+         "cleanup thread started: %llu)", (unsigned long long)threads1, (unsigned long long)threads0);
+  /* Later cleanups' arguments, on the cleanup thread's stack only while they
+     run, survive collections made meanwhile. */
+  ur_make_checked();
+  clear_stack();
+  cgc_collect();
+  for (int i = 0; i < 20 && atomic_load(&ur_checked) < UR_N; i++) {
+    for (int k = 0; k < 2000; k++) consume(cgc_alloc_noscan(200));
+    cgc_collect();
+  }
+  cgc_wait_cleanups();
+  CHECKF(atomic_load(&ur_checked) == UR_N && atomic_load(&ur_bad) == 0, "%d of %d cleanups ran, %d with a reused argument",
+         atomic_load(&ur_checked), UR_N, atomic_load(&ur_bad));
+}
+
+static _Atomic int ur_registered_after;
+static void ur_cleanup_then_check(void *arg) {
+  (void)arg;
+  cgc_unregister_thread();
+  /* Still registered while its callbacks run. */
+  atomic_store(&ur_registered_after, (int)stats().num_threads);
+}
+
+static void *ur_run_thread(void *arg) {
+  uint64_t *counts = arg;
+  CHECK(cgc_register_thread() == 0);
+  counts[0] = stats().num_threads;
+  CHECK(cgc_run_cleanups() >= 1);
+  counts[1] = stats().num_threads;
+  return NULL;
+}
+
+static NOINLINE void ur_make_unregistering(void) {
+  void *o = cgc_alloc(16);
+  CHECK(o != NULL);
+  cgc_add_cleanup(o, ur_cleanup_then_check, NULL);
+}
+
+static void test_unregister_in_run(void) {
+  ur_make_unregistering();
+  clear_stack();
+  cgc_collect();
+  uint64_t counts[2];
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, ur_run_thread, counts) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECKF((uint64_t)atomic_load(&ur_registered_after) == counts[0] && counts[1] == counts[0] - 1,
+         "cgc_unregister_thread in a cleanup run by cgc_run_cleanups: num_threads %llu before, %d in the cleanup "
+         "after the call, %llu after cgc_run_cleanups returned", (unsigned long long)counts[0],
+         atomic_load(&ur_registered_after), (unsigned long long)counts[1]);
+}
+
+/* ---- nested_wait ------------------------------------------------------------------------- */
+
+#define NW_N 20000
+static _Atomic int nw_ran;
+static void nw_cleanup(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&nw_ran, 1);
+  cgc_wait_cleanups(); /* from a cleanup: runs what is queued */
+}
+
+static NOINLINE void nw_make(void) {
+  for (int i = 0; i < NW_N; i++) {
+    void *o = cgc_alloc(16);
+    CHECK(o != NULL);
+    cgc_add_cleanup(o, nw_cleanup, NULL);
+  }
+}
+
+static void *nw_thread(void *arg) {
+  (void)arg;
+  cgc_wait_cleanups();
+  return NULL;
+}
+
+static void test_nested_wait(void) {
+  nw_make();
+  clear_stack();
+  cgc_collect();
+  pthread_attr_t at;
+  CHECK(pthread_attr_init(&at) == 0);
+  CHECK(pthread_attr_setstacksize(&at, 256 << 10) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, &at, nw_thread, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECKF(atomic_load(&nw_ran) == NW_N, "%d of %d cleanups that wait for cleanups ran", atomic_load(&nw_ran), NW_N);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CASE\n", argv[0]);
@@ -321,6 +500,10 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "fork_in_free") == 0) test_fork_in_free();
   else if (strcmp(c, "fork_waiter") == 0) test_fork_waiter();
   else if (strcmp(c, "churn_pacing") == 0) test_churn_pacing();
+  else if (strcmp(c, "free_stop_in_finalizer") == 0) test_free_stop_in_finalizer();
+  else if (strcmp(c, "unregister_in_cleanup") == 0) test_unregister_in_cleanup();
+  else if (strcmp(c, "unregister_in_run") == 0) test_unregister_in_run();
+  else if (strcmp(c, "nested_wait") == 0) test_nested_wait();
   else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;

@@ -34,6 +34,10 @@ static NOINLINE void make_hidden_weak(void) {
   for (int i = 0; i < NHIDDEN; i++) hidden_weak[i] = cgc_weak_make(cgc_alloc(200));
 }
 
+static __attribute__((noinline)) void make_unreachable_handle(cgc_weak_t *kept, void *referent) {
+  *kept = cgc_weak_make(referent);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: specials_misuse CASE");
   const char *c = argv[1];
@@ -136,6 +140,16 @@ int main(int argc, char **argv) {
     consume(cgc_weak_value((cgc_weak_t)(uintptr_t)0x1234));
   } else if (strcmp(c, "weak_value_static") == 0) {
     consume(cgc_weak_value((cgc_weak_t)(void *)&global_arg));
+  } else if (strcmp(c, "weak_value_reclaimed") == 0) {
+    /* A handle the collector reclaimed (kept only in malloc'd memory, which
+       is not scanned), its slot not reused yet. */
+    cgc_weak_t *kept = malloc(sizeof *kept);
+    CHECK(kept != NULL);
+    make_unreachable_handle(kept, other);
+    clear_stack();
+    cgc_collect();
+    cgc_collect();
+    consume(cgc_weak_value(*kept));
   } else if (strcmp(c, "none") == 0) {
     /* Correct uses next to the misuses above. */
     cgc_add_cleanup(heap, nop, other);            /* another object */

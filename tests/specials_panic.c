@@ -133,6 +133,15 @@ static void cleanup_panics(void *arg) {
 
 static void finalizer_panics(void *obj) { cleanup_panics(obj); }
 
+static void wait_cleanups_protected(void *arg) {
+  (void)arg;
+  for (int round = 0; round < 10; round++) {
+    clear_stack();
+    cgc_collect();
+    cgc_wait_cleanups();
+  }
+}
+
 static void run_cleanups_protected(void *arg) {
   (void)arg;
   for (int round = 0; round < 10; round++) {
@@ -182,6 +191,9 @@ int main(int argc, char **argv) {
   } else if (strcmp(c, "run_cleanups") == 0) {
     drop_with_panicking(N);
     cgc_protect(run_cleanups_protected, NULL, NULL);
+  } else if (strcmp(c, "wait_cleanups") == 0) {
+    drop_with_panicking(N);
+    cgc_protect(wait_cleanups_protected, NULL, NULL);
   } else if (strcmp(c, "free_finalizer") == 0) {
     void *p = cgc_alloc(32);
     CHECK(cgc_set_finalizer(p, finalizer_panics) == 0);
