@@ -1000,6 +1000,8 @@ typedef struct {
   size_t cap;
   uintptr_t *stack;
   size_t sp, stack_cap;
+  bool full;       /* this search ran out of room (set or stack): objects past it went unvisited */
+  size_t truncated; /* searches that did */
 } search_t;
 
 static bool search_visit(search_t *S, uintptr_t v, uintptr_t target) {
@@ -1009,15 +1011,31 @@ static bool search_visit(search_t *S, uintptr_t v, uintptr_t target) {
   if (base == target) return true;
   size_t h = (base >> 3) * 0x9E3779B97F4A7C15ull & (S->cap - 1);
   for (size_t probes = 0; S->set[h]; probes++) {
-    if (S->set[h] == base || probes > S->cap / 2) return false;
+    if (S->set[h] == base) return false;
+    if (probes > S->cap / 2) {
+      S->full = true;
+      return false;
+    }
     h = (h + 1) & (S->cap - 1);
   }
   S->set[h] = base;
-  if (!s->noscan && S->sp < S->stack_cap) S->stack[S->sp++] = base;
+  if (!s->noscan) {
+    if (S->sp < S->stack_cap) S->stack[S->sp++] = base;
+    else S->full = true;
+  }
   return false;
 }
 
+static bool reaches_(search_t *S, uintptr_t lo, uintptr_t hi, uintptr_t target);
+
 static bool reaches(search_t *S, uintptr_t lo, uintptr_t hi, uintptr_t target) {
+  S->full = false;
+  bool r = reaches_(S, lo, hi, target);
+  S->truncated += !r && S->full;
+  return r;
+}
+
+static bool reaches_(search_t *S, uintptr_t lo, uintptr_t hi, uintptr_t target) {
   memset(S->set, 0, S->cap * sizeof(uintptr_t));
   S->sp = 0;
   for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t))
@@ -1035,9 +1053,15 @@ static void check_finalizers(void) {
   search_t S;
   S.cap = 1 << 16;
   S.stack_cap = 1 << 16;
+  S.truncated = 0;
   S.set = _cgc_os_map(S.cap * sizeof(uintptr_t));
   S.stack = _cgc_os_map(S.stack_cap * sizeof(uintptr_t));
-  if (!S.set || !S.stack) return;
+  if (!S.set || !S.stack) {
+    _cgc_warn("checkfinalizers: out of memory for the search; this collection is not checked");
+    if (S.set) _cgc_os_unmap(S.set, S.cap * sizeof(uintptr_t));
+    if (S.stack) _cgc_os_unmap(S.stack, S.stack_cap * sizeof(uintptr_t));
+    return;
+  }
   for (int i = 0; i < NSTRIPES; i++)
     for (obj_rec_t *o = stripes[i].objs; o; o = o->next) {
       uintptr_t base = rec_base(o);
@@ -1052,6 +1076,9 @@ static void check_finalizers(void) {
                   "finalizer is never finalized",
                   (void *)base, o->span->elemsize);
     }
+  if (S.truncated)
+    _cgc_warn("checkfinalizers: %zu searches stopped after at most %zu objects each: an object reached only through "
+              "more is not checked", S.truncated, S.cap);
   _cgc_os_unmap(S.set, S.cap * sizeof(uintptr_t));
   _cgc_os_unmap(S.stack, S.stack_cap * sizeof(uintptr_t));
 }

@@ -65,7 +65,7 @@ specials_cases(PROGRAM specials_fork CASES inside ENV "CGC_DEBUG=cleanups=manual
 # CGC_DEBUG=checkfinalizers=1 reports objects reachable from their own cleanup
 # argument or finalizer, naming them; correct uses are not reported.
 specials_program(specials_checkfin)
-specials_cases(PROGRAM specials_checkfin CASES arg chain self cycle clean older noscan ENV "CGC_DEBUG=checkfinalizers=1")
+specials_cases(PROGRAM specials_checkfin CASES arg chain self cycle clean older noscan deep ENV "CGC_DEBUG=checkfinalizers=1")
 
 # Misuse aborts with a `cgc: <call>: ...` message.
 specials_program(specials_misuse)

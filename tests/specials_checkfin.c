@@ -113,6 +113,22 @@ int main(int argc, char **argv) {
     capture_begin();
     cgc_collect();
     expect_report(capture_end(), x);
+  } else if (strcmp(c, "deep") == 0) {
+    /* The object reached from its cleanup's argument through 70000 links,
+       more than the search visits: it says that it stopped short. */
+    link_t *x = cgc_alloc(sizeof *x), *head = x;
+    for (int i = 0; i < 70000; i++) {
+      link_t *n = cgc_alloc(sizeof *n);
+      n->next = head;
+      head = n;
+    }
+    cgc_add_cleanup((char *)x + 8, nop, head);
+    objs[0] = x;
+    capture_begin();
+    cgc_collect();
+    const char *out = capture_end();
+    CHECKF(strstr(out, "cgc: checkfinalizers: 1 searches stopped after at most 65536 objects each") != NULL,
+           "a search cut short by a 70000-link chain was not reported");
   } else if (strcmp(c, "self") == 0) {
     link_t *x = cgc_alloc(sizeof *x);
     x->next = x;
