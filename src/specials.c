@@ -359,6 +359,10 @@ typedef struct batch_rec {
   uint64_t start;          /* the batch holds items [start, start + n) */
   const void *owner;       /* its runner's &my_running (fork keeps its own) */
   struct batch_rec *next;
+  /* Items run so far, and finalizers among them: written by the runner
+     only; read by a fork child, for whom another thread's batch ends
+     where it stood (the counters are added once per batch otherwise). */
+  _Atomic size_t ran, ran_fins;
 } batch_rec_t;
 static CGC_STATE uint64_t q_taken;                     /* queue_lock */
 static CGC_STATE batch_rec_t *q_inflight;              /* queue_lock */
@@ -433,6 +437,8 @@ static size_t q_take(work_t *out, size_t max, batch_rec_t *rec) {
   q_running += n;
   if (n) {
     rec->start = q_taken;
+    atomic_store_explicit(&rec->ran, 0, memory_order_relaxed);
+    atomic_store_explicit(&rec->ran_fins, 0, memory_order_relaxed);
     rec->owner = &my_running;
     rec->next = q_inflight;
     q_inflight = rec;
@@ -480,6 +486,8 @@ static void run_work(work_t *w, size_t n, batch_rec_t *rec, const char *call, bo
     w[i].fn(w[i].arg);
     fins += (size_t)w[i].finalizer;
     w[i].arg = NULL;
+    atomic_store_explicit(&rec->ran_fins, fins, memory_order_relaxed);
+    atomic_store_explicit(&rec->ran, i + 1, memory_order_relaxed);
   }
   in_cleanup--;
   _cgc_barrier_pop(&bar);
@@ -1340,8 +1348,16 @@ void _cgc_specials_fork_child(void) {
   q_done += q_running - my_running;
   q_running = my_running;
   for (batch_rec_t **pp = &q_inflight; *pp;) {
-    if ((*pp)->owner != &my_running) *pp = (*pp)->next; /* another thread's: done, as far as the child goes */
-    else pp = &(*pp)->next;
+    batch_rec_t *r = *pp;
+    if (r->owner != &my_running) { /* another thread's: done, as far as the child goes; what it ran counts */
+      size_t ran = atomic_load_explicit(&r->ran, memory_order_relaxed);
+      size_t fins = atomic_load_explicit(&r->ran_fins, memory_order_relaxed);
+      atomic_fetch_add_explicit(&n_finalizers_run, fins, memory_order_relaxed);
+      atomic_fetch_add_explicit(&n_cleanups_run, ran - fins, memory_order_relaxed);
+      *pp = r->next;
+    } else {
+      pp = &r->next;
+    }
   }
   q_waiters = 0;
   pthread_cond_init(&queue_cond, NULL);

@@ -59,7 +59,7 @@ specials_cases(PROGRAM specials_threads CASES register stop_race)
 # even when the parent's cleanup thread was inside a cleanup at the fork; a
 # fork from inside a cleanup keeps the counts right in the child.
 specials_program(specials_fork)
-specials_cases(PROGRAM specials_fork CASES child inflight onfree)
+specials_cases(PROGRAM specials_fork CASES child inflight inflight_counts onfree)
 specials_cases(PROGRAM specials_fork CASES inside ENV "CGC_DEBUG=cleanups=manual")
 
 # CGC_DEBUG=checkfinalizers=1 reports objects reachable from their own cleanup

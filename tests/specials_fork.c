@@ -7,6 +7,10 @@
  *             cleanup thread had taken does not exist in the child), and once
  *             everything ran there cleanups_queued is 0 (that batch counts as
  *             done in the child, not as queued for ever)
+ *   inflight_counts  fork while the cleanup thread blocks in the tenth
+ *             cleanup of its batch: in the child num_cleanups_run counts the
+ *             nine it finished (the batch's counts are added at its end,
+ *             which the child never sees)
  *   inside    (CGC_DEBUG=cleanups=manual) a cleanup run by cgc_run_cleanups on
  *             the main thread forks: in the child the rest of that batch runs
  *             on (it is the child's own thread), and every count stays right
@@ -38,6 +42,17 @@ static void slow(void *arg) {
   atomic_store(&started, 1);
   while (!atomic_load(&release_it)) usleep(1000);
   atomic_fetch_add(&ran, 1);
+}
+
+/* inflight_counts: the tenth blocks, the nine before it finished. */
+static _Atomic int finished;
+static void count_then_block(void *arg) {
+  (void)arg;
+  if (atomic_fetch_add(&ran, 1) + 1 == 10) {
+    atomic_store(&started, 1);
+    while (!atomic_load(&release_it)) usleep(1000);
+  }
+  atomic_fetch_add(&finished, 1);
 }
 
 static pid_t forked = -1;
@@ -156,6 +171,34 @@ int main(int argc, char **argv) {
     cgc_wait_cleanups();
     expect_child_ok(pid);
     CHECK(atomic_load(&ran) >= 180);
+  } else if (strcmp(c, "inflight_counts") == 0) {
+    make(200, count_then_block);
+    clear_stack();
+    cgc_collect();
+    uint64_t t0 = now_ns();
+    while (!atomic_load(&started)) {
+      CHECKF(now_ns() - t0 < 10000000000ull, "no cleanup started");
+      usleep(1000);
+    }
+    uint64_t run0 = stats().num_cleanups_run;
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      alarm(10);
+      /* The parent's cleanup thread had finished 9 cleanups of the batch it
+         was in: they ran, and count in the child too. */
+      cgc_stats_t s = stats();
+      if (s.num_cleanups_run != run0 + 9 || atomic_load(&finished) != 9) {
+        fprintf(stderr, "child: num_cleanups_run %llu (before the fork %llu), %d cleanups had finished\n",
+                (unsigned long long)s.num_cleanups_run, (unsigned long long)run0, atomic_load(&finished));
+        _exit(1);
+      }
+      _exit(0);
+    }
+    atomic_store(&release_it, 1);
+    cgc_wait_cleanups();
+    expect_child_ok(pid);
+    CHECK(atomic_load(&finished) == 200);
   } else if (strcmp(c, "onfree") == 0) {
     test_onfree();
   } else if (strcmp(c, "inside") == 0) {
