@@ -1034,18 +1034,12 @@ static bool search_visit(search_t *S, uintptr_t v, uintptr_t target) {
   return false;
 }
 
-static bool reaches_(search_t *S, uintptr_t lo, uintptr_t hi, uintptr_t target);
-
+/* Does [lo, hi) reach target?  A search that runs out of room without
+   finding it is counted in S->truncated. */
 static bool reaches(search_t *S, uintptr_t lo, uintptr_t hi, uintptr_t target) {
-  S->full = false;
-  bool r = reaches_(S, lo, hi, target);
-  S->truncated += !r && S->full;
-  return r;
-}
-
-static bool reaches_(search_t *S, uintptr_t lo, uintptr_t hi, uintptr_t target) {
   memset(S->set, 0, S->cap * sizeof(uintptr_t));
   S->sp = 0;
+  S->full = false;
   for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t))
     if (search_visit(S, *(uintptr_t *)p, target)) return true;
   while (S->sp) {
@@ -1054,6 +1048,7 @@ static bool reaches_(search_t *S, uintptr_t lo, uintptr_t hi, uintptr_t target) 
     for (uintptr_t p = b; p + sizeof(uintptr_t) <= b + s->elemsize; p += sizeof(uintptr_t))
       if (search_visit(S, *(uintptr_t *)p, target)) return true;
   }
+  S->truncated += S->full;
   return false;
 }
 

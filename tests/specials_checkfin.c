@@ -50,6 +50,17 @@ typedef struct link {
   char pad[24];
 } link_t;
 
+/* n new links in front of head; the first of them. */
+static link_t *prepend_links(link_t *head, int n) {
+  for (int i = 0; i < n; i++) {
+    link_t *l = cgc_alloc(sizeof *l);
+    CHECK(l != NULL);
+    l->next = head;
+    head = l;
+  }
+  return head;
+}
+
 static link_t *objs[16]; /* static: the objects stay alive (and leak, as reported) */
 static char **cursors[16];
 
@@ -99,16 +110,10 @@ int main(int argc, char **argv) {
     cgc_collect();
     expect_report(capture_end(), x);
   } else if (strcmp(c, "chain") == 0) {
-    link_t *x = cgc_alloc(sizeof *x), *head = NULL;
+    link_t *x = cgc_alloc(sizeof *x);
     link_t *last = cgc_alloc(sizeof *last);
     last->next = (link_t *)((char *)x + 16); /* an interior pointer */
-    head = last;
-    for (int i = 0; i < 4; i++) {
-      link_t *n = cgc_alloc(sizeof *n);
-      n->next = head;
-      head = n;
-    }
-    cgc_add_cleanup((char *)x + 8, nop, head);
+    cgc_add_cleanup((char *)x + 8, nop, prepend_links(last, 4));
     objs[0] = x;
     capture_begin();
     cgc_collect();
@@ -116,13 +121,8 @@ int main(int argc, char **argv) {
   } else if (strcmp(c, "deep") == 0) {
     /* The object reached from its cleanup's argument through 70000 links,
        more than the search visits: it says that it stopped short. */
-    link_t *x = cgc_alloc(sizeof *x), *head = x;
-    for (int i = 0; i < 70000; i++) {
-      link_t *n = cgc_alloc(sizeof *n);
-      n->next = head;
-      head = n;
-    }
-    cgc_add_cleanup((char *)x + 8, nop, head);
+    link_t *x = cgc_alloc(sizeof *x);
+    cgc_add_cleanup((char *)x + 8, nop, prepend_links(x, 70000));
     objs[0] = x;
     capture_begin();
     cgc_collect();

@@ -55,6 +55,19 @@ static void count_then_block(void *arg) {
   atomic_fetch_add(&finished, 1);
 }
 
+/* 200 unreachable objects with cleanup fn, collected; returns once the
+   cleanup thread is inside the one that blocks until release_it. */
+static void start_blocking(void (*fn)(void *)) {
+  make(200, fn);
+  clear_stack();
+  cgc_collect();
+  uint64_t t0 = now_ns();
+  while (!atomic_load(&started)) {
+    CHECKF(now_ns() - t0 < 10000000000ull, "no cleanup started");
+    usleep(1000);
+  }
+}
+
 static pid_t forked = -1;
 static int inside_runs;
 static void fork_in_cleanup(void *arg) {
@@ -144,14 +157,7 @@ int main(int argc, char **argv) {
     }
     expect_child_ok(pid);
   } else if (strcmp(c, "inflight") == 0) {
-    make(200, slow);
-    clear_stack();
-    cgc_collect();
-    uint64_t t0 = now_ns();
-    while (!atomic_load(&started)) {
-      CHECKF(now_ns() - t0 < 10000000000ull, "no cleanup started");
-      usleep(1000);
-    }
+    start_blocking(slow);
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
@@ -172,14 +178,7 @@ int main(int argc, char **argv) {
     expect_child_ok(pid);
     CHECK(atomic_load(&ran) >= 180);
   } else if (strcmp(c, "inflight_counts") == 0) {
-    make(200, count_then_block);
-    clear_stack();
-    cgc_collect();
-    uint64_t t0 = now_ns();
-    while (!atomic_load(&started)) {
-      CHECKF(now_ns() - t0 < 10000000000ull, "no cleanup started");
-      usleep(1000);
-    }
+    start_blocking(count_then_block);
     uint64_t run0 = stats().num_cleanups_run;
     pid_t pid = fork();
     CHECK(pid >= 0);
