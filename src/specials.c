@@ -948,13 +948,15 @@ static CGC_COLD _Noreturn void not_a_handle(cgc_weak_t w) {
 
 void *cgc_weak_value(cgc_weak_t w) {
   if (!w) return NULL;
-  /* A handle lies in the heap and names itself; anything else (an object
-     passed for its handle, a forged or collected handle) is refused. */
+  /* A handle lies in a small span and names itself; anything else (an
+     object passed for its handle, a forged or collected handle) is refused.
+     The span is looked up before the handle is read: the heap's address
+     range has holes (freed arenas fault, other mappings lie between
+     chunks), and a small span's pages are always readable. */
   uintptr_t a = (uintptr_t)w;
-  if (cgc_unlikely(a - atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed) >=
-                       atomic_load_explicit(&_cgc_g.heap_hi, memory_order_relaxed) -
-                           atomic_load_explicit(&_cgc_g.heap_lo, memory_order_relaxed) ||
-                   (a & 15) || w->self != (a ^ _cgc_g.weak_key)))
+  cgc_span_t *s = _cgc_span_of_any(a);
+  if (cgc_unlikely((a & 15) || !s || atomic_load_explicit(&s->state, memory_order_relaxed) != CGC_SPAN_SMALL ||
+                   w->self != (a ^ _cgc_g.weak_key)))
     not_a_handle(w);
   return (void *)(atomic_load_explicit(&w->ptr, memory_order_acquire) & WEAK_ADDR);
 }
@@ -1274,7 +1276,11 @@ int _cgc_specials_on_free(cgc_span_t *s, uint32_t idx, uintptr_t base, const cha
   cgc_spin_lock(&st->lock);
   obj_rec_t *o = s->specials ? obj_rec(st, s, idx, false) : NULL;
   if (!o || o->freeing) {
+    bool other = o && o->freeing != (uintptr_t)&free_token;
     cgc_spin_unlock(&st->lock);
+    if (cgc_unlikely(other))
+      _cgc_fatal("%s: double free of %p: another thread's cgc_free is freeing it (running its "
+                 "finalizer or cleanups)", call, (void *)base);
     return o ? CGC_ONFREE_NESTED : CGC_ONFREE_NONE;
   }
   cleanup_rec_t *list;

@@ -125,11 +125,13 @@ static void thread_unregister(cgc_thread_t *t) {
   else _cgc_g.threads = t->next;
   if (t->next) t->next->prev = t->prev;
   _cgc_g.nthreads--;
+  /* This thread forgets t before another can take it from free_threads
+     (no stop can be under way: the collector stops under threads_lock). */
+  _cgc_tc = &_cgc_empty_tcache;
+  _cgc_self = NULL;
   t->next = free_threads;
   free_threads = t;
   pthread_mutex_unlock(&_cgc_g.threads_lock);
-  _cgc_tc = &_cgc_empty_tcache;
-  _cgc_self = NULL;
 }
 
 /* cgc's key is created first, so glibc runs its destructor first in each

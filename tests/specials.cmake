@@ -94,7 +94,8 @@ foreach(case weak_malloc weak_stack)
     REGEX "cgc: cgc_weak_make: 0x[0-9a-f]+ ")
 endforeach()
 # A weak handle passed to cgc_free or cgc_realloc, or something else passed to
-# cgc_weak_value (the object itself, a forged or static address).
+# cgc_weak_value (the object itself, a forged or static address, an address
+# in a freed arena).
 foreach(spec free_weak:cgc_free realloc_weak:cgc_realloc free_weak_cleared:cgc_free realloc_weak_collected:cgc_realloc)
   string(REPLACE ":" ";" pair ${spec})
   list(GET pair 0 case)
@@ -104,7 +105,10 @@ foreach(spec free_weak:cgc_free realloc_weak:cgc_realloc free_weak_cleared:cgc_f
 endforeach()
 cgc_abort_test(specials_misuse_free_weak_checkfree PROGRAM specials_misuse CASE free_weak_checkfree
   ENV "CGC_DEBUG=checkfree=1" REGEX "cgc: cgc_free: 0x[0-9a-f]+ is a weak handle")
-foreach(case weak_value_object weak_value_forged weak_value_static weak_value_reclaimed)
+cgc_abort_test(specials_misuse_free_while_freeing PROGRAM specials_misuse CASE free_while_freeing
+  REGEX "cgc: cgc_free: double free of 0x[0-9a-f]+: another thread's cgc_free is freeing it")
+foreach(case weak_value_object weak_value_forged weak_value_static weak_value_reclaimed
+    weak_value_freed_arena)
   cgc_abort_test(specials_misuse_${case} PROGRAM specials_misuse CASE ${case}
     REGEX "cgc: cgc_weak_value: 0x[0-9a-f]+ is not a weak handle")
 endforeach()

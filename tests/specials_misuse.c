@@ -12,6 +12,8 @@
  *                  unreachable by a collection)
  *   *_collected    an object the last collection found unreachable, its span
  *                  not swept yet (run with CGC_DEBUG=bgsweep=0)
+ *   free_while_freeing  cgc_free from a second thread while the first one's
+ *                  cgc_free runs the object's finalizer (a double free)
  */
 #include "specials_util.h"
 
@@ -36,6 +38,18 @@ static NOINLINE void make_hidden_weak(void) {
 
 static __attribute__((noinline)) void make_unreachable_handle(cgc_weak_t *kept, void *referent) {
   *kept = cgc_weak_make(referent);
+}
+
+/* free_while_freeing: the finalizer, run by the main thread's cgc_free,
+   has a second thread free the object too and waits for it. */
+static void *second_free(void *obj) {
+  cgc_free(obj);
+  return NULL;
+}
+static void free_from_other_thread(void *obj) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, second_free, obj) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
 }
 
 int main(int argc, char **argv) {
@@ -138,6 +152,18 @@ int main(int argc, char **argv) {
     consume(cgc_weak_value((cgc_weak_t)(void *)other)); /* the object for its handle */
   } else if (strcmp(c, "weak_value_forged") == 0) {
     consume(cgc_weak_value((cgc_weak_t)(uintptr_t)0x1234));
+  } else if (strcmp(c, "weak_value_freed_arena") == 0) {
+    /* An address inside the heap's range whose memory faults (a freed
+       arena): refused before it is read. */
+    cgc_arena_t *a = cgc_arena_new();
+    CHECK(a != NULL);
+    char *p = cgc_arena_alloc(a, 64);
+    CHECK(p != NULL);
+    cgc_arena_free(a);
+    consume(cgc_weak_value((cgc_weak_t)(void *)p));
+  } else if (strcmp(c, "free_while_freeing") == 0) {
+    CHECK(cgc_set_finalizer(other, free_from_other_thread) == 0);
+    cgc_free(other);
   } else if (strcmp(c, "weak_value_static") == 0) {
     consume(cgc_weak_value((cgc_weak_t)(void *)&global_arg));
   } else if (strcmp(c, "weak_value_reclaimed") == 0) {
