@@ -173,6 +173,7 @@ extern cgc_tcache_t _cgc_empty_tcache CGC_HIDDEN;
 
 typedef struct cgc_thread {
   pid_t tid;
+  uint32_t serial;            /* this registration's number (never 0): stop signals name it */
   uintptr_t stack_lo, stack_hi;
   uintptr_t tp;               /* thread pointer, for TLS blocks */
   uintptr_t stop_sp;          /* written by the thread in the stop handler */

@@ -99,8 +99,13 @@ void _cgc_os_pin_self(void) CGC_HIDDEN;
 int _cgc_os_install_handler(int sig, void (*handler)(int, void *, void *)) CGC_HIDDEN;
 /* Give sig back its default disposition. */
 void _cgc_os_restore_default(int sig) CGC_HIDDEN;
-/* Send sig to a thread; 0 on success, else an errno value. */
-int _cgc_os_signal_thread(int tid, int sig) CGC_HIDDEN; /* 0, or an errno (ESRCH: gone) */
+/* Send sig to a thread of this process with value attached (the handler
+   reads it with _cgc_os_signal_value); 0 on success, else an errno value
+   (ESRCH: gone). */
+int _cgc_os_signal_thread(int tid, int sig, uint64_t value) CGC_HIDDEN;
+/* In a handler: the value _cgc_os_signal_thread attached to the signal
+   being handled (info is the handler's second argument), else 0. */
+uint64_t _cgc_os_signal_value(const void *info) CGC_HIDDEN;
 bool _cgc_os_thread_exists(int tid) CGC_HIDDEN;
 bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) CGC_HIDDEN;
 void *_cgc_os_handler(int sig) CGC_HIDDEN;

@@ -306,8 +306,25 @@ void _cgc_os_restore_default(int sig) { signal(sig, SIG_DFL); }
 /* By thread id, not pthread_t: a thread that exited while registered (a
    TSD destructor that allocated after cgc's own ran) has a pthread_t that
    is no longer valid to use; its id gives ESRCH. */
-int _cgc_os_signal_thread(int tid, int sig) {
-  return syscall(SYS_tgkill, getpid(), tid, sig) == 0 ? 0 : errno;
+int _cgc_os_signal_thread(int tid, int sig, uint64_t value) {
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  si.si_signo = sig;
+  si.si_code = SI_QUEUE;
+  si.si_pid = getpid();
+  si.si_uid = getuid();
+  si.si_value.sival_ptr = (void *)(uintptr_t)value;
+  return syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, sig, &si) == 0 ? 0 : errno;
+}
+
+/* Only a signal queued by this process with a value counts: another
+   process's sigqueue, a plain kill, or a standard signal that found one
+   pending (the kernel keeps the first one's information) give 0 or the
+   first one's value. */
+uint64_t _cgc_os_signal_value(const void *info) {
+  const siginfo_t *si = info;
+  if (!si || si->si_code != SI_QUEUE || si->si_pid != getpid()) return 0;
+  return (uint64_t)(uintptr_t)si->si_value.sival_ptr;
 }
 
 /* A thread that exited is gone from /proc/self/task, or (the main thread,

@@ -78,8 +78,12 @@ static void thread_struct_unused(cgc_thread_t *t) {
 }
 
 /* Register this thread with t, a struct from thread_struct_alloc. */
+static CGC_STATE _Atomic uint32_t last_serial;
+
 static cgc_thread_t *register_with(cgc_thread_t *t, bool explicit_reg) {
   t->tid = _cgc_os_gettid();
+  do t->serial = atomic_fetch_add_explicit(&last_serial, 1, memory_order_relaxed) + 1;
+  while (t->serial == 0);
   t->tp = _cgc_os_thread_pointer();
   t->explicit_reg = explicit_reg;
   t->is_main = t->tid == getpid();
@@ -324,12 +328,39 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(vo
 
 /* ---- stopping the world ----------------------------------------------------------------- */
 
+/* Stop signals that reached a thread other than the one their record
+   names: that record's thread ended while registered and its tid is now a
+   thread's that is not registered (or not yet on the registry).  The
+   handler reports the signal's value, epoch << 32 | serial, here, and the
+   collector takes the record as gone (stray_reported).  Reset at each stop;
+   values of other stops never match. */
+#define NSTRAY 16
+static CGC_STATE _Atomic uint64_t stray[NSTRAY];
+static CGC_STATE _Atomic uint32_t nstray;
+
+static uint64_t stop_value(const cgc_thread_t *t, uint32_t epoch) { return (uint64_t)epoch << 32 | t->serial; }
+
+static void report_stray(uint64_t v) {
+  uint32_t i = atomic_fetch_add_explicit(&nstray, 1, memory_order_relaxed);
+  if (i < NSTRAY) atomic_store_explicit(&stray[i], v, memory_order_release);
+  atomic_fetch_add_explicit(&_cgc_g.acks, 1, memory_order_release);
+  _cgc_os_wake_all(&_cgc_g.acks);
+}
+
+static bool stray_reported(const cgc_thread_t *t, uint32_t epoch) {
+  uint32_t n = atomic_load_explicit(&nstray, memory_order_acquire);
+  for (uint32_t i = 0; i < n && i < NSTRAY; i++)
+    if (atomic_load_explicit(&stray[i], memory_order_acquire) == stop_value(t, epoch)) return true;
+  return false;
+}
+
 static void suspend_handler(int sig, void *info, void *uctx) {
   (void)sig;
-  (void)info;
   int saved_errno = errno;
   cgc_thread_t *t = _cgc_self;
   uint32_t epoch = atomic_load_explicit(&_cgc_g.world_epoch, memory_order_acquire);
+  uint64_t v = _cgc_os_signal_value(info);
+  if ((epoch & 1) && v >> 32 == epoch && (!t || (uint32_t)v != t->serial)) report_stray(v);
   if (!t || !(epoch & 1) || t == _cgc_g.collector) { /* not ours to stop: unregistered, stray, or the collector */
     errno = saved_errno;
     return;
@@ -402,7 +433,7 @@ static void drop_gone_threads(void) {
    RLIMIT_SIGPENDING, counts every process of the user): the wait loop
    sends it again until it is queued. */
 static void signal_stop(cgc_thread_t *t, uint32_t epoch) {
-  int rc = _cgc_os_signal_thread(t->tid, _cgc_g.suspend_signal);
+  int rc = _cgc_os_signal_thread(t->tid, _cgc_g.suspend_signal, stop_value(t, epoch));
   if (rc == 0) {
     t->stop_unsent = false;
   } else if (rc == ESRCH) {
@@ -449,6 +480,7 @@ void _cgc_stop_world(void) {
     _cgc_fatal("collection: signal %d, which stops threads for collections, was set to %s by the program; "
                "leave it to cgc, or choose another signal for cgc with CGC_SIGNAL or cgc_set_suspend_signal",
                _cgc_g.suspend_signal, none);
+  atomic_store_explicit(&nstray, 0, memory_order_relaxed);
   uint32_t epoch = atomic_fetch_add(&_cgc_g.world_epoch, 1) + 1;
   cgc_assert(epoch & 1);
   for (cgc_thread_t *t = _cgc_g.threads; t; t = t->next) {
@@ -468,6 +500,10 @@ void _cgc_stop_world(void) {
       note_chaining_handler(self);
       drop_gone_threads();
       break;
+    }
+    if (stray_reported(waiting, epoch)) {
+      thread_gone(waiting, epoch); /* exited while registered; its tid is another thread's */
+      continue;
     }
     uint64_t now = _cgc_os_now_ns();
     if (now - start > 1000000 && (!_cgc_os_thread_exists(waiting->tid) || tid_taken(waiting, epoch))) {

@@ -9,7 +9,11 @@
      a tid another process takes meanwhile leaves the case not run),
      with (`reused`) or without (`reused_nocollect`) a collection between
      the end and the reuse; a collection must still complete, not wait for
-     ever on the old record. */
+     ever on the old record.
+   - `reused_unregistered`: as `reused_nocollect`, but the thread that gets
+     the tid has unregistered: it never acknowledges a stop, and only the
+     stop signal's own record of whom it was meant for tells the collector
+     that the old record's thread is gone. */
 #include "core_util.h"
 
 #include <limits.h>
@@ -59,10 +63,12 @@ static void dropped(void) {
 
 static sem_t checked, release;
 static _Atomic int hit;
+static bool probe_unregisters;
 
 static void *probe(void *a) {
   (void)a;
   consume(cgc_alloc(16)); /* registered, as every thread pthread_create makes */
+  if (probe_unregisters) cgc_unregister_thread();
   if ((int)core_gettid() == atomic_load(&dead_tid)) {
     atomic_store(&hit, 1);
     sem_post(&checked);
@@ -97,6 +103,10 @@ static void reused_case(bool collect_first) {
     printf("pid_max %ld: thread ids would take too long to come back; case not run\n", pm);
     return;
   }
+  uint64_t base = stats_now().num_threads;
+  /* Without a collection between: none may start by itself meanwhile, or
+     it would find the thread gone before its tid comes back. */
+  int percent = cgc_set_gc_percent(collect_first ? 100 : -1);
   end_registered();
   if (collect_first) cgc_collect();
   CHECK(sem_init(&checked, 0, 0) == 0 && sem_init(&release, 0, 0) == 0);
@@ -110,8 +120,15 @@ static void reused_case(bool collect_first) {
   }
   if (!atomic_load(&hit)) { /* another process's thread took it meanwhile */
     printf("thread id %d did not come back in 20 s; case not run\n", atomic_load(&dead_tid));
+    cgc_set_gc_percent(percent);
     return;
   }
+  /* The old record is there yet (or not), besides the probe's (if it is
+     registered). */
+  uint64_t threads = stats_now().num_threads, expect = base + !collect_first + !probe_unregisters;
+  CHECKF(threads == expect, "num_threads %llu before the collection, not %llu", (unsigned long long)threads,
+         (unsigned long long)expect);
+  cgc_set_gc_percent(percent);
   signal(SIGALRM, on_alarm);
   alarm(30);
   cgc_collect();
@@ -123,8 +140,15 @@ static void reused_case(bool collect_first) {
 
 static void reused(void) { reused_case(true); }
 static void reused_nocollect(void) { reused_case(false); }
+static void reused_unregistered(void) {
+  probe_unregisters = true;
+  reused_case(false);
+}
 
-static const test_case_t cases[] = {{"dropped", dropped}, {"reused", reused}, {"reused_nocollect", reused_nocollect}};
+static const test_case_t cases[] = {{"dropped", dropped},
+                                    {"reused", reused},
+                                    {"reused_nocollect", reused_nocollect},
+                                    {"reused_unregistered", reused_unregistered}};
 
 int main(int argc, char **argv) {
   cgc_init();
