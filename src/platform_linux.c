@@ -306,7 +306,11 @@ void _cgc_os_restore_default(int sig) { signal(sig, SIG_DFL); }
 /* By thread id, not pthread_t: a thread that exited while registered (a
    TSD destructor that allocated after cgc's own ran) has a pthread_t that
    is no longer valid to use; its id gives ESRCH. */
+static _Atomic bool no_sigqueueinfo; /* refused (a seccomp filter?): plain tgkill, no value */
+
 int _cgc_os_signal_thread(int tid, int sig, uint64_t value) {
+  if (atomic_load_explicit(&no_sigqueueinfo, memory_order_relaxed))
+    return syscall(SYS_tgkill, getpid(), tid, sig) == 0 ? 0 : errno;
   siginfo_t si;
   memset(&si, 0, sizeof si);
   si.si_signo = sig;
@@ -314,7 +318,10 @@ int _cgc_os_signal_thread(int tid, int sig, uint64_t value) {
   si.si_pid = getpid();
   si.si_uid = getuid();
   si.si_value.sival_ptr = (void *)(uintptr_t)value;
-  return syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, sig, &si) == 0 ? 0 : errno;
+  if (syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, sig, &si) == 0) return 0;
+  if (errno != ENOSYS && errno != EPERM) return errno;
+  atomic_store_explicit(&no_sigqueueinfo, true, memory_order_relaxed);
+  return _cgc_os_signal_thread(tid, sig, value);
 }
 
 /* Only a signal queued by this process with a value counts: another

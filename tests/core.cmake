@@ -152,7 +152,7 @@ endfunction()
 # destructors of exiting threads, a cancelled cgc_wait_cleanups, a chaining
 # handler with a slow thread (tests/core_stop_cases.c).
 cgc_test(core_stop_cases SOURCES core_stop_cases.c ARGS tsd TIMEOUT 60)
-core_cases(core_stop_cases sigpending cancel_wait chain_slow)
+core_cases(core_stop_cases sigpending cancel_wait chain_slow sigqueue_refused)
 set_tests_properties(core_stop_cases_sigpending PROPERTIES ENVIRONMENT "CGC_SIGNAL=RTMIN")
 # Collections that must not wait for ever: the cleanup thread of a program
 # that blocks every signal, a thread that exits registered; and a program that

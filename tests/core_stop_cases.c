@@ -14,9 +14,18 @@
  *   chain_slow  a handler that chains to cgc's, and a thread that blocks the
  *               suspend signal for 500 ms: the collection waits, it does not
  *               abort as if the handler swallowed the signal
+ *   sigqueue_refused  a seccomp filter makes rt_tgsigqueueinfo fail with
+ *               EPERM (as a sandbox may): threads are still stopped (with a
+ *               plain tgkill) and their stacks scanned
  */
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <semaphore.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include "core_util.h"
 
@@ -233,6 +242,61 @@ static void case_chain_slow(void) {
   CHECK(pthread_join(t, NULL) == 0);
 }
 
+/* ---- sigqueue_refused -------------------------------------------------------------------- */
+
+static sem_t sq_ready, sq_done;
+
+static void refuse_sigqueueinfo(void) {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_tgsigqueueinfo, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+  CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+  CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+  errno = 0;
+  CHECK(syscall(SYS_rt_tgsigqueueinfo, getpid(), (int)core_gettid(), 0, NULL) == -1 && errno == EPERM);
+}
+
+static void *sq_worker(void *unused) {
+  (void)unused;
+  unsigned char *volatile obj = cgc_alloc(48); /* held by this stack only */
+  memset(obj, 0x5a, 48);
+  CHECK(sem_post(&sq_ready) == 0);
+  sem_wait_intr(&sq_done);
+  for (int i = 0; i < 48; i++) CHECKF(obj[i] == 0x5a, "byte %d of an object this thread held is %#x", i, obj[i]);
+  return NULL;
+}
+
+static void sq_alarm(int sig) {
+  (void)sig;
+  static const char m[] = "a collection did not end in 30 s with rt_tgsigqueueinfo refused\n";
+  (void)!write(2, m, sizeof m - 1);
+  _exit(1);
+}
+
+static void case_sigqueue_refused(void) {
+  refuse_sigqueueinfo();
+  CHECK(sem_init(&sq_ready, 0, 0) == 0 && sem_init(&sq_done, 0, 0) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, sq_worker, NULL) == 0);
+  sem_wait_intr(&sq_ready);
+  signal(SIGALRM, sq_alarm);
+  alarm(30);
+  for (int round = 0; round < 3; round++) {
+    cgc_collect();
+    for (int i = 0; i < 20000; i++) memset(cgc_alloc(48), 0xa5, 48); /* reuses the object's slot if freed */
+  }
+  alarm(0);
+  CHECK(sem_post(&sq_done) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: core_stop_cases CASE");
   const char *c = argv[1];
@@ -241,6 +305,7 @@ int main(int argc, char **argv) {
   else if (strcmp(c, "tsd") == 0) case_tsd();
   else if (strcmp(c, "cancel_wait") == 0) case_cancel_wait();
   else if (strcmp(c, "chain_slow") == 0) case_chain_slow();
+  else if (strcmp(c, "sigqueue_refused") == 0) case_sigqueue_refused();
   else {
     fprintf(stderr, "unknown case %s\n", c);
     return 2;
