@@ -348,6 +348,7 @@ static void *alloc_large(size_t size, int noscan, bool zero) {
   atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&_cgc_g.large_alloc_bytes, bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&_cgc_g.large_alloc_objects, 1, memory_order_relaxed);
+  _cgc_count_other_call();
   __asm__ volatile("" : : "r"(obj) : "memory"); /* held to here */
   return obj;
 }
@@ -381,7 +382,7 @@ void _cgc_tcache_flush_counts(cgc_tcache_t *tc) {
   atomic_fetch_add(&_cgc_g.exited_alloc_objects, tc->alloc_objects);
   atomic_fetch_add(&_cgc_g.exited_free_bytes, fb);
   atomic_fetch_add(&_cgc_g.exited_free_objects, fo);
-  tc->alloc_bytes = tc->alloc_objects = tc->free_bytes = tc->free_objects = 0;
+  tc->alloc_bytes = tc->alloc_objects = tc->free_bytes = tc->free_objects = tc->other_calls = 0;
   memset(tc->pushed, 0, sizeof tc->pushed);
   memset(tc->pushed_at_take, 0, sizeof tc->pushed_at_take);
 }
@@ -745,6 +746,7 @@ static CGC_NOINLINE bool resize_large(cgc_span_t *s, void *p, size_t size, int n
   }
   size_t kept = CGC_MIN(old, bytes);
   if (!noscan && size < kept) memset((char *)s->base + size, 0, kept - size);
+  _cgc_count_other_call();
   return true;
 }
 

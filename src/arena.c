@@ -293,6 +293,7 @@ static CGC_NOINLINE void *alloc_slow(struct cgc_arena *a, size_t size, int nosca
      the next size) reaches regular chunks that hold several of them,
      instead of a page-heap visit and a page-rounded chunk per request. */
   a->next_size[noscan] = CGC_MIN(next * 2, CHUNK_MAX);
+  _cgc_count_other_call();
   if (own) {
     c->used = c->base + sz;
     r = (void *)c->base;

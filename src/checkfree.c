@@ -50,12 +50,15 @@ typedef struct {
 } qent_t;
 
 /* How far a thread has run, as it counts it itself: its allocations and
-   frees.  A collection that finds it changed since an earlier collection saw
-   a reference knows the thread has called in since then, after the
-   instructions it was stopped before, in program order.  Exit zeroes both
-   (_cgc_tcache_flush_counts), which counts as progress too. */
+   frees, and the calls those counts miss (large objects, arena chunks).  A
+   collection that finds it changed since an earlier collection saw a
+   reference knows the thread has called in since then, after the
+   instructions it was stopped before, in program order.  Exit zeroes them
+   (_cgc_tcache_flush_counts), which counts as progress too (the free
+   counted itself: the sum was not 0). */
 static uint64_t progress(const cgc_tcache_t *tc) {
-  return __atomic_load_n(&tc->alloc_objects, __ATOMIC_RELAXED) + __atomic_load_n(&tc->free_objects, __ATOMIC_RELAXED);
+  return __atomic_load_n(&tc->alloc_objects, __ATOMIC_RELAXED) + __atomic_load_n(&tc->free_objects, __ATOMIC_RELAXED) +
+         __atomic_load_n(&tc->other_calls, __ATOMIC_RELAXED);
 }
 
 static CGC_STATE pthread_mutex_t cf_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -167,6 +170,7 @@ static void stack_of(cgc_thread_t *t, void *ctx) {
   bool on = f->where >= t->stack_lo && f->where < t->stack_hi;
   if (!on && sp && _cgc_thread_on_other_stack(t) && f->where >= sp)
     on = f->where < _cgc_roots_other_stack_end(t); /* scanned as roots.c does */
+  if (on && _cgc_roots_in_tls(t, f->where)) on = false; /* a thread-local variable, reported */
   if (on) f->tid = t->tid ? t->tid : -1;
 }
 

@@ -161,6 +161,8 @@ typedef struct cgc_tcache {
   cgc_span_t *free_span[CGC_FREE_HINTS];       /* spans of recent frees by page: hints, checked (I1) */
   uint64_t alloc_bytes, alloc_objects;        /* owner writes; others read racily (stats) */
   uint64_t free_bytes, free_objects;          /* as alloc_*: frees other than pushed slots (large, shrinking) */
+  uint64_t other_calls;                       /* calls the counts above miss (large objects, arena chunks,
+                                                 in-place resizes): progress for checkfree; as alloc_* */
   struct cgc_thread *thread;
 } cgc_tcache_t;
 
@@ -168,6 +170,13 @@ typedef struct cgc_tcache {
    unregistered thread into the slow path. */
 extern __thread cgc_tcache_t *_cgc_tc CGC_HIDDEN;
 extern cgc_tcache_t _cgc_empty_tcache CGC_HIDDEN;
+
+/* A call the thread's allocation and free counts do not see (a large
+   object, an arena chunk, an in-place resize): checkfree's progress(). */
+static inline void _cgc_count_other_call(void) {
+  cgc_tcache_t *tc = _cgc_tc;
+  if (tc != &_cgc_empty_tcache) tc->other_calls++;
+}
 
 /* ---- threads -------------------------------------------------------------- */
 
@@ -604,6 +613,10 @@ static inline bool _cgc_thread_on_other_stack(const cgc_thread_t *t) {
   return t->stop_sp < t->stack_lo || t->stop_sp >= t->stack_hi || t->stop_alt_end;
 }
 uintptr_t _cgc_roots_other_stack_end(const cgc_thread_t *t) CGC_HIDDEN;
+/* Does where lie in one of t's TLS blocks (world stopped)?  A thread's
+   static TLS lies inside its stack bounds (glibc puts it at the top of the
+   stack block), but its words are variables, not frames. */
+bool _cgc_roots_in_tls(const cgc_thread_t *t, uintptr_t where) CGC_HIDDEN;
 
 /* ---- collection (collect.c) ----------------------------------------------- */
 

@@ -84,6 +84,15 @@ uintptr_t _cgc_roots_other_stack_end(const cgc_thread_t *t) {
   return _cgc_os_mapping_bounds(sp, &lo, &hi) == 0 ? hi : 0;
 }
 
+bool _cgc_roots_in_tls(const cgc_thread_t *t, uintptr_t where) {
+  for (size_t i = 0; i < ntls; i++) {
+    size_t avail;
+    uintptr_t b = _cgc_os_tls_block_sized(t->tp, tls_mods[i].modid, &avail);
+    if (b && where >= b && where - b < CGC_MIN(tls_mods[i].size, avail)) return true;
+  }
+  return false;
+}
+
 static void thread_roots(cgc_thread_t *t, void *arg) {
   struct enum_ctx *e = arg;
   uintptr_t sp = t->stop_sp, covered_lo = sp, covered_hi = t->stack_hi;

@@ -83,6 +83,44 @@ static __attribute__((noinline)) void checkfree_queued_arg(void) {
   cgc_collect(); /* aborts */
 }
 
+/* checkfree_thread_tls: a thread's own thread-local variable left dangling
+   (glibc keeps a thread's static TLS inside its stack block, which must not
+   make the variable pass for a stale stack slot). */
+static __thread void *volatile tls_keep;
+static void *tls_dangle(void *unused) {
+  (void)unused;
+  void *x = cgc_alloc(64);
+  tls_keep = x;
+  cgc_free(x);
+  x = NULL;
+  cgc_collect(); /* aborts */
+  return NULL;
+}
+
+/* checkfree_progress_large / _arena: after the free the thread allocates
+   only large objects, or arena memory: calls that count as it running on,
+   so that the second collection to see the dangling global reports it. */
+static __attribute__((noinline)) void progress_case(bool arena) {
+  char *x = cgc_alloc(64);
+  g_keep = x;
+  cgc_free(x);
+  x = NULL;
+  uint64_t gc0 = cgc_gc_count();
+  cgc_arena_t *a = NULL;
+  for (long i = 0; i < 400000 && cgc_gc_count() - gc0 < 40; i++) {
+    if (arena) {
+      if (i % 64 == 0) {
+        if (a) cgc_arena_free(a);
+        a = cgc_arena_new();
+      }
+      consume(cgc_arena_alloc(a, 60000));
+    } else {
+      consume(cgc_alloc(200000));
+    }
+  }
+  fprintf(stderr, "%llu paced collections after the free, no report\n", (unsigned long long)(cgc_gc_count() - gc0));
+}
+
 int main(int argc, char **argv) {
   CHECKF(argc == 2, "usage: free_abort CASE");
   const char *c = argv[1];
@@ -285,6 +323,14 @@ int main(int argc, char **argv) {
     g_keep = cgc_realloc(small, 1000);
   } else if (strcmp(c, "checkfree_queued_arg") == 0) {
     checkfree_queued_arg();
+  } else if (strcmp(c, "checkfree_thread_tls") == 0) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, tls_dangle, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+  } else if (strcmp(c, "checkfree_progress_large") == 0) {
+    progress_case(false);
+  } else if (strcmp(c, "checkfree_progress_arena") == 0) {
+    progress_case(true);
   } else if (strcmp(c, "checkfree_global") == 0) {
     g_keep = small;
     cgc_free(small);
