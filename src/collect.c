@@ -359,6 +359,11 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
   uint64_t after = _cgc_g.marked_bytes + _cgc_g.premarked_bytes; /* the globals are the next collection's after gc_lock */
 
   _cgc_start_world();
+  /* The marks are final: sweeps may run again (the lists they need are
+     still locked, for a moment).  Raised until all the locks are released,
+     the fence refused every sweep meanwhile, and threads the restart let go
+     grew the heap instead of reusing what this collection found dead. */
+  atomic_store(&_cgc_g.gc_pending, 0);
   t_end = _cgc_os_now_ns();
   uint64_t pause = t_end - t_stop;
   _cgc_g.pause_total_ns += pause;
@@ -367,7 +372,6 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
   _cgc_g.mark_total_ns += t_marked - t_stopped;
   if (reason == CGC_GC_FORCED) _cgc_g.num_forced++;
   _cgc_collect_unlock_all();
-  atomic_store(&_cgc_g.gc_pending, 0);
   char trace[512];
   int trace_len = 0;
   if (_cgc_g.opt.gctrace) {

@@ -359,11 +359,9 @@ void _cgc_pages_zero(uintptr_t base, size_t npages) {
   uintptr_t p = base, end = base + npages * CGC_PAGE_SIZE;
   while ((p = run_end(p, end, BITS_ZEROED, true)) < end) {
     uintptr_t q = run_end(p, end, BITS_ZEROED, false);
-    if (q - p >= ZERO_BY_RELEASE) {
-      _cgc_os_release((void *)p, q - p); /* refaults as zero */
-    } else {
-      memset((void *)p, 0, q - p);
-    }
+    /* Released, the pages refault as zero; the kernel refuses to release
+       locked memory (mlock, mlockall), which then keeps its bytes. */
+    if (q - p < ZERO_BY_RELEASE || _cgc_os_release((void *)p, q - p) != 0) memset((void *)p, 0, q - p);
     p = q;
   }
   bits_update(base, npages, BITS_ZEROED, 0);

@@ -154,6 +154,12 @@ endfunction()
 cgc_test(core_stop_cases SOURCES core_stop_cases.c ARGS tsd TIMEOUT 60)
 core_cases(core_stop_cases sigpending cancel_wait chain_slow sigqueue_refused)
 set_tests_properties(core_stop_cases_sigpending PROPERTIES ENVIRONMENT "CGC_SIGNAL=RTMIN")
+# Right after a collection: threads the restart lets go reuse what it found
+# dead (the sweep fence is down before the collector's locks are released);
+# memory on locked pages, which the kernel does not release, is still
+# cleared for reuse (tests/core_sweep_cases.c).
+cgc_test(core_sweep_cases SOURCES core_sweep_cases.c LIBS ${CMAKE_DL_LIBS} ARGS fence TIMEOUT 60)
+core_cases(core_sweep_cases locked_zero)
 # Collections that must not wait for ever: the cleanup thread of a program
 # that blocks every signal, a thread that exits registered; and a program that
 # replaces the suspend signal's handler gets a message.
