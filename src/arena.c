@@ -372,7 +372,10 @@ static void protect_runs(chunk_t *l, bool none) {
     for (chunk_t *c = run;; c = c->next) {
       if (none) {
         c->faulting = rc == 0;
-        if (rc != 0) _cgc_os_release((void *)c->base, c->end - c->base); /* still drop the contents */
+        /* Still drop the contents (they go back as zero pages); locked
+           pages the kernel will not release are cleared by hand. */
+        if (rc != 0 && _cgc_os_release((void *)c->base, c->end - c->base) != 0)
+          memset((void *)c->base, 0, c->end - c->base);
       } else if (rc == 0) {
         c->faulting = 0;
       }
