@@ -183,6 +183,8 @@ static inline void _cgc_count_other_call(void) {
 typedef struct cgc_thread {
   pid_t tid;
   uint32_t serial;            /* this registration's number (never 0): stop signals name it */
+  uint64_t reg_ticks;         /* _cgc_os_boot_ticks() at registration: a thread of this tid that
+                                 started later is another one */
   uintptr_t stack_lo, stack_hi;
   uintptr_t tp;               /* thread pointer, for TLS blocks */
   uintptr_t stop_sp;          /* written by the thread in the stop handler */

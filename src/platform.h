@@ -107,6 +107,13 @@ int _cgc_os_signal_thread(int tid, int sig, uint64_t value) CGC_HIDDEN;
    being handled (info is the handler's second argument), else 0. */
 uint64_t _cgc_os_signal_value(const void *info) CGC_HIDDEN;
 bool _cgc_os_thread_exists(int tid) CGC_HIDDEN;
+/* Now, in the clock ticks since boot that /proc reports threads' start
+   times in (a thread's start precedes anything it does). */
+uint64_t _cgc_os_boot_ticks(void) CGC_HIDDEN;
+/* Does /proc show thread tid of this process as started after tick `ticks`
+   (so it is another thread than one that was running then)?  False when it
+   cannot tell. */
+bool _cgc_os_thread_started_after(int tid, uint64_t ticks) CGC_HIDDEN;
 bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) CGC_HIDDEN;
 void *_cgc_os_handler(int sig) CGC_HIDDEN;
 /* The file name of the object holding sig's handler when that object is not

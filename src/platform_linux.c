@@ -337,6 +337,47 @@ uint64_t _cgc_os_signal_value(const void *info) {
 /* A thread that exited is gone from /proc/self/task, or (the main thread,
    which stays a zombie while others run) in state Z or X there; tgkill
    succeeds on such a zombie, so it does not tell. */
+static uint64_t clock_ticks_per_s(void) {
+  static _Atomic long hz;
+  long v = atomic_load_explicit(&hz, memory_order_relaxed);
+  if (!v) {
+    v = sysconf(_SC_CLK_TCK);
+    if (v <= 0) v = 100;
+    atomic_store_explicit(&hz, v, memory_order_relaxed);
+  }
+  return (uint64_t)v;
+}
+
+uint64_t _cgc_os_boot_ticks(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0) return UINT64_MAX; /* never "after" */
+  uint64_t hz = clock_ticks_per_s();
+  return (uint64_t)ts.tv_sec * hz + (uint64_t)ts.tv_nsec / (1000000000ull / hz);
+}
+
+/* Field 22 of /proc/self/task/<tid>/stat: the start time, in clock ticks
+   since boot (the command name, field 2, may hold spaces and parentheses:
+   counted from its last ')'). */
+bool _cgc_os_thread_started_after(int tid, uint64_t ticks) {
+  char path[64], buf[1024];
+  _cgc_format(path, sizeof path, "/proc/self/task/%d/stat", tid);
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = (ssize_t)syscall(SYS_read, fd, buf, sizeof buf - 1);
+  syscall(SYS_close, fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')');
+  if (!p) return false;
+  for (int field = 2; field < 22; field++) { /* p is at the end of field `field` */
+    p = strchr(p + 1, ' ');
+    if (!p) return false;
+  }
+  char *end;
+  unsigned long long start = strtoull(p + 1, &end, 10);
+  return end != p + 1 && start > ticks;
+}
+
 bool _cgc_os_thread_exists(int tid) {
   char path[64], buf[512];
   _cgc_format(path, sizeof path, "/proc/self/task/%d/stat", tid);

@@ -84,6 +84,7 @@ static cgc_thread_t *register_with(cgc_thread_t *t, bool explicit_reg) {
   t->tid = _cgc_os_gettid();
   do t->serial = atomic_fetch_add_explicit(&last_serial, 1, memory_order_relaxed) + 1;
   while (t->serial == 0);
+  t->reg_ticks = _cgc_os_boot_ticks();
   t->tp = _cgc_os_thread_pointer();
   t->explicit_reg = explicit_reg;
   t->is_main = t->tid == getpid();
@@ -506,8 +507,9 @@ void _cgc_stop_world(void) {
       continue;
     }
     uint64_t now = _cgc_os_now_ns();
-    if (now - start > 1000000 && (!_cgc_os_thread_exists(waiting->tid) || tid_taken(waiting, epoch))) {
-      thread_gone(waiting, epoch); /* exited while registered */
+    if (now - start > 1000000 && (!_cgc_os_thread_exists(waiting->tid) || tid_taken(waiting, epoch) ||
+                                  _cgc_os_thread_started_after(waiting->tid, waiting->reg_ticks))) {
+      thread_gone(waiting, epoch); /* exited while registered (its tid may be another thread's) */
       continue;
     }
     /* A handler the program installed for the suspend signal after cgc's
@@ -577,6 +579,7 @@ static void fork_child(void) {
   if (self) {
     self->next = self->prev = NULL;
     self->tid = _cgc_os_gettid();
+    self->reg_ticks = _cgc_os_boot_ticks(); /* the child's thread started at the fork */
     _cgc_g.threads = self;
     _cgc_g.nthreads = 1;
   }

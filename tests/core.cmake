@@ -446,9 +446,9 @@ cgc_test(core_mark_overflow SOURCES core_mark_overflow.c TIMEOUT 120 ENV CGC_DEB
 # destructor): its record is dropped by the next collection, and a new
 # thread with its tid does not make collections wait for ever.
 cgc_test(core_thread_gone SOURCES core_thread_gone.c LIBS Threads::Threads ARGS dropped TIMEOUT 60)
-core_cases(core_thread_gone reused reused_nocollect reused_unregistered)
+core_cases(core_thread_gone reused reused_nocollect reused_unregistered reused_unregistered_novalue)
 set_tests_properties(core_thread_gone_reused core_thread_gone_reused_nocollect core_thread_gone_reused_unregistered
-  PROPERTIES TIMEOUT 120)
+  core_thread_gone_reused_unregistered_novalue PROPERTIES TIMEOUT 120)
 
 # A coroutine stack in the collected heap is scanned to the end of its
 # object, not of the heap mapping.

@@ -18,14 +18,8 @@
  *               EPERM (as a sandbox may): threads are still stopped (with a
  *               plain tgkill) and their stacks scanned
  */
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <semaphore.h>
-#include <stddef.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 
 #include "core_util.h"
 
@@ -245,23 +239,6 @@ static void case_chain_slow(void) {
 /* ---- sigqueue_refused -------------------------------------------------------------------- */
 
 static sem_t sq_ready, sq_done;
-
-static void refuse_sigqueueinfo(void) {
-  struct sock_filter f[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_tgsigqueueinfo, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
-  CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
-  CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
-  errno = 0;
-  CHECK(syscall(SYS_rt_tgsigqueueinfo, getpid(), (int)core_gettid(), 0, NULL) == -1 && errno == EPERM);
-}
 
 static void *sq_worker(void *unused) {
   (void)unused;

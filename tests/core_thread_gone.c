@@ -13,7 +13,10 @@
    - `reused_unregistered`: as `reused_nocollect`, but the thread that gets
      the tid has unregistered: it never acknowledges a stop, and only the
      stop signal's own record of whom it was meant for tells the collector
-     that the old record's thread is gone. */
+     that the old record's thread is gone.
+   - `reused_unregistered_novalue`: the same where stop signals carry no
+     record (rt_tgsigqueueinfo refused: cgc falls back to tgkill): the
+     new thread's start time, after the old record's registration, tells. */
 #include "core_util.h"
 
 #include <limits.h>
@@ -63,7 +66,7 @@ static void dropped(void) {
 
 static sem_t checked, release;
 static _Atomic int hit;
-static bool probe_unregisters;
+static bool probe_unregisters, refuse_values;
 
 static void *probe(void *a) {
   (void)a;
@@ -129,6 +132,7 @@ static void reused_case(bool collect_first) {
   CHECKF(threads == expect, "num_threads %llu before the collection, not %llu", (unsigned long long)threads,
          (unsigned long long)expect);
   cgc_set_gc_percent(percent);
+  if (refuse_values) refuse_sigqueueinfo();
   signal(SIGALRM, on_alarm);
   alarm(30);
   cgc_collect();
@@ -145,10 +149,16 @@ static void reused_unregistered(void) {
   reused_case(false);
 }
 
+static void reused_unregistered_novalue(void) {
+  probe_unregisters = refuse_values = true;
+  reused_case(false);
+}
+
 static const test_case_t cases[] = {{"dropped", dropped},
                                     {"reused", reused},
                                     {"reused_nocollect", reused_nocollect},
-                                    {"reused_unregistered", reused_unregistered}};
+                                    {"reused_unregistered", reused_unregistered},
+                                    {"reused_unregistered_novalue", reused_unregistered_novalue}};
 
 int main(int argc, char **argv) {
   cgc_init();
