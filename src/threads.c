@@ -548,10 +548,15 @@ void _cgc_sweeper_fork_child(void) CGC_HIDDEN; /* sweep.c */
 void _cgc_specials_signal_moved(void) CGC_HIDDEN; /* specials.c */
 
 /* The child must not inherit a lock held by a thread that does not exist
-   there: take them all (the collection lock first, as a collector does). */
+   there: take them all (the collection lock first, as a collector does).
+   Nor a span a sweep had taken off its list, which would be on no list
+   there: raise the sweep fence and let running sweeps end first, as a
+   collection does. */
 static void fork_prepare(void) {
   if (!atomic_load(&_cgc_g.initialized)) return;
   _cgc_gc_lock();
+  atomic_store(&_cgc_g.gc_pending, 1);
+  while (atomic_load(&_cgc_g.active_sweeps)) _cgc_os_yield();
   pthread_mutex_lock(&_cgc_g.trace_lock);
   pthread_mutex_lock(&pending_lock);
   _cgc_collect_lock_all();
@@ -559,6 +564,7 @@ static void fork_prepare(void) {
 
 static void fork_parent(void) {
   if (!atomic_load(&_cgc_g.initialized)) return;
+  atomic_store(&_cgc_g.gc_pending, 0);
   _cgc_collect_unlock_all();
   pthread_mutex_unlock(&pending_lock);
   pthread_mutex_unlock(&_cgc_g.trace_lock);
