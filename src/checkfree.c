@@ -166,11 +166,15 @@ struct stack_find {
 static void stack_of(cgc_thread_t *t, void *ctx) {
   struct stack_find *f = ctx;
   if (f->tid) return;
-  uintptr_t sp = t->stop_sp;
-  bool on = f->where >= t->stack_lo && f->where < t->stack_hi;
-  if (!on && sp && _cgc_thread_on_other_stack(t) && f->where >= sp)
-    on = f->where < _cgc_roots_other_stack_end(t); /* scanned as roots.c does */
-  if (on && _cgc_roots_in_tls(t, f->where)) on = false; /* a thread-local variable, reported */
+  uintptr_t sp = t->stop_sp, w = f->where;
+  bool on = w >= t->stack_lo && w < t->stack_hi;
+  /* Not frames: the thread's static TLS blocks (below the thread pointer)
+     and its descriptor from the thread pointer up (glibc puts both at the
+     top of the stack block; the descriptor holds pthread_setspecific's
+     first values).  Thread-local variables, reported. */
+  if (on && ((w >= t->tp && t->tp > t->stack_lo) || _cgc_roots_in_tls(t, w))) return;
+  if (!on && sp && _cgc_thread_on_other_stack(t) && w >= sp)
+    on = w < _cgc_roots_other_stack_end(t); /* scanned as roots.c does */
   if (on) f->tid = t->tid ? t->tid : -1;
 }
 

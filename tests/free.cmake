@@ -77,7 +77,7 @@ cgc_abort_test(free_abort_checkfree_global PROGRAM free_abort CASE checkfree_glo
 # A thread's own thread-local variable (its static TLS lies in its stack
 # block, not its frames); a global, when the freeing thread goes on with
 # large objects or arena memory only (calls that count as progress).
-foreach(case checkfree_thread_tls checkfree_progress_large checkfree_progress_arena)
+foreach(case checkfree_thread_tls checkfree_thread_tsd checkfree_progress_large checkfree_progress_arena)
   cgc_abort_test(free_abort_${case} PROGRAM free_abort CASE ${case} ENV "CGC_DEBUG=checkfree=1"
     REGEX "cgc: use after free: object ${_hex} \\(64 bytes\\) freed with cgc_free is still referenced from ${_hex} \\(in a global or thread-local variable")
 endforeach()

@@ -97,6 +97,20 @@ static void *tls_dangle(void *unused) {
   return NULL;
 }
 
+/* checkfree_thread_tsd: the same with a pthread_setspecific value (glibc
+   keeps the first ones in the thread's descriptor, at the top of its stack
+   block). */
+static pthread_key_t tsd_key;
+static void *tsd_dangle(void *unused) {
+  (void)unused;
+  void *x = cgc_alloc(64);
+  CHECK(pthread_setspecific(tsd_key, x) == 0);
+  cgc_free(x);
+  x = NULL;
+  cgc_collect(); /* aborts */
+  return NULL;
+}
+
 /* checkfree_progress_large / _arena: after the free the thread allocates
    only large objects, or arena memory: calls that count as it running on,
    so that the second collection to see the dangling global reports it. */
@@ -326,6 +340,11 @@ int main(int argc, char **argv) {
   } else if (strcmp(c, "checkfree_thread_tls") == 0) {
     pthread_t t;
     CHECK(pthread_create(&t, NULL, tls_dangle, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+  } else if (strcmp(c, "checkfree_thread_tsd") == 0) {
+    CHECK(pthread_key_create(&tsd_key, NULL) == 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, tsd_dangle, NULL) == 0);
     CHECK(pthread_join(t, NULL) == 0);
   } else if (strcmp(c, "checkfree_progress_large") == 0) {
     progress_case(false);
