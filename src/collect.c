@@ -313,13 +313,12 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
       _cgc_gc_unlock();
       return; /* another thread collected meanwhile */
     }
-    atomic_store(&_cgc_g.gc_pending, 1);
-    while (atomic_load(&_cgc_g.active_sweeps)) _cgc_os_yield();
+    _cgc_sweep_fence_raise();
     if (cgc_unlikely(!_cgc_mark_prepare())) {
       /* No memory for the mark workers (mapped at init, so init could not
          map them either): no collection; an allocation that needed one
          fails with ENOMEM. */
-      atomic_store(&_cgc_g.gc_pending, 0);
+      _cgc_sweep_fence_lower();
       _cgc_gc_unlock();
       return;
     }
@@ -331,7 +330,7 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
     /* A library was loaded or unloaded under us: let it finish and retry. */
     _cgc_start_world();
     _cgc_collect_unlock_all();
-    atomic_store(&_cgc_g.gc_pending, 0);
+    _cgc_sweep_fence_lower();
     _cgc_gc_unlock();
     _cgc_os_yield();
   }
@@ -363,7 +362,7 @@ static CGC_NOINLINE void collect_body(int reason, uint32_t expect_cycle, uintptr
      still locked, for a moment).  Raised until all the locks are released,
      the fence refused every sweep meanwhile, and threads the restart let go
      grew the heap instead of reusing what this collection found dead. */
-  atomic_store(&_cgc_g.gc_pending, 0);
+  _cgc_sweep_fence_lower();
   t_end = _cgc_os_now_ns();
   uint64_t pause = t_end - t_stop;
   _cgc_g.pause_total_ns += pause;

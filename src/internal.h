@@ -510,6 +510,10 @@ void _cgc_pacing_check(cgc_tcache_t *tc) CGC_HIDDEN;
 
 bool _cgc_sweep_begin(void) CGC_HIDDEN;
 void _cgc_sweep_end(void) CGC_HIDDEN;
+/* The other side of the fence (gc_lock held): refuse new sweeps and wait
+   for running ones to end; then let them run again. */
+void _cgc_sweep_fence_raise(void) CGC_HIDDEN;
+void _cgc_sweep_fence_lower(void) CGC_HIDDEN;
 /* Sweep a span claimed by the caller (not on any list, unowned or owned by the
    caller).  Returns the number of free slots; the list goes to s->freelist.
    !zero (noscan spans, for a thread's dirty list): dead slots get only word 0

@@ -106,14 +106,13 @@ int _cgc_os_signal_thread(int tid, int sig, uint64_t value) CGC_HIDDEN;
 /* In a handler: the value _cgc_os_signal_thread attached to the signal
    being handled (info is the handler's second argument), else 0. */
 uint64_t _cgc_os_signal_value(const void *info) CGC_HIDDEN;
-bool _cgc_os_thread_exists(int tid) CGC_HIDDEN;
 /* Now, in the clock ticks since boot that /proc reports threads' start
    times in (a thread's start precedes anything it does). */
 uint64_t _cgc_os_boot_ticks(void) CGC_HIDDEN;
-/* Does /proc show thread tid of this process as started after tick `ticks`
-   (so it is another thread than one that was running then)?  False when it
-   cannot tell. */
-bool _cgc_os_thread_started_after(int tid, uint64_t ticks) CGC_HIDDEN;
+/* Is the thread of this process that had id tid at tick `since` still
+   running?  False if that tid is gone, a zombie, or a thread started after
+   `since` (another one); true when it cannot tell. */
+bool _cgc_os_thread_alive_since(int tid, uint64_t since) CGC_HIDDEN;
 bool _cgc_os_handler_is(int sig, void (*handler)(int, void *, void *)) CGC_HIDDEN;
 void *_cgc_os_handler(int sig) CGC_HIDDEN;
 /* The file name of the object holding sig's handler when that object is not

@@ -334,51 +334,19 @@ uint64_t _cgc_os_signal_value(const void *info) {
   return (uint64_t)(uintptr_t)si->si_value.sival_ptr;
 }
 
-/* A thread that exited is gone from /proc/self/task, or (the main thread,
-   which stays a zombie while others run) in state Z or X there; tgkill
-   succeeds on such a zombie, so it does not tell. */
-static uint64_t clock_ticks_per_s(void) {
-  static _Atomic long hz;
-  long v = atomic_load_explicit(&hz, memory_order_relaxed);
-  if (!v) {
-    v = sysconf(_SC_CLK_TCK);
-    if (v <= 0) v = 100;
-    atomic_store_explicit(&hz, v, memory_order_relaxed);
-  }
-  return (uint64_t)v;
-}
-
 uint64_t _cgc_os_boot_ticks(void) {
   struct timespec ts;
-  if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0) return UINT64_MAX; /* never "after" */
-  uint64_t hz = clock_ticks_per_s();
-  return (uint64_t)ts.tv_sec * hz + (uint64_t)ts.tv_nsec / (1000000000ull / hz);
+  long hz = sysconf(_SC_CLK_TCK);
+  if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &ts) != 0) return UINT64_MAX; /* nothing counts as later */
+  return (uint64_t)ts.tv_sec * (uint64_t)hz + (uint64_t)ts.tv_nsec / (1000000000ull / (uint64_t)hz);
 }
 
-/* Field 22 of /proc/self/task/<tid>/stat: the start time, in clock ticks
-   since boot (the command name, field 2, may hold spaces and parentheses:
-   counted from its last ')'). */
-bool _cgc_os_thread_started_after(int tid, uint64_t ticks) {
-  char path[64], buf[1024];
-  _cgc_format(path, sizeof path, "/proc/self/task/%d/stat", tid);
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n = (ssize_t)syscall(SYS_read, fd, buf, sizeof buf - 1);
-  syscall(SYS_close, fd);
-  if (n <= 0) return false;
-  buf[n] = 0;
-  const char *p = strrchr(buf, ')');
-  if (!p) return false;
-  for (int field = 2; field < 22; field++) { /* p is at the end of field `field` */
-    p = strchr(p + 1, ' ');
-    if (!p) return false;
-  }
-  char *end;
-  unsigned long long start = strtoull(p + 1, &end, 10);
-  return end != p + 1 && start > ticks;
-}
-
-bool _cgc_os_thread_exists(int tid) {
+/* A thread that exited is gone from /proc/self/task, or (the main thread,
+   which stays a zombie while others run) in state Z or X there; tgkill
+   succeeds on such a zombie, so it does not tell.  A thread that has the tid
+   now but started after `since` (field 22 of stat, in clock ticks since
+   boot) is another one. */
+bool _cgc_os_thread_alive_since(int tid, uint64_t since) {
   char path[64], buf[512];
   _cgc_format(path, sizeof path, "/proc/self/task/%d/stat", tid);
   int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
@@ -400,9 +368,16 @@ bool _cgc_os_thread_exists(int tid) {
   syscall(SYS_close, fd);
   if (n <= 0) return true; /* cannot tell */
   buf[n] = 0;
-  const char *paren = strrchr(buf, ')'); /* the command name may hold anything */
-  if (!paren || paren[1] != ' ') return true;
-  return paren[2] != 'Z' && paren[2] != 'X';
+  const char *p = strrchr(buf, ')'); /* the command name, field 2, may hold anything */
+  if (!p || p[1] != ' ') return true;
+  if (p[2] == 'Z' || p[2] == 'X') return false;
+  for (int field = 2; field < 22; field++) { /* to the space before field 22, the start time */
+    p = strchr(p + 1, ' ');
+    if (!p) return true;
+  }
+  char *end;
+  unsigned long long start = strtoull(p + 1, &end, 10);
+  return end == p + 1 || start <= since;
 }
 
 void *_cgc_os_handler(int sig) {

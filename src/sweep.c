@@ -28,6 +28,13 @@ bool _cgc_sweep_begin(void) {
 
 void _cgc_sweep_end(void) { atomic_fetch_sub(&_cgc_g.active_sweeps, 1); }
 
+void _cgc_sweep_fence_raise(void) {
+  atomic_store(&_cgc_g.gc_pending, 1);
+  while (atomic_load(&_cgc_g.active_sweeps)) _cgc_os_yield();
+}
+
+void _cgc_sweep_fence_lower(void) { atomic_store(&_cgc_g.gc_pending, 0); }
+
 static void load_marks(cgc_span_t *s, uint64_t *marks) {
   if (_cgc_span_marks_valid(s)) {
     for (int i = 0; i < CGC_MARK_WORDS; i++) marks[i] = atomic_load_explicit(&s->mark[i], memory_order_relaxed);

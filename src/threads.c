@@ -507,8 +507,8 @@ void _cgc_stop_world(void) {
       continue;
     }
     uint64_t now = _cgc_os_now_ns();
-    if (now - start > 1000000 && (!_cgc_os_thread_exists(waiting->tid) || tid_taken(waiting, epoch) ||
-                                  _cgc_os_thread_started_after(waiting->tid, waiting->reg_ticks))) {
+    if (now - start > 1000000 &&
+        (!_cgc_os_thread_alive_since(waiting->tid, waiting->reg_ticks) || tid_taken(waiting, epoch))) {
       thread_gone(waiting, epoch); /* exited while registered (its tid may be another thread's) */
       continue;
     }
@@ -555,8 +555,7 @@ void _cgc_specials_signal_moved(void) CGC_HIDDEN; /* specials.c */
 static void fork_prepare(void) {
   if (!atomic_load(&_cgc_g.initialized)) return;
   _cgc_gc_lock();
-  atomic_store(&_cgc_g.gc_pending, 1);
-  while (atomic_load(&_cgc_g.active_sweeps)) _cgc_os_yield();
+  _cgc_sweep_fence_raise();
   pthread_mutex_lock(&_cgc_g.trace_lock);
   pthread_mutex_lock(&pending_lock);
   _cgc_collect_lock_all();
@@ -564,7 +563,7 @@ static void fork_prepare(void) {
 
 static void fork_parent(void) {
   if (!atomic_load(&_cgc_g.initialized)) return;
-  atomic_store(&_cgc_g.gc_pending, 0);
+  _cgc_sweep_fence_lower();
   _cgc_collect_unlock_all();
   pthread_mutex_unlock(&pending_lock);
   pthread_mutex_unlock(&_cgc_g.trace_lock);
@@ -596,7 +595,7 @@ static void fork_child(void) {
   _cgc_collect_unlock_all();
   pthread_mutex_unlock(&pending_lock);
   pthread_mutex_unlock(&_cgc_g.trace_lock);
-  atomic_store(&_cgc_g.gc_pending, 0);
+  _cgc_sweep_fence_lower();
   _cgc_gc_unlock();
 }
 

@@ -158,14 +158,6 @@ static void *cw_waiter(void *unused) {
   cgc_wait_cleanups(); /* waits for cw_slow: cancelled in there (deferred cancellation) */
   return NULL;
 }
-static void cw_alarm(int sig) {
-  (void)sig;
-  static const char m[] = "core_stop_cases cancel_wait: cgc did not return within 30 s after a cancelled "
-                          "cgc_wait_cleanups\n";
-  ssize_t r = write(2, m, sizeof m - 1);
-  (void)r;
-  _exit(1);
-}
 
 static void case_cancel_wait(void) {
   CHECK(sem_init(&cw_slow_started, 0, 0) == 0 && sem_init(&cw_release, 0, 0) == 0);
@@ -180,13 +172,13 @@ static void case_cancel_wait(void) {
   CHECK(pthread_join(t, &r) == 0);
   CHECK(r == PTHREAD_CANCELED);
   CHECK(sem_post(&cw_release) == 0);
-  signal(SIGALRM, cw_alarm);
-  alarm(30);
+  watchdog_start(30, "core_stop_cases cancel_wait: cgc did not return within 30 s after a cancelled "
+                     "cgc_wait_cleanups");
   cw_garbage(cw_quick_cleanup, 100);
   clear_stack();
   cgc_collect();
   cgc_wait_cleanups();
-  alarm(0);
+  watchdog_stop();
   CHECKF(atomic_load(&cw_quick) >= 50, "only %d of 100 cleanups ran", atomic_load(&cw_quick));
 }
 
@@ -250,43 +242,27 @@ static void *sq_worker(void *unused) {
   return NULL;
 }
 
-static void sq_alarm(int sig) {
-  (void)sig;
-  static const char m[] = "a collection did not end in 30 s with rt_tgsigqueueinfo refused\n";
-  (void)!write(2, m, sizeof m - 1);
-  _exit(1);
-}
-
 static void case_sigqueue_refused(void) {
   refuse_sigqueueinfo();
   CHECK(sem_init(&sq_ready, 0, 0) == 0 && sem_init(&sq_done, 0, 0) == 0);
   pthread_t t;
   CHECK(pthread_create(&t, NULL, sq_worker, NULL) == 0);
   sem_wait_intr(&sq_ready);
-  signal(SIGALRM, sq_alarm);
-  alarm(30);
+  watchdog_start(30, "a collection did not end in 30 s with rt_tgsigqueueinfo refused");
   for (int round = 0; round < 3; round++) {
     cgc_collect();
     for (int i = 0; i < 20000; i++) memset(cgc_alloc(48), 0xa5, 48); /* reuses the object's slot if freed */
   }
-  alarm(0);
+  watchdog_stop();
   CHECK(sem_post(&sq_done) == 0);
   CHECK(pthread_join(t, NULL) == 0);
 }
 
+static const test_case_t cases[] = {{"sigpending", case_sigpending},   {"tsd", case_tsd},
+                                    {"cancel_wait", case_cancel_wait}, {"chain_slow", case_chain_slow},
+                                    {"sigqueue_refused", case_sigqueue_refused}};
+
 int main(int argc, char **argv) {
-  CHECKF(argc == 2, "usage: core_stop_cases CASE");
-  const char *c = argv[1];
   cgc_init();
-  if (strcmp(c, "sigpending") == 0) case_sigpending();
-  else if (strcmp(c, "tsd") == 0) case_tsd();
-  else if (strcmp(c, "cancel_wait") == 0) case_cancel_wait();
-  else if (strcmp(c, "chain_slow") == 0) case_chain_slow();
-  else if (strcmp(c, "sigqueue_refused") == 0) case_sigqueue_refused();
-  else {
-    fprintf(stderr, "unknown case %s\n", c);
-    return 2;
-  }
-  printf("core_stop_cases %s: ok\n", c);
-  return 0;
+  return RUN_NAMED_CASE(argc, argv, "core_stop_cases", cases);
 }

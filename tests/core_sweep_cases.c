@@ -100,7 +100,6 @@ static __attribute__((noinline)) bool lz_fill(void) {
 static void case_locked_zero(void) {
   if (!lz_fill()) {
     printf("mlock of %zu MiB refused (%s); case not run\n", LZ_SIZE / MIB, strerror(errno));
-    printf("core_sweep_cases locked_zero: ok\n");
     return;
   }
   clear_stack();
@@ -116,16 +115,9 @@ static void case_locked_zero(void) {
   munlock(q, LZ_SIZE);
 }
 
+static const test_case_t cases[] = {{"fence", case_fence}, {"locked_zero", case_locked_zero}};
+
 int main(int argc, char **argv) {
-  CHECKF(argc == 2, "usage: core_sweep_cases CASE");
-  const char *c = argv[1];
   cgc_init();
-  if (strcmp(c, "fence") == 0) case_fence();
-  else if (strcmp(c, "locked_zero") == 0) case_locked_zero();
-  else {
-    fprintf(stderr, "unknown case %s\n", c);
-    return 2;
-  }
-  printf("core_sweep_cases %s: ok\n", c);
-  return 0;
+  return RUN_NAMED_CASE(argc, argv, "core_sweep_cases", cases);
 }

@@ -83,13 +83,6 @@ static void *probe(void *a) {
   return NULL;
 }
 
-static void on_alarm(int s) {
-  (void)s;
-  static const char m[] = "a collection waited 30 s for a thread that had ended, its tid now another thread's\n";
-  (void)!write(2, m, sizeof m - 1);
-  _exit(1);
-}
-
 static long pid_max(void) {
   FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
   long v = 0;
@@ -133,10 +126,9 @@ static void reused_case(bool collect_first) {
          (unsigned long long)expect);
   cgc_set_gc_percent(percent);
   if (refuse_values) refuse_sigqueueinfo();
-  signal(SIGALRM, on_alarm);
-  alarm(30);
+  watchdog_start(30, "a collection waited 30 s for a thread that had ended, its tid now another thread's");
   cgc_collect();
-  alarm(0);
+  watchdog_stop();
   sem_post(&release);
   CHECK(pthread_join(t, NULL) == 0);
   cgc_collect();

@@ -265,4 +265,20 @@ static __attribute__((unused)) void refuse_sigqueueinfo(void) {
   CHECK(syscall(SYS_rt_tgsigqueueinfo, getpid(), (int)core_gettid(), 0, NULL) == -1 && errno == EPERM);
 }
 
+/* A bound on a wait that must end: if watchdog_stop() is not reached within
+   `seconds`, print msg and exit 1 (instead of hanging the test). */
+static const char *watchdog_msg;
+static __attribute__((unused)) void watchdog_fire(int sig) {
+  (void)sig;
+  (void)!write(2, watchdog_msg, strlen(watchdog_msg));
+  (void)!write(2, "\n", 1);
+  _exit(1);
+}
+static __attribute__((unused)) void watchdog_start(unsigned seconds, const char *msg) {
+  watchdog_msg = msg;
+  signal(SIGALRM, watchdog_fire);
+  alarm(seconds);
+}
+static __attribute__((unused)) void watchdog_stop(void) { alarm(0); }
+
 #endif
