@@ -131,7 +131,7 @@ static cgc_span_t *new_small_span(unsigned sc, bool zero) {
   size_t npages = _cgc_class_npages[cls];
   _cgc_before_grow(npages * CGC_PAGE_SIZE);
   _cgc_heap_lock();
-  cgc_span_t *s = _cgc_page_alloc_locked(npages);
+  cgc_span_t *s = _cgc_page_alloc_locked(npages, 0);
   _cgc_heap_unlock();
   if (!s) return NULL;
   if (zero) _cgc_span_zero(s);
@@ -268,10 +268,11 @@ CGC_NOINLINE void *_cgc_alloc_slow(size_t size, int noscan) {
 
 /* Pages for one large object or arena chunk: a BUSY span of npages, zeroed
    (unless !zero: a noscan move copies over them), with the single-object
-   fields set (the caller publishes it).  Paces, sweeps dead large objects
-   first, and on failure collects, sweeps and tries once more.  No lock held;
-   NULL with errno ENOMEM. */
-cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan, bool zero) {
+   fields set (the caller publishes it); at the start of a free span of room
+   pages if there is one (_cgc_page_alloc_locked).  Paces, sweeps dead large
+   objects first, and on failure collects, sweeps and tries once more.  No
+   lock held; NULL with errno ENOMEM. */
+cgc_span_t *_cgc_alloc_pages(size_t npages, size_t room, int noscan, bool zero) {
   size_t bytes = npages * CGC_PAGE_SIZE;
   cgc_span_t *s = NULL;
   for (int attempt = 0; attempt < 2 && !s; attempt++) {
@@ -286,7 +287,7 @@ cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan, bool zero) {
       _cgc_sweep_large_locked();
       _cgc_sweep_end();
     }
-    s = _cgc_page_alloc_locked(npages);
+    s = _cgc_page_alloc_locked(npages, room);
     _cgc_heap_unlock();
   }
   if (!s) {
@@ -321,7 +322,7 @@ size_t _cgc_large_max(void) {
   return c;
 }
 
-static void *alloc_large(size_t size, int noscan, bool zero) {
+static void *alloc_large(size_t size, size_t room, int noscan, bool zero) {
   if (size > _cgc_large_max()) {
     errno = ENOMEM;
     return NULL;
@@ -331,7 +332,7 @@ static void *alloc_large(size_t size, int noscan, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
-  cgc_span_t *s = _cgc_alloc_pages(npages, noscan, zero);
+  cgc_span_t *s = _cgc_alloc_pages(npages, room, noscan, zero);
   if (!s) return NULL;
   size_t bytes = s->elemsize;
   /* From its publication on, a collection may stop this thread (typically
@@ -353,7 +354,7 @@ static void *alloc_large(size_t size, int noscan, bool zero) {
   return obj;
 }
 
-void *_cgc_alloc_large(size_t size, int noscan) { return alloc_large(size, noscan, true); }
+void *_cgc_alloc_large(size_t size, int noscan) { return alloc_large(size, 0, noscan, true); }
 
 void _cgc_tcache_release(cgc_tcache_t *tc) {
   for (unsigned sc = 2; sc < CGC_NUM_SPAN_CLASSES; sc++) {
@@ -785,12 +786,14 @@ static CGC_NOINLINE void *realloc_slow(void *p, size_t size) {
     if (!noscan) memset((char *)p + size, 0, old - size); /* no stale pointers past size */
     return p;
   }
-  /* Move.  A noscan buffer moves into a slot whose bytes past the copy are
-     unspecified, as with realloc (alloc_for_move), and leaves its old slot
-     uncleared on the dirty list of its class (push_left_slot). */
-  void *n = noscan && small ? alloc_for_move(tc, (cls << 1) | 1u, size, fit)
-            : noscan        ? alloc_large(size, 1, false)
-                            : cgc_alloc(size);
+  /* Move.  A noscan buffer moves into memory whose bytes past the copy are
+     unspecified, as with realloc (alloc_for_move; pages not cleared), and
+     leaves its old slot uncleared on the dirty list of its class
+     (push_left_slot).  A large object that grows goes to the start of a free
+     span of twice its pages if there is one, so that it can grow into the
+     rest in place next time (resize_large) instead of moving again. */
+  void *n = small    ? (noscan ? alloc_for_move(tc, (cls << 1) | 1u, size, fit) : cgc_alloc(size))
+                     : alloc_large(size, size > old ? 2 * (fit >> CGC_PAGE_SHIFT) : 0, noscan, !noscan);
   if (!n) return NULL;
   memcpy(n, p, CGC_MIN(old, size));
   if (noscan && s->nelems > 1 && !s->specials && !_cgc_g.opt.checkfree) push_left_slot(s, (uintptr_t)p, old);

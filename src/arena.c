@@ -202,7 +202,7 @@ static void chunk_rec_free_locked(chunk_t *c) {
 /* A zeroed ARENA span of bytes (a multiple of the page size), or NULL.  No
    lock held: this may collect. */
 static cgc_span_t *span_new(size_t bytes, int noscan, uint32_t id) {
-  cgc_span_t *s = _cgc_alloc_pages(bytes >> CGC_PAGE_SHIFT, noscan, true);
+  cgc_span_t *s = _cgc_alloc_pages(bytes >> CGC_PAGE_SHIFT, 0, noscan, true);
   if (!s) return NULL;
   s->nelems = 0;
   s->arena_id = id;

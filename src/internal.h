@@ -262,6 +262,7 @@ typedef struct {
   /* Page heap: heap_lock. */
   _Alignas(64) pthread_mutex_t heap_lock;
   cgc_span_list_t free_small[129];     /* free spans by npages (1..128) */
+  uint64_t free_small_set[3];          /* bit n: free_small[n] is not empty */
   cgc_span_list_t free_large;          /* free spans of more than 128 pages */
   size_t free_pages;                   /* pages in free spans */
   size_t used_pages;                   /* pages in spans handed out (any state but FREE) */
@@ -405,7 +406,7 @@ static inline void *_cgc_decode(uintptr_t w) { return (void *)(w ^ _cgc_g.key); 
 /* Allocate npages contiguous pages as a span in state BUSY; NULL on failure
    (errno ENOMEM).  The pages may be dirty: callers that need zeroed memory
    call _cgc_span_zero.  heap_lock must be held. */
-cgc_span_t *_cgc_page_alloc_locked(size_t npages) CGC_HIDDEN;
+cgc_span_t *_cgc_page_alloc_locked(size_t npages, size_t room) CGC_HIDDEN;
 /* Zero the pages of a BUSY span (or pages [base, base+npages) of one) that
    are not known to be zero. */
 void _cgc_span_zero(cgc_span_t *s) CGC_HIDDEN;
@@ -490,7 +491,7 @@ static inline void _cgc_slot_make_dirty(uintptr_t *slot, size_t size) {
   if (size >= 16) slot[1] = 0;
 }
 void *_cgc_alloc_large(size_t size, int noscan) CGC_HIDDEN;
-cgc_span_t *_cgc_alloc_pages(size_t npages, int noscan, bool zero) CGC_HIDDEN;
+cgc_span_t *_cgc_alloc_pages(size_t npages, size_t room, int noscan, bool zero) CGC_HIDDEN;
 /* Count an explicit free of bytes in the calling thread's statistics. */
 void _cgc_count_free(size_t bytes) CGC_HIDDEN;
 cgc_tcache_t *_cgc_tcache_init(void) CGC_HIDDEN;

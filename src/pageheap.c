@@ -137,7 +137,7 @@ static size_t bits_update(uintptr_t p, size_t n, int which, int op) {
       uint64_t mask = (cnt == 64 ? ~0ull : ((1ull << cnt) - 1)) << b;
       uint64_t old = op ? __atomic_fetch_or(&bm[w], mask, __ATOMIC_RELAXED)
                         : __atomic_fetch_and(&bm[w], ~mask, __ATOMIC_RELAXED);
-      before += (size_t)__builtin_popcountll(old & mask);
+      if (old & mask) before += (size_t)__builtin_popcountll(old & mask);
       j += cnt;
     }
     p += k * CGC_PAGE_SIZE;
@@ -200,11 +200,14 @@ static void free_insert(cgc_span_t *s) {
   set_map(s->base, s);
   set_map(s->base + (s->npages - 1) * CGC_PAGE_SIZE, s);
   _cgc_list_push(free_list_for(s->npages), s, CGC_LIST_FREE);
+  if (s->npages <= 128) _cgc_g.free_small_set[s->npages / 64] |= 1ull << (s->npages % 64);
   _cgc_g.free_pages += s->npages;
 }
 
 static void free_remove(cgc_span_t *s) {
-  _cgc_list_remove(free_list_for(s->npages), s);
+  cgc_span_list_t *l = free_list_for(s->npages);
+  _cgc_list_remove(l, s);
+  if (s->npages <= 128 && !l->head) _cgc_g.free_small_set[s->npages / 64] &= ~(1ull << (s->npages % 64));
   _cgc_g.free_pages -= s->npages;
 }
 
@@ -287,11 +290,20 @@ static bool heap_grow_locked(size_t npages) {
   return true;
 }
 
+/* The smallest free span of at least npages pages (best fit; of spans of
+   more than 128 pages, the lowest of the smallest), or NULL. */
 static cgc_span_t *find_free_locked(size_t npages) {
-  if (npages <= 128) {
-    for (size_t n = npages; n <= 128; n++)
-      if (_cgc_g.free_small[n].head) return _cgc_g.free_small[n].head;
+  for (size_t w = npages / 64; npages <= 128 && w < 3; w++) {
+    uint64_t bits = _cgc_g.free_small_set[w];
+    if (w == npages / 64) bits &= ~0ull << (npages % 64);
+    if (bits) {
+      cgc_span_t *f = _cgc_g.free_small[w * 64 + (size_t)__builtin_ctzll(bits)].head;
+      cgc_assert(f && f->npages >= npages);
+      return f;
+    }
   }
+  if (CGC_CHECKED)
+    for (size_t n = npages; n <= 128; n++) cgc_assert(!_cgc_g.free_small[n].head); /* the bitmap missed none */
   cgc_span_t *best = NULL;
   for (cgc_span_t *s = _cgc_g.free_large.head; s; s = s->next)
     if (s->npages >= npages && (!best || s->npages < best->npages ||
@@ -323,12 +335,16 @@ static cgc_span_t *carve_locked(cgc_span_t *f, size_t npages) {
   return f;
 }
 
-cgc_span_t *_cgc_page_alloc_locked(size_t npages) {
+/* npages pages, from the start of a free span of at least room pages if one
+   is free (so that the object can grow in place into the rest:
+   _cgc_page_extend_locked), else of the smallest that fits. */
+cgc_span_t *_cgc_page_alloc_locked(size_t npages, size_t room) {
   if (npages == 0 || npages > ((size_t)1 << (CGC_ADDR_BITS - CGC_PAGE_SHIFT))) {
     errno = ENOMEM;
     return NULL;
   }
-  cgc_span_t *f = find_free_locked(npages);
+  cgc_span_t *f = room > npages ? find_free_locked(room) : NULL;
+  if (!f) f = find_free_locked(npages);
   if (!f) {
     if (!heap_grow_locked(npages)) return NULL;
     f = find_free_locked(npages);

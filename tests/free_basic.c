@@ -420,9 +420,6 @@ static void test_realloc_doubling(void) {
   cgc_free(buf);
 }
 
-/* A noscan buffer that moves leaves its slot for the next move into that
-   class (the bytes past the copy are then unspecified, as with realloc); any
-   other allocation that takes such a slot gets it zeroed. */
 /* Every pair of sizes, noscan: the bytes kept are the first min(from, to),
    whichever way the move copies them (words 0 and 1 through registers, the
    rest with memcpy), and the old slot is reused by the next move into its
@@ -461,6 +458,49 @@ static void test_realloc_noscan_grid(void) {
 /* A shrink to a multiple of 16 returns a 16-byte-aligned object, as an
    allocation of that size would (docs/heap.md), also from a slot of a class
    that is an odd multiple of 8, whose slots alternate; other shrinks stay. */
+/* A large object that grows and cannot do so in place moves to the start
+   of a free run of twice its pages: the next growth up to that size takes
+   the rest of the run in place, so a doubling buffer never moves twice in a
+   row (placed by best fit, it sat in a run just its size and moved at every
+   step).  A hole of each size, made before, is where best fit would put it. */
+static void test_realloc_large_room(void) {
+  const size_t page = 8192;
+  for (int noscan = 0; noscan < 2; noscan++) {
+    void *(*alloc)(size_t) = noscan ? cgc_alloc_noscan : cgc_alloc;
+    void *holes[8], *fences[8];
+    for (int i = 0; i < 8; i++) {
+      holes[i] = alloc((size_t)page << (i + 3));
+      fences[i] = alloc(40000);
+      CHECK(holes[i] && fences[i]);
+    }
+    for (int i = 0; i < 8; i++) cgc_free(holes[i]);
+    size_t cap = 40000;
+    unsigned char *buf = alloc(cap);
+    CHECK(buf != NULL);
+    fill(buf, cap, 20);
+    int steps = 0, moves = 0;
+    bool moved_last = false;
+    while (cap < 8 * MIB) {
+      unsigned char *n = cgc_realloc(buf, 2 * cap);
+      CHECK(n != NULL && cgc_usable_size(n) >= 2 * cap);
+      CHECKF(intact(n, cap, 20 + (uint64_t)steps), "%zu -> %zu bytes: the bytes kept changed", cap, 2 * cap);
+      if (!noscan) CHECK(zeroed(n + cap, cgc_usable_size(n) - cap));
+      bool moved = n != buf;
+      CHECKF(!(moved && moved_last), "a growing large object moved twice in a row (%zu -> %zu bytes, %s)", cap,
+             2 * cap, noscan ? "noscan" : "scanned");
+      moves += moved;
+      moved_last = moved;
+      buf = n;
+      cap *= 2;
+      steps++;
+      fill(buf, cap, 20 + (uint64_t)steps);
+    }
+    CHECK(moves <= (steps + 1) / 2);
+    cgc_free(buf);
+    for (int i = 0; i < 8; i++) cgc_free(fences[i]);
+  }
+}
+
 static void test_realloc_alignment(void) {
   for (int noscan = 0; noscan < 2; noscan++) {
     for (size_t cls = 24; cls <= 120; cls += 16) {
@@ -838,6 +878,7 @@ int main(void) {
   CHECKF(cgc_gc_count() == gc0, "%llu collections", (unsigned long long)(cgc_gc_count() - gc0));
   test_realloc_noscan_collect();
   test_realloc_noscan_grid();
+  test_realloc_large_room();
   test_realloc_alignment();
   test_realloc_noscan_refill();
   test_free_span_reuse();
