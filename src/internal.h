@@ -403,9 +403,10 @@ static inline void *_cgc_decode(uintptr_t w) { return (void *)(w ^ _cgc_g.key); 
 
 /* ---- page heap (pageheap.c) ----------------------------------------------- */
 
-/* Allocate npages contiguous pages as a span in state BUSY; NULL on failure
-   (errno ENOMEM).  The pages may be dirty: callers that need zeroed memory
-   call _cgc_span_zero.  heap_lock must be held. */
+/* Allocate npages contiguous pages as a span in state BUSY, from the start
+   of a free span of room pages when room > npages and one is free; NULL on
+   failure (errno ENOMEM).  The pages may be dirty: callers that need zeroed
+   memory call _cgc_span_zero.  heap_lock must be held. */
 cgc_span_t *_cgc_page_alloc_locked(size_t npages, size_t room) CGC_HIDDEN;
 /* Zero the pages of a BUSY span (or pages [base, base+npages) of one) that
    are not known to be zero. */
