@@ -345,10 +345,12 @@ static void *alloc_large(size_t size, size_t room, int noscan, bool zero) {
   s->sweepgen = atomic_load(&_cgc_g.gc_cycle);
   _cgc_span_publish(s, CGC_SPAN_LARGE);
   _cgc_list_push(&_cgc_g.large, s, CGC_LIST_LARGE);
-  _cgc_heap_unlock();
+  /* Counted under the lock: a collection that takes it next finds the
+     object marked and counted allocated, not marked only (free_large). */
   atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&_cgc_g.large_alloc_bytes, bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&_cgc_g.large_alloc_objects, 1, memory_order_relaxed);
+  _cgc_heap_unlock();
   _cgc_count_other_call();
   __asm__ volatile("" : : "r"(obj) : "memory"); /* held to here */
   return obj;
@@ -588,11 +590,12 @@ static void free_large(cgc_span_t *s, const void *p) {
   }
   _cgc_page_free_locked(s, false);
   /* Under the heap lock, which a collection takes before it resets
-     heap_live: after the unlock, a collection woken by it would reset it
-     without these pages, which would then leave it twice. */
+     heap_live and takes its totals: after the unlock, a collection woken by
+     it would count these pages neither live nor freed, and the late update
+     would take them off twice. */
   atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)bytes, memory_order_relaxed);
-  _cgc_heap_unlock();
   _cgc_count_free(bytes);
+  _cgc_heap_unlock();
 }
 
 static inline bool is_large(cgc_span_t *s) {
@@ -713,6 +716,20 @@ void cgc_free(void *p) {
   free_in_span(tc, s, a);
 }
 
+/* Under the heap lock, before resize_large changes s: s still holds the
+   large object p of have pages.  A cgc_free or cgc_realloc of p on another
+   thread since p was resolved would otherwise have the resize work on free
+   pages (and corrupt the page heap); it is a double free, diagnosed. */
+static void still_large_locked(cgc_span_t *s, void *p, size_t have) {
+  if (cgc_likely(atomic_load_explicit(&s->state, memory_order_relaxed) == CGC_SPAN_LARGE &&
+                 s->base == (uintptr_t)p && s->npages == have))
+    return;
+  _cgc_heap_unlock();
+  _cgc_fatal("cgc_realloc: %p is not an allocated object (freed already, by another thread while this call "
+             "resized it?)",
+             p);
+}
+
 /* cgc_realloc of large object s to a large size, in place if it can be:
    fewer pages give their tail back to the page heap, more pages are taken
    from the free pages that follow s or mapped at the heap's end.  Nothing is
@@ -727,22 +744,26 @@ static CGC_NOINLINE bool resize_large(cgc_span_t *s, void *p, size_t size, int n
   if (npages < have) {
     if (_cgc_g.opt.checkfree) return false; /* freed pages are quarantined, not trimmed */
     _cgc_heap_lock();
+    still_large_locked(s, p, have);
     bool ok = _cgc_page_trim_locked(s, npages);
-    if (ok) /* under the lock, as in free_large */
+    if (ok) { /* under the lock, which a collection holds while it takes its totals */
       atomic_fetch_sub_explicit(&_cgc_g.heap_live, (int64_t)(old - bytes), memory_order_relaxed);
+      count_free_bytes(old - bytes);
+    }
     _cgc_heap_unlock();
     if (!ok) return false;
-    count_free_bytes(old - bytes);
   } else if (npages > have) {
     _cgc_pacing_check(_cgc_tc); /* may collect: p, used below, keeps the object alive */
     _cgc_before_grow(bytes - old);
     _cgc_heap_lock();
-    bool ok = atomic_load_explicit(&s->state, memory_order_relaxed) == CGC_SPAN_LARGE &&
-              s->base == (uintptr_t)p && s->npages == have && _cgc_page_extend_locked(s, npages);
+    still_large_locked(s, p, have);
+    bool ok = _cgc_page_extend_locked(s, npages);
+    if (ok) { /* under the lock, as above */
+      atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)(bytes - old), memory_order_relaxed);
+      atomic_fetch_add_explicit(&_cgc_g.large_alloc_bytes, bytes - old, memory_order_relaxed);
+    }
     _cgc_heap_unlock();
     if (!ok) return false;
-    atomic_fetch_add_explicit(&_cgc_g.heap_live, (int64_t)(bytes - old), memory_order_relaxed);
-    atomic_fetch_add_explicit(&_cgc_g.large_alloc_bytes, bytes - old, memory_order_relaxed);
     if (!noscan) _cgc_pages_zero(s->base + old, npages - have);
   }
   size_t kept = CGC_MIN(old, bytes);

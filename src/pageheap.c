@@ -453,6 +453,26 @@ void _cgc_heap_unlock(void) { pthread_mutex_unlock(&_cgc_g.heap_lock); }
 
 /* ---- scavenging ------------------------------------------------------------ */
 
+/* The start of the run of released pages that ends at q, going down no
+   further than lo: a bitmap word at a time where 64 pages are all released,
+   so that a scavenge over a heap of mostly released free memory does not
+   test each of its pages (it runs at every span allocation near a memory
+   limit, under the heap lock). */
+static uintptr_t released_run_start(uintptr_t lo, uintptr_t q) {
+  while (q > lo) {
+    uintptr_t p = q - CGC_PAGE_SIZE;
+    size_t i = _cgc_page_index(p);
+    if (i % 64 == 63 && q - lo >= 64 * CGC_PAGE_SIZE &&
+        __atomic_load_n(&bitmap_of(_cgc_arena_of(p), BITS_RELEASED)[i / 64], __ATOMIC_RELAXED) == ~0ull) {
+      q -= 64 * CGC_PAGE_SIZE;
+      continue;
+    }
+    if (!bit_test(p, BITS_RELEASED)) break;
+    q = p;
+  }
+  return q;
+}
+
 /* Release unreleased pages of free span s, from its end down (its start is
    what the next allocation from it takes), until at least want bytes went
    back; returns the bytes released. */
@@ -460,7 +480,7 @@ static size_t release_span(cgc_span_t *s, size_t want) {
   size_t released = 0;
   uintptr_t lo = s->base, q = s->base + s->npages * CGC_PAGE_SIZE;
   while (released < want) {
-    while (q > lo && bit_test(q - CGC_PAGE_SIZE, BITS_RELEASED)) q -= CGC_PAGE_SIZE;
+    q = released_run_start(lo, q);
     if (q == lo) break;
     uintptr_t p = q - CGC_PAGE_SIZE;
     while (p > lo && !bit_test(p - CGC_PAGE_SIZE, BITS_RELEASED) && q - p < want - released) p -= CGC_PAGE_SIZE;
@@ -518,22 +538,27 @@ void _cgc_used_peaks_reset(void) {
   _cgc_heap_unlock();
 }
 
+/* Release pages of free span s by what mapped_bytes exceeds target, read
+   once: cgc_arena_free lowers it without the heap lock, and a second read
+   could find it under target, the difference wrapping around. */
+static size_t scavenge_span(cgc_span_t *s, uint64_t target) {
+  uint64_t m = atomic_load(&_cgc_g.mapped_bytes);
+  if (m <= target) return 0;
+  size_t r = release_span(s, m - target);
+  atomic_fetch_sub(&_cgc_g.mapped_bytes, r);
+  return r;
+}
+
 size_t _cgc_scavenge(size_t target_mapped) {
   size_t released = 0;
   _cgc_heap_lock();
   /* Spans of more than 128 pages first, then by length, longest first. */
-  for (cgc_span_t *s = _cgc_g.free_large.head; s && atomic_load(&_cgc_g.mapped_bytes) > target_mapped; s = s->next) {
-    size_t r = release_span(s, atomic_load(&_cgc_g.mapped_bytes) - target_mapped);
-    atomic_fetch_sub(&_cgc_g.mapped_bytes, r);
-    released += r;
-  }
+  for (cgc_span_t *s = _cgc_g.free_large.head; s && atomic_load(&_cgc_g.mapped_bytes) > target_mapped; s = s->next)
+    released += scavenge_span(s, target_mapped);
   for (size_t n = 128; n >= 1 && atomic_load(&_cgc_g.mapped_bytes) > target_mapped; n--)
     for (cgc_span_t *s = _cgc_g.free_small[n].head; s && atomic_load(&_cgc_g.mapped_bytes) > target_mapped;
-         s = s->next) {
-      size_t r = release_span(s, atomic_load(&_cgc_g.mapped_bytes) - target_mapped);
-      atomic_fetch_sub(&_cgc_g.mapped_bytes, r);
-      released += r;
-    }
+         s = s->next)
+      released += scavenge_span(s, target_mapped);
   if (released) atomic_fetch_add(&_cgc_g.released_total, released);
   _cgc_heap_unlock();
   return released;

@@ -8,6 +8,10 @@ cgc_test(free_basic SOURCES free_basic.c TIMEOUT 60)
 cgc_test(free_loop SOURCES free_loop.c TIMEOUT 60)
 # Cross-thread free under stress with concurrent collections (seeded).
 cgc_test(free_threads SOURCES free_threads.c TIMEOUT 120)
+# Large objects against other threads: live_bytes exact under concurrent
+# collections; a shrinking cgc_realloc racing a cgc_free (forked children).
+cgc_test(free_large_races SOURCES free_large_races.c ARGS live_bytes TIMEOUT 120)
+core_cases(free_large_races realloc_free_race)
 
 # Misuse aborts with a `cgc: <call>: ...` message naming the pointer.
 add_executable(free_abort free_abort.c)
