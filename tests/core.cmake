@@ -454,3 +454,13 @@ set_tests_properties(core_thread_gone_reused core_thread_gone_reused_nocollect c
 # object, not of the heap mapping.
 cgc_test(core_costack SOURCES core_costack.c LIBS Threads::Threads ARGS large TIMEOUT 60)
 core_cases(core_costack small)
+# Page-heap behaviour core_pagefit leaves unchecked (tests/core_pageheap_more.c):
+# equal free runs taken lowest first, growth below the heap's first mapping,
+# in-place growth at the heap's end, the exact-size retry of a growth that
+# does not fit in the address space, and the scavenger's peak window across
+# unswept paced collections.
+cgc_test(core_pageheap_more SOURCES core_pageheap_more.c ARGS tiebreak TIMEOUT 60)
+core_cases(core_pageheap_more below grow_at_end grow_exact)
+add_test(NAME core_pageheap_more_peak_window COMMAND core_pageheap_more peak_window)
+set_tests_properties(core_pageheap_more_peak_window PROPERTIES TIMEOUT 60 ENVIRONMENT "CGC_DEBUG=bgsweep=0"
+  PASS_REGULAR_EXPRESSION "core_pageheap_more peak_window: ok")
