@@ -111,24 +111,6 @@ static void shrink_tail(void) {
   cgc_free(sep);
 }
 
-/* The end of the mapping (in /proc/self/maps) that holds address a. */
-static uintptr_t mapping_end(uintptr_t a) {
-  FILE *f = fopen("/proc/self/maps", "r");
-  CHECK(f != NULL);
-  char line[512];
-  uintptr_t end = 0;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long lo, hi;
-    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
-      end = hi;
-      break;
-    }
-  }
-  fclose(f);
-  CHECKF(end != 0, "%p is in no mapping", (void *)a);
-  return end;
-}
-
 #define ELSEWHERE_N 4
 void *g_elsewhere[ELSEWHERE_N]; /* not static: the stores must stay */
 
@@ -146,14 +128,8 @@ static void grow_elsewhere(void) {
   void *first = alloc_pages(1);
   uintptr_t lo = (uintptr_t)first, top = mapping_end(lo);
   size_t block = (size_t)1 << 30;
-  void *wall = mmap((void *)top, block, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
-                    -1, 0);
-  CHECKF(wall != MAP_FAILED || errno == EEXIST, "mmap at the heap's end: %s", strerror(errno));
-  if (wall != MAP_FAILED && wall != (void *)top) { /* a kernel without MAP_FIXED_NOREPLACE */
-    munmap(wall, block);
-    printf("core_pagefit grow_elsewhere: skipped (no MAP_FIXED_NOREPLACE)\n");
-    return;
-  }
+  void *wall = map_wall_at(top, block, "core_pagefit grow_elsewhere");
+  if (wall == NULL) return;
   /* 4 objects of 2000 pages (16 MiB): more than the heap has free, so it
      maps more, not at its end. */
   hidden_obj_t rec[ELSEWHERE_N];

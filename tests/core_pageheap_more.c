@@ -81,24 +81,6 @@ static void tiebreak(void) {
   tiebreak_order(false);
 }
 
-/* The end of the mapping (in /proc/self/maps) that holds address a. */
-static uintptr_t mapping_end(uintptr_t a) {
-  FILE *f = fopen("/proc/self/maps", "r");
-  CHECK(f != NULL);
-  char line[512];
-  uintptr_t end = 0;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long lo, hi;
-    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
-      end = hi;
-      break;
-    }
-  }
-  fclose(f);
-  CHECKF(end != 0, "%p is in no mapping", (void *)a);
-  return end;
-}
-
 #define BELOW_N 4
 void *g_below[BELOW_N]; /* not static: the stores must stay */
 
@@ -119,14 +101,8 @@ static void below(void) {
   unsigned char *first = alloc_pages(1);
   uintptr_t lo = (uintptr_t)first, top = mapping_end(lo);
   size_t block = (size_t)1 << 30;
-  void *wall = mmap((void *)top, block, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
-                    -1, 0);
-  CHECKF(wall != MAP_FAILED || errno == EEXIST, "mmap at the heap's end: %s", strerror(errno));
-  if (wall != MAP_FAILED && wall != (void *)top) { /* a kernel without MAP_FIXED_NOREPLACE */
-    munmap(wall, block);
-    printf("core_pageheap_more below: skipped (no MAP_FIXED_NOREPLACE)\n");
-    return;
-  }
+  void *wall = map_wall_at(top, block, "core_pageheap_more below");
+  if (wall == NULL) return;
   hidden_obj_t rec[BELOW_N];
   int nbelow = 0;
   fill_below(rec, lo, &nbelow);

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -175,6 +176,43 @@ static __attribute__((noinline, unused)) void churn(size_t size, size_t mib) {
   }
   clear_stack();
   cgc_collect();
+}
+
+/* ---- address space ---------------------------------------------------------- */
+
+/* The end of the mapping (in /proc/self/maps) that holds address a. */
+static __attribute__((unused)) uintptr_t mapping_end(uintptr_t a) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  CHECK(f != NULL);
+  char line[512];
+  uintptr_t end = 0;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+      end = hi;
+      break;
+    }
+  }
+  fclose(f);
+  CHECKF(end != 0, "%p is in no mapping", (void *)a);
+  return end;
+}
+
+/* Takes `block` bytes of address space at exactly `at` (inaccessible, no
+   part of cgc's heap), so that the heap cannot grow there.  Returns the
+   mapping, MAP_FAILED if the space was taken already, or NULL (after saying
+   why, under `name`) if this kernel cannot map at a fixed address without
+   replacing what is there. */
+static __attribute__((unused)) void *map_wall_at(uintptr_t at, size_t block, const char *name) {
+  void *wall = mmap((void *)at, block, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                    -1, 0);
+  CHECKF(wall != MAP_FAILED || errno == EEXIST, "%s: mmap at %p: %s", name, (void *)at, strerror(errno));
+  if (wall != MAP_FAILED && wall != (void *)at) { /* a kernel without MAP_FIXED_NOREPLACE */
+    munmap(wall, block);
+    printf("%s: skipped (no MAP_FIXED_NOREPLACE)\n", name);
+    return NULL;
+  }
+  return wall;
 }
 
 /* ---- measurements --------------------------------------------------------- */
